@@ -1,0 +1,21 @@
+//! Sans-IO cores of luciole.
+//!
+//! This crate decides; it never performs. It holds the identifiers and time newtypes, the named
+//! limits, the membership view, the safety checks that every policy output goes through, and the
+//! built-in policies the host falls back to. It has no dependency on tokio, sockets, files,
+//! clocks, wasm runtimes or thread-local randomness: time and seeds are parameters. That is what
+//! lets the deterministic simulator run the same code the node runs.
+//!
+//! The trust boundary: everything a policy component returns is checked here
+//! ([`check`]) before the host acts on it; a policy can make the cluster slower, never wrong.
+
+pub mod builtin;
+pub mod check;
+pub mod ids;
+pub mod limits;
+pub mod migration;
+pub mod placement;
+pub mod view;
+
+pub use ids::{BubbleId, EntityId, Epoch, MemberId, MigrationId, ViewId};
+pub use view::{Label, Member, View, ViewError};

@@ -1,0 +1,24 @@
+//! Named limits, units last. Every input from a peer, a disk or a policy is checked against one.
+
+/// Most members in one view.
+pub const MEMBERS_MAX: usize = 10_000;
+/// Most labels on one member.
+pub const LABELS_PER_MEMBER_MAX: usize = 16;
+/// Longest label key.
+pub const LABEL_KEY_BYTES_MAX: usize = 64;
+/// Longest label value.
+pub const LABEL_VALUE_BYTES_MAX: usize = 256;
+/// Most bubbles in the cluster.
+pub const BUBBLES_MAX: usize = 100_000;
+/// Longest policy name or policy version string.
+pub const POLICY_NAME_BYTES_MAX: usize = 64;
+/// Longest policy error message kept (longer ones are truncated).
+pub const POLICY_MESSAGE_BYTES_MAX: usize = 1024;
+/// Most log messages a policy may emit in one call; further ones are dropped and counted.
+pub const POLICY_LOGS_PER_CALL_MAX: u32 = 64;
+/// Longest log message kept from a policy (longer ones are truncated).
+pub const POLICY_LOG_BYTES_MAX: usize = 1024;
+/// Shortest delay a migration policy may ask for.
+pub const MIGRATION_DELAY_MS_MIN: u32 = 1;
+/// Longest delay a migration policy may ask for.
+pub const MIGRATION_DELAY_MS_MAX: u32 = 60_000;
