@@ -1,0 +1,281 @@
+//! What a component is, read before anything is compiled: its policy kind, the API version it
+//! was built against, and what it imports. Reading this costs a parse, not a compile, so bad
+//! components are refused cheaply and with a clear reason.
+
+use std::fmt;
+
+use wasmparser::{Encoding, Parser, Payload};
+
+/// The largest component accepted (a Python interpreter component is ~18 MB).
+pub const COMPONENT_BYTES_MAX: usize = 64 << 20;
+
+/// Custom section in which the guest SDK writes the API version (`"0.1.0"`).
+pub const API_VERSION_SECTION: &str = "luciole:api-version";
+/// Custom section in which the guest SDK writes the policy kind (`"coordinator"`, …).
+pub const POLICY_KIND_SECTION: &str = "luciole:policy-kind";
+
+/// The WIT package every policy implements.
+pub const PACKAGE: &str = "luciole:policy";
+
+/// Which decisions a policy makes: one world of the WIT package each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PolicyKind {
+    /// World `coordinator-policy`.
+    Coordinator,
+    /// World `placement-policy`.
+    Placement,
+    /// World `migration-policy`.
+    Migration,
+}
+
+impl PolicyKind {
+    /// All kinds.
+    pub const ALL: [PolicyKind; 3] = [Self::Coordinator, Self::Placement, Self::Migration];
+
+    /// The exported interface's name (`coordinator`, `placement`, `migration`).
+    pub fn interface(self) -> &'static str {
+        match self {
+            Self::Coordinator => "coordinator",
+            Self::Placement => "placement",
+            Self::Migration => "migration",
+        }
+    }
+
+    /// The WIT world's name.
+    pub fn world(self) -> &'static str {
+        match self {
+            Self::Coordinator => "coordinator-policy",
+            Self::Placement => "placement-policy",
+            Self::Migration => "migration-policy",
+        }
+    }
+
+    /// Parses an interface name.
+    pub fn from_interface(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.interface() == name)
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.interface())
+    }
+}
+
+/// A `luciole:policy` package version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiVersion {
+    /// Major.
+    pub major: u32,
+    /// Minor.
+    pub minor: u32,
+    /// Patch.
+    pub patch: u32,
+}
+
+impl ApiVersion {
+    /// The newest version this host implements.
+    pub const CURRENT: ApiVersion = ApiVersion { major: 0, minor: 1, patch: 0 };
+
+    /// Whether this host serves the version. Under semver 0.x the minor number is the breaking
+    /// one, so 0.1.x is served and 0.2 or 1.0 are not.
+    pub fn is_supported(self) -> bool {
+        (self.major, self.minor) == (0, 1)
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.trim().split('.').map(|p| p.parse::<u32>().ok());
+        let v = ApiVersion { major: parts.next()??, minor: parts.next()??, patch: parts.next()?? };
+        parts.next().is_none().then_some(v)
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// What a component declares about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inspection {
+    /// The policy kind it exports.
+    pub kind: PolicyKind,
+    /// The API version it was built against.
+    pub api_version: ApiVersion,
+    /// Whether the version came from the SDK's custom section (else from the export names).
+    pub version_from_section: bool,
+    /// Every top-level import name.
+    pub imports: Vec<String>,
+    /// Every top-level export name.
+    pub exports: Vec<String>,
+    /// Size in bytes.
+    pub size_bytes: usize,
+}
+
+/// Why a component is refused before compiling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InspectError {
+    /// Not WebAssembly at all.
+    #[error("not a WebAssembly file (bad magic number)")]
+    NotWasm,
+    /// A core module, not a component.
+    #[error("a core wasm module, not a component: run `luciole policy componentize` on it first")]
+    CoreModule,
+    /// Larger than [`COMPONENT_BYTES_MAX`].
+    #[error("component is {bytes} bytes, more than the limit of {max}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Fails to parse.
+    #[error("malformed component: {0}")]
+    Malformed(String),
+    /// Exports no policy interface.
+    #[error(
+        "exports no luciole:policy interface (coordinator, placement or migration); exports: {0}"
+    )]
+    NoPolicyExport(String),
+    /// Exports more than one policy kind.
+    #[error("exports more than one policy kind ({0}); one component implements one world")]
+    SeveralKinds(String),
+    /// An API version this host does not serve.
+    #[error("API version {found} is not supported by this node (it serves {}.{}.x)", ApiVersion::CURRENT.major, ApiVersion::CURRENT.minor)]
+    UnsupportedVersion {
+        /// The version found.
+        found: String,
+    },
+    /// The custom section and the export names disagree.
+    #[error("API version section says {section} but the exports are version {exports}")]
+    VersionMismatch {
+        /// From the custom section.
+        section: String,
+        /// From the export names.
+        exports: String,
+    },
+    /// Imports something beyond `luciole:policy`.
+    #[error(
+        "forbidden import {0:?}: a policy may import only luciole:policy/log and luciole:policy/types"
+    )]
+    ForbiddenImport(String),
+}
+
+/// Reads kind, version and imports of a component.
+pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
+    if bytes.len() > COMPONENT_BYTES_MAX {
+        return Err(InspectError::TooLarge { bytes: bytes.len(), max: COMPONENT_BYTES_MAX });
+    }
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(InspectError::NotWasm);
+    }
+    let raw = scan(bytes)?;
+    let mut kinds = Vec::new();
+    let mut export_version = None;
+    for name in &raw.exports {
+        if let Some((iface, version)) = policy_interface(name) {
+            if let Some(kind) = PolicyKind::from_interface(iface) {
+                kinds.push(kind);
+                export_version = Some(version.to_string());
+            }
+        }
+    }
+    let kind = match kinds.as_slice() {
+        [] => return Err(InspectError::NoPolicyExport(raw.exports.join(", "))),
+        [k] => *k,
+        many => {
+            let names: Vec<_> = many.iter().map(|k| k.interface()).collect();
+            return Err(InspectError::SeveralKinds(names.join(", ")));
+        }
+    };
+    let export_version = export_version.unwrap_or_default();
+    let version_text = match &raw.version_section {
+        Some(section) if section.trim() != export_version => {
+            return Err(InspectError::VersionMismatch {
+                section: section.clone(),
+                exports: export_version,
+            });
+        }
+        Some(section) => section.trim().to_string(),
+        None => export_version,
+    };
+    let api_version = ApiVersion::parse(&version_text)
+        .filter(|v| v.is_supported())
+        .ok_or(InspectError::UnsupportedVersion { found: version_text })?;
+    for import in &raw.imports {
+        let allowed =
+            policy_interface(import).is_some_and(|(iface, _)| iface == "log" || iface == "types");
+        if !allowed {
+            return Err(InspectError::ForbiddenImport(import.clone()));
+        }
+    }
+    Ok(Inspection {
+        kind,
+        api_version,
+        version_from_section: raw.version_section.is_some(),
+        imports: raw.imports,
+        exports: raw.exports,
+        size_bytes: bytes.len(),
+    })
+}
+
+/// The policy kind a core module declares in the SDK's custom section, if any.
+pub fn declared_kind(core_module: &[u8]) -> Option<PolicyKind> {
+    for payload in Parser::new(0).parse_all(core_module) {
+        if let Ok(Payload::CustomSection(s)) = payload {
+            if s.name() == POLICY_KIND_SECTION {
+                return std::str::from_utf8(s.data()).ok().and_then(PolicyKind::from_interface);
+            }
+        }
+    }
+    None
+}
+
+/// `luciole:policy/NAME@VERSION` → `(NAME, VERSION)`.
+fn policy_interface(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+    rest.split_once('@')
+}
+
+struct Raw {
+    imports: Vec<String>,
+    exports: Vec<String>,
+    version_section: Option<String>,
+}
+
+fn scan(bytes: &[u8]) -> Result<Raw, InspectError> {
+    let mut raw = Raw { imports: Vec::new(), exports: Vec::new(), version_section: None };
+    // Nesting depth: top-level imports and exports are the component's own.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| InspectError::Malformed(e.to_string()))?;
+        match payload {
+            Payload::Version { encoding, .. } => {
+                if depth == 0 && encoding == Encoding::Module {
+                    return Err(InspectError::CoreModule);
+                }
+                depth += 1;
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    let import = import.map_err(|e| InspectError::Malformed(e.to_string()))?;
+                    raw.imports.push(import.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 1 => {
+                for export in reader {
+                    let export = export.map_err(|e| InspectError::Malformed(e.to_string()))?;
+                    raw.exports.push(export.name.name.to_string());
+                }
+            }
+            Payload::CustomSection(s) if s.name() == API_VERSION_SECTION => {
+                let text = String::from_utf8_lossy(s.data()).into_owned();
+                raw.version_section = Some(text);
+            }
+            _ => {}
+        }
+    }
+    Ok(raw)
+}
