@@ -24,7 +24,11 @@ impl CoordinatorPolicy for Sticky {
     }
 }
 
-luciole_guest_sdk::export_coordinator!(Sticky, name = "sticky", version = env!("CARGO_PKG_VERSION"));
+luciole_guest_sdk::export_coordinator!(
+    Sticky,
+    name = "sticky",
+    version = env!("CARGO_PKG_VERSION")
+);
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,11 @@ pub struct Standard;
 
 impl MigrationPolicy for Standard {}
 
-luciole_guest_sdk::export_migration!(Standard, name = "standard", version = env!("CARGO_PKG_VERSION"));
+luciole_guest_sdk::export_migration!(
+    Standard,
+    name = "standard",
+    version = env!("CARGO_PKG_VERSION")
+);
 
 #[cfg(test)]
 mod tests {
@@ -47,14 +51,27 @@ mod tests {
         let s = status(Role::Source, Phase::Committing, 50, 10_000);
         assert_eq!(Standard::on_timeout(s), TimeoutAction::Retry(100));
         let t = status(Role::Target, Phase::Prepared, 50, 10_000);
-        assert_eq!(Standard::on_timeout(t), TimeoutAction::Retry(100), "in doubt: ask, never abort");
+        assert_eq!(
+            Standard::on_timeout(t),
+            TimeoutAction::Retry(100),
+            "in doubt: ask, never abort"
+        );
     }
 
     #[test]
     fn an_undecided_migration_is_aborted_after_three_attempts_or_300_ms() {
-        assert_eq!(Standard::on_timeout(status(Role::Source, Phase::Preparing, 1, 100)), TimeoutAction::Retry(100));
-        assert_eq!(Standard::on_timeout(status(Role::Source, Phase::Preparing, 3, 100)), TimeoutAction::Abort);
-        assert_eq!(Standard::on_timeout(status(Role::Source, Phase::Preparing, 1, 300)), TimeoutAction::Abort);
+        assert_eq!(
+            Standard::on_timeout(status(Role::Source, Phase::Preparing, 1, 100)),
+            TimeoutAction::Retry(100)
+        );
+        assert_eq!(
+            Standard::on_timeout(status(Role::Source, Phase::Preparing, 3, 100)),
+            TimeoutAction::Abort
+        );
+        assert_eq!(
+            Standard::on_timeout(status(Role::Source, Phase::Preparing, 1, 300)),
+            TimeoutAction::Abort
+        );
     }
 
     #[test]

@@ -48,7 +48,11 @@ impl PlacementPolicy for LeastLoaded {
             .members
             .iter()
             .filter(|m| all_zero || m.capacity > 0)
-            .map(|m| Host { id: m.id, capacity: if all_zero { 1 } else { m.capacity.into() }, load: 0 })
+            .map(|m| Host {
+                id: m.id,
+                capacity: if all_zero { 1 } else { m.capacity.into() },
+                load: 0,
+            })
             .collect();
         if hosts.is_empty() {
             return Err(PolicyError { message: "no members".into() });
@@ -121,7 +125,11 @@ fn rebalance_once(bubbles: &[Bubble], placed: &mut [Option<usize>], hosts: &mut 
     true
 }
 
-luciole_guest_sdk::export_placement!(LeastLoaded, name = "least-loaded", version = env!("CARGO_PKG_VERSION"));
+luciole_guest_sdk::export_placement!(
+    LeastLoaded,
+    name = "least-loaded",
+    version = env!("CARGO_PKG_VERSION")
+);
 
 #[cfg(test)]
 mod tests {

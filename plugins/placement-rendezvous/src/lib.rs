@@ -61,7 +61,11 @@ impl PlacementPolicy for Rendezvous {
     }
 }
 
-luciole_guest_sdk::export_placement!(Rendezvous, name = "rendezvous", version = env!("CARGO_PKG_VERSION"));
+luciole_guest_sdk::export_placement!(
+    Rendezvous,
+    name = "rendezvous",
+    version = env!("CARGO_PKG_VERSION")
+);
 
 #[cfg(test)]
 mod tests {

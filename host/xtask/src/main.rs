@@ -1,0 +1,135 @@
+//! `cargo xtask <command>`: the project's chores, in Rust so they run the same everywhere.
+//!
+//! * `plugins` — build every crate in `plugins/` for `wasm32-unknown-unknown` and wrap each into
+//!   a component in `target/plugins/NAME.wasm`;
+//! * `ci` — what CI runs: formatting, clippy with warnings denied, docs, plugins, all tests;
+//! * `demo` — build the plugins and run the single-node demo with them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("plugins") => plugins(&root).map(|_| ()),
+        Some("ci") => ci(&root),
+        Some("demo") => demo(&root, &args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <plugins|ci|demo [ARGS…]>");
+            eprintln!("  plugins  build plugins/* into components in target/plugins/");
+            eprintln!("  ci       fmt check, clippy -D warnings, docs, plugins, all tests");
+            eprintln!("  demo     build the plugins and run `luciole demo` with them");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("host/xtask is two deep").into()
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run(step: &str, cmd: &mut Command) -> anyhow::Result<()> {
+    let started = Instant::now();
+    eprintln!("==> {step}");
+    let status = cmd.status().with_context(|| format!("starting {step}"))?;
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    eprintln!("    {step}: ok in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn ensure_wasm_target() -> anyhow::Result<()> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match out {
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) =>
+        {
+            Ok(())
+        }
+        Ok(_) => {
+            run("rustup target add", Command::new("rustup").args(["target", "add", WASM_TARGET]))
+        }
+        Err(e) => {
+            bail!("rustup not found ({e}); install the {WASM_TARGET} target for this toolchain")
+        }
+    }
+}
+
+/// Builds every plugin and wraps it into a component. Returns the component paths.
+fn plugins(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    ensure_wasm_target()?;
+    let mut names: Vec<String> = std::fs::read_dir(root.join("plugins"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut cmd = cargo();
+    cmd.args(["build", "--target", WASM_TARGET, "--profile", "plugin"]);
+    for n in &names {
+        cmd.args(["-p", n]);
+    }
+    run(&format!("build {} plugins for {WASM_TARGET}", names.len()), &mut cmd)?;
+    let target = target_dir(root);
+    let out_dir = target.join("plugins");
+    std::fs::create_dir_all(&out_dir)?;
+    let mut out = Vec::new();
+    for n in &names {
+        let core_path =
+            target.join(WASM_TARGET).join("plugin").join(format!("{}.wasm", n.replace('-', "_")));
+        let core = std::fs::read(&core_path)
+            .with_context(|| format!("reading {}", core_path.display()))?;
+        let component = luciole_wasm::componentize::componentize(&core)
+            .with_context(|| format!("componentizing {n}"))?;
+        let path = out_dir.join(format!("{n}.wasm"));
+        std::fs::write(&path, &component)?;
+        eprintln!("    {:<28} {:>7} bytes  {}", n, component.len(), path.display());
+        out.push(path);
+    }
+    Ok(out)
+}
+
+fn ci(root: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "cargo clippy -D warnings",
+        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    run(
+        "cargo doc -D warnings",
+        cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    plugins(root)?;
+    run("cargo test", cargo().args(["test", "--workspace"]))?;
+    eprintln!("==> ci passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    plugins(root)?;
+    let dir = target_dir(root).join("plugins");
+    run(
+        "luciole demo",
+        cargo()
+            .args(["run", "--release", "-q", "-p", "luciole-node", "--", "demo", "--plugins"])
+            .arg(&dir)
+            .args(args),
+    )
+}

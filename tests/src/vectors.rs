@@ -1,0 +1,1 @@
+//! Shared test vectors (filled in below).
