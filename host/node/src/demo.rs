@@ -1,0 +1,305 @@
+//! `luciole demo`: one node, a synthetic changing membership, every decision printed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use luciole_proto::migration::{Load, Migration as Move, Phase, Role, Status};
+use luciole_proto::placement::{Assignment, Bubble};
+use luciole_proto::{BubbleId, EntityId, Epoch, Member, MemberId, MigrationId, View, check};
+use luciole_wasm::{
+    AnsweredBy, ArtifactCache, Coordinator, EngineConfig, LoadedPolicy, Migration, Placement,
+    PolicyEngine, PolicySlot,
+};
+
+/// Options of `luciole demo`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Directory of policy components (as built by `cargo xtask plugins`). Without it the node
+    /// runs on its built-in native defaults.
+    #[arg(long)]
+    plugins: Option<PathBuf>,
+    /// Views to install.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    views: u64,
+    /// Members in the first view.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=1_000))]
+    members: u64,
+    /// Bubbles to place.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    bubbles: u64,
+    /// Seed of the synthetic membership changes (same seed, same run).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where precompiled policy artifacts are cached [default: ~/.cache/luciole/artifacts].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+struct Node {
+    engine: PolicyEngine,
+    plugins: Option<PathBuf>,
+    coordinator: PolicySlot<Coordinator>,
+    placement: PolicySlot<Placement>,
+    migration: PolicySlot<Migration>,
+}
+
+/// Runs the demo.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let cache = ArtifactCache::new(&cache_dir)?;
+    let engine = PolicyEngine::new(EngineConfig { cache: Some(cache), ..EngineConfig::default() })?;
+    let node = Node {
+        engine,
+        plugins: args.plugins.clone(),
+        coordinator: PolicySlot::new(),
+        placement: PolicySlot::new(),
+        migration: PolicySlot::new(),
+    };
+    println!(
+        "luciole demo: one node, {} views, {} bubbles, seed {}",
+        args.views, args.bubbles, args.seed
+    );
+    match &node.plugins {
+        Some(dir) => {
+            println!("policies from {} (artifact cache {})", dir.display(), cache_dir.display());
+            node.swap_coordinator("coordinator-lowest-id")?;
+            node.swap_placement("placement-rendezvous")?;
+            let standard = node.load("migration-standard")?;
+            node.migration.swap(&standard)?;
+        }
+        None => println!(
+            "no --plugins: the built-in native defaults decide (lowest-id, rendezvous, standard)"
+        ),
+    }
+    let mut rng = Rng(args.seed);
+    let mut next_id = 0u128;
+    let mut fresh = |rng: &mut Rng| {
+        next_id += 1;
+        Member::new(
+            MemberId(((rng.next() as u128) << 64) | next_id),
+            50 + (rng.next() % 4) as u32 * 50,
+        )
+    };
+    let bubbles: Vec<Bubble> = (0..args.bubbles)
+        .map(|i| Bubble { load: (rng.next() % 100) as u32, ..Bubble::new(BubbleId(i)) })
+        .collect();
+    let mut view = View::new(Epoch(1), (0..args.members).map(|_| fresh(&mut rng)).collect())?;
+    let mut coordinator = None;
+    let mut placement: Vec<Assignment> = Vec::new();
+    for step in 1..=args.views {
+        if step > 1 {
+            let mut members = view.members().to_vec();
+            let roll = rng.next() % 3;
+            if roll != 0 && members.len() > 2 {
+                members.remove((rng.next() % members.len() as u64) as usize);
+            }
+            if roll != 1 {
+                members.push(fresh(&mut rng));
+            }
+            view = view.next(Epoch(view.epoch().0 + 1), members)?;
+        }
+        if step == args.views / 2 + 1 {
+            node.midway_swaps()?;
+        }
+        coordinator = Some(node.decide_view(&view, coordinator, &bubbles, &mut placement));
+        node.sample_migration(&view);
+    }
+    node.summary();
+    Ok(())
+}
+
+impl Node {
+    fn load(&self, name: &str) -> anyhow::Result<Arc<LoadedPolicy>> {
+        let dir = self.plugins.as_ref().expect("only called with --plugins");
+        let path = dir.join(format!("{name}.wasm"));
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let started = Instant::now();
+        let loaded = self.engine.load(&bytes).with_context(|| path.display().to_string())?;
+        println!(
+            "  loaded {:<24} {:>6.2} ms ({})",
+            loaded.meta().label(),
+            started.elapsed().as_secs_f64() * 1e3,
+            if loaded.from_cache { "precompiled artifact" } else { "compiled" }
+        );
+        Ok(loaded)
+    }
+
+    fn swap_coordinator(&self, name: &str) -> anyhow::Result<()> {
+        let report = self.coordinator.swap(&*self.load(name)?)?;
+        println!(
+            "  swap   coordinator -> {} in {:.3} ms",
+            report.active.label(),
+            report.prepare_time.as_secs_f64() * 1e3
+        );
+        Ok(())
+    }
+
+    fn swap_placement(&self, name: &str) -> anyhow::Result<()> {
+        let report = self.placement.swap(&*self.load(name)?)?;
+        println!(
+            "  swap   placement   -> {} in {:.3} ms",
+            report.active.label(),
+            report.prepare_time.as_secs_f64() * 1e3
+        );
+        Ok(())
+    }
+
+    fn midway_swaps(&self) -> anyhow::Result<()> {
+        let Some(dir) = &self.plugins else { return Ok(()) };
+        println!("-- hot swap while the node runs --");
+        self.swap_coordinator("coordinator-sticky")?;
+        self.swap_placement("placement-least-loaded")?;
+        if dir.join("hostile-loop.wasm").exists() {
+            println!(
+                "-- swap in a hostile coordinator (passes the smoke call, then loops forever) --"
+            );
+            self.swap_coordinator("hostile-loop")?;
+        }
+        Ok(())
+    }
+
+    fn decide_view(
+        &self,
+        view: &View,
+        current: Option<MemberId>,
+        bubbles: &[Bubble],
+        placement: &mut Vec<Assignment>,
+    ) -> MemberId {
+        let started = Instant::now();
+        let chosen = self.coordinator.choose(view, current);
+        let coordinator_us = started.elapsed().as_secs_f64() * 1e6;
+        let started = Instant::now();
+        let placed = self.placement.place(view, bubbles, placement);
+        let placement_us = started.elapsed().as_secs_f64() * 1e6;
+        let moved = if placement.is_empty() {
+            0
+        } else {
+            placement.iter().zip(&placed.value).filter(|(a, b)| a.member != b.member).count()
+        };
+        let counts = check::bubbles_per_member(&placed.value);
+        let (lo, hi) = (counts.values().min().unwrap_or(&0), counts.values().max().unwrap_or(&0));
+        println!(
+            "epoch {:>3}  members {:>3} (+{} -{})  coordinator {}… by {:<20} {:>7.1} µs",
+            view.epoch().0,
+            view.members().len(),
+            view.joined().len(),
+            view.left().len(),
+            &chosen.value.to_string()[..8],
+            by(&chosen.by),
+            coordinator_us
+        );
+        for fault in chosen.faults.iter().chain(&placed.faults) {
+            println!(
+                "           fault: {fault} -> quarantined, answered by the fallback in the same call"
+            );
+        }
+        println!(
+            "           placement {} bubbles, {} moved, {}..{} per member, by {:<20} {:>7.1} µs",
+            placed.value.len(),
+            moved,
+            lo,
+            hi,
+            by(&placed.by),
+            placement_us
+        );
+        *placement = placed.value;
+        chosen.value
+    }
+
+    fn sample_migration(&self, view: &View) {
+        let members = view.members();
+        let m = Move {
+            id: MigrationId(view.epoch().0 as u128),
+            entity: EntityId(42),
+            source: members[0].id,
+            target: members[members.len() - 1].id,
+            source_bubble: BubbleId(0),
+            target_bubble: BubbleId(1),
+            epoch: view.epoch(),
+        };
+        let load = Load {
+            entities: 90 + view.epoch().0 as u32 % 20,
+            entities_max: 100,
+            in_flight: 1,
+            in_flight_max: 8,
+        };
+        let prepare = self.migration.on_prepare(&m, &load);
+        let status = Status {
+            migration: m,
+            role: Role::Source,
+            phase: Phase::Committing,
+            attempt: 4,
+            elapsed_ms: 450,
+        };
+        let timeout = self.migration.on_timeout(&status);
+        println!(
+            "           migration prepare at {}/{} entities -> {:?}; commit timer after 450 ms -> {:?}",
+            load.entities, load.entities_max, prepare.value, timeout.value
+        );
+    }
+
+    fn summary(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        println!("-- policy slots --");
+        let line = |kind: &str, s: &luciole_wasm::SlotStats, active: Option<String>, q: usize| {
+            println!(
+                "{kind:<12} active {:<24} calls {:>4}  by active {:>4}  last good {:>3}  builtin {:>4}  faults {}  quarantined {}",
+                active.unwrap_or_else(|| "(builtin)".into()),
+                s.calls.load(Relaxed),
+                s.by_active.load(Relaxed),
+                s.by_last_good.load(Relaxed),
+                s.by_builtin.load(Relaxed),
+                s.faults.load(Relaxed),
+                q
+            )
+        };
+        line(
+            "coordinator",
+            self.coordinator.stats(),
+            self.coordinator.active().map(|m| m.label()),
+            self.coordinator.quarantined().len(),
+        );
+        line(
+            "placement",
+            self.placement.stats(),
+            self.placement.active().map(|m| m.label()),
+            self.placement.quarantined().len(),
+        );
+        line(
+            "migration",
+            self.migration.stats(),
+            self.migration.active().map(|m| m.label()),
+            self.migration.quarantined().len(),
+        );
+    }
+}
+
+fn by(by: &AnsweredBy) -> String {
+    match by {
+        AnsweredBy::Active(m) => m.label(),
+        AnsweredBy::LastGood(m) => format!("{} (last good)", m.label()),
+        AnsweredBy::Builtin => "builtin".into(),
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/luciole/artifacts"),
+        None => std::env::temp_dir().join("luciole-artifacts"),
+    }
+}
+
+/// splitmix64: the demo's synthetic membership only; nothing in the product draws from it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
