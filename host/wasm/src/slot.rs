@@ -217,12 +217,11 @@ impl<K: Kind> PolicySlot<K> {
         Ok(report)
     }
 
-    /// Goes back to the built-in default (the active version becomes the last good one).
+    /// Goes back to the built-in default: both the active and the last good version leave the
+    /// lineup (calls in flight finish on them).
     pub fn clear(&self) {
         let _changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        let old = self.lineup.load_full();
-        let last_good = old.active.clone().or_else(|| old.last_good.clone());
-        self.lineup.store(Arc::new(Lineup { active: None, last_good }));
+        self.lineup.store(Arc::new(Lineup { active: None, last_good: None }));
     }
 
     /// Goes down the lineup until an answer passes `check`; the built-in answers last.
