@@ -21,14 +21,14 @@ fn swapping_while_another_thread_calls_never_fails_a_call() {
     let caller = {
         let (slot, v, stop, calls) = (slot.clone(), v.clone(), stop.clone(), calls.clone());
         std::thread::spawn(move || {
-            let current = Some(v.members()[17].id);
+            let current = v.members()[17].id;
             let mut by = std::collections::HashMap::<String, u64>::new();
             while !stop.load(Relaxed) {
-                let answer = slot.choose(&v, current);
+                let answer = slot.choose(&v, Some(current));
                 assert!(answer.faults.is_empty() && answer.declined.is_empty(), "{answer:?}");
                 let AnsweredBy::Active(meta) = &answer.by else { panic!("{:?}", answer.by) };
                 // Each version gives its own answer: never a mix.
-                let want = if meta.name == "sticky" { current.unwrap() } else { v.members()[0].id };
+                let want = if meta.name == "sticky" { current } else { v.members()[0].id };
                 assert_eq!(answer.value, want, "{}", meta.name);
                 *by.entry(meta.name.clone()).or_default() += 1;
                 calls.fetch_add(1, Relaxed);

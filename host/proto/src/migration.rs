@@ -40,12 +40,12 @@ impl Phase {
     /// yes vote it is in doubt and must learn the outcome from the source). Re-deciding an abort
     /// that is already under way is harmless.
     pub fn abort_allowed(self, role: Role) -> bool {
-        match (role, self) {
-            (Role::Source, Phase::Requested | Phase::Preparing) => true,
-            (Role::Target, Phase::Preparing) => true,
-            (_, Phase::Aborting | Phase::Aborted) => true,
-            _ => false,
-        }
+        matches!(
+            (role, self),
+            (Role::Source, Phase::Requested | Phase::Preparing)
+                | (Role::Target, Phase::Preparing)
+                | (_, Phase::Aborting | Phase::Aborted)
+        )
     }
 }
 

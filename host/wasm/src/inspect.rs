@@ -11,7 +11,8 @@ pub const COMPONENT_BYTES_MAX: usize = 64 << 20;
 
 /// Custom section in which the guest SDK writes the API version (`"0.1.0"`).
 pub const API_VERSION_SECTION: &str = "luciole:api-version";
-/// Custom section in which the guest SDK writes the policy kind (`"coordinator"`, …).
+/// Custom section in which the guest SDK writes the policy kind (`"coordinator"`, …), for
+/// tools that look at the core module.
 pub const POLICY_KIND_SECTION: &str = "luciole:policy-kind";
 
 /// The WIT package every policy implements.
@@ -174,11 +175,11 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
     let mut kinds = Vec::new();
     let mut export_version = None;
     for name in &raw.exports {
-        if let Some((iface, version)) = policy_interface(name) {
-            if let Some(kind) = PolicyKind::from_interface(iface) {
-                kinds.push(kind);
-                export_version = Some(version.to_string());
-            }
+        if let Some((iface, version)) = policy_interface(name)
+            && let Some(kind) = PolicyKind::from_interface(iface)
+        {
+            kinds.push(kind);
+            export_version = Some(version.to_string());
         }
     }
     let kind = match kinds.as_slice() {
@@ -218,18 +219,6 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
         exports: raw.exports,
         size_bytes: bytes.len(),
     })
-}
-
-/// The policy kind a core module declares in the SDK's custom section, if any.
-pub fn declared_kind(core_module: &[u8]) -> Option<PolicyKind> {
-    for payload in Parser::new(0).parse_all(core_module) {
-        if let Ok(Payload::CustomSection(s)) = payload {
-            if s.name() == POLICY_KIND_SECTION {
-                return std::str::from_utf8(s.data()).ok().and_then(PolicyKind::from_interface);
-            }
-        }
-    }
-    None
 }
 
 /// `luciole:policy/NAME@VERSION` → `(NAME, VERSION)`.
