@@ -48,6 +48,6 @@ pub mod migration_world {
 }
 
 pub use coordinator_world::luciole::policy::types::{
-    Assignment, Bounds, Bubble, Label, Member, Point, PolicyError, PolicyInfo, Uid, View,
+    Assignment, Bounds, Bubble, Member, MemberLabel, Point, PolicyError, PolicyInfo, Uid, View,
 };
 pub use migration_world::exports::luciole::policy::migration as migration_types;

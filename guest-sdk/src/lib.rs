@@ -50,7 +50,7 @@ mod log_api;
 mod uid;
 
 pub use bindings::{
-    Assignment, Bounds, Bubble, Label, Member, Point, PolicyError, PolicyInfo, Uid, View,
+    Assignment, Bounds, Bubble, Member, MemberLabel, Point, PolicyError, PolicyInfo, Uid, View,
 };
 pub use log_api::{Field, Level, log};
 pub use uid::{BubbleId, EntityId, MemberId, MigrationId};

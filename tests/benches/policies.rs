@@ -23,8 +23,9 @@ fn sdk_view(v: &View) -> sdk::View {
         members: v
             .members()
             .iter()
-            .map(|m| sdk::Member { id: uid(m.id.0), capacity: m.capacity, labels: vec![] })
+            .map(|m| sdk::Member { id: uid(m.id.0), capacity: m.capacity })
             .collect(),
+        labels: vec![],
         joined: v.joined().iter().map(|m| uid(m.0)).collect(),
         left: v.left().iter().map(|m| uid(m.0)).collect(),
         stable: v.stable(),

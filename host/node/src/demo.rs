@@ -35,6 +35,15 @@ pub struct Args {
     /// Where precompiled policy artifacts are cached [default: ~/.cache/luciole/artifacts].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Fuel per policy call (about one unit per wasm instruction); a call that needs more is
+    /// stopped and answered by the fallback.
+    #[arg(long, default_value_t = luciole_wasm::FUEL_PER_CALL_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(10_000..=10_000_000_000))]
+    fuel: u64,
+    /// Linear-memory cap of one policy instance, in MiB.
+    #[arg(long, default_value_t = (luciole_wasm::MEMORY_BYTES_MAX_DEFAULT >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    memory_mib: u64,
 }
 
 struct Node {
@@ -49,7 +58,11 @@ struct Node {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
     let cache = ArtifactCache::new(&cache_dir)?;
-    let engine = PolicyEngine::new(EngineConfig { cache: Some(cache), ..EngineConfig::default() })?;
+    let engine = PolicyEngine::new(EngineConfig {
+        cache: Some(cache),
+        fuel_per_call: args.fuel,
+        memory_bytes_max: (args.memory_mib as usize) << 20,
+    })?;
     let node = Node {
         engine,
         plugins: args.plugins.clone(),

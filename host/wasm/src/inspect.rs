@@ -268,3 +268,63 @@ fn scan(bytes: &[u8]) -> Result<Raw, InspectError> {
     }
     Ok(raw)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wit_component::{ComponentEncoder, StringEncoding, dummy_module, embed_component_metadata};
+    use wit_parser::{ManglingAndAbi, Resolve};
+
+    /// A component for `world` of `wit` whose functions all trap: enough to inspect.
+    fn component(wit: &str, world: &str) -> Vec<u8> {
+        let mut resolve = Resolve::default();
+        let pkg = resolve.push_str("test.wit", wit).unwrap();
+        let world = resolve.select_world(&[pkg], Some(world)).unwrap();
+        let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
+        embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8).unwrap();
+        ComponentEncoder::default().module(&module).unwrap().encode().unwrap()
+    }
+
+    const COORDINATOR: &str = "
+        package luciole:policy@0.1.0;
+        interface coordinator { choose: func() -> u32; }
+        interface placement { place: func() -> u32; }
+        package evil:net { interface socket { connect: func(); } }
+    ";
+
+    #[test]
+    fn an_import_outside_the_contract_is_forbidden() {
+        let wit =
+            format!("{COORDINATOR}\nworld w {{ import evil:net/socket; export coordinator; }}");
+        let err = inspect(&component(&wit, "w")).unwrap_err();
+        assert_eq!(err, InspectError::ForbiddenImport("evil:net/socket".into()));
+    }
+
+    #[test]
+    fn a_component_of_no_policy_world_is_refused() {
+        let wit =
+            "package evil:thing@1.0.0; interface api { run: func(); } world w { export api; }";
+        let err = inspect(&component(wit, "w")).unwrap_err();
+        assert!(
+            matches!(err, InspectError::NoPolicyExport(ref e) if e.contains("evil:thing/api")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_component_exporting_two_kinds_is_refused() {
+        let wit = format!("{COORDINATOR}\nworld w {{ export coordinator; export placement; }}");
+        let err = inspect(&component(&wit, "w")).unwrap_err();
+        assert_eq!(err, InspectError::SeveralKinds("coordinator, placement".into()));
+    }
+
+    #[test]
+    fn without_the_sdk_section_the_version_comes_from_the_export_names() {
+        let wit = format!("{COORDINATOR}\nworld w {{ export coordinator; }}");
+        let i = inspect(&component(&wit, "w")).unwrap();
+        assert_eq!(
+            (i.kind, i.api_version, i.version_from_section),
+            (PolicyKind::Coordinator, ApiVersion::CURRENT, false)
+        );
+    }
+}

@@ -273,14 +273,17 @@ pub(crate) fn to_view(v: &View) -> wt::View {
         members: v
             .members()
             .iter()
-            .map(|m| wt::Member {
-                id: uid(m.id),
-                capacity: m.capacity,
-                labels: m
-                    .labels
-                    .iter()
-                    .map(|l| wt::Label { key: l.key.clone(), value: l.value.clone() })
-                    .collect(),
+            .map(|m| wt::Member { id: uid(m.id), capacity: m.capacity })
+            .collect(),
+        labels: v
+            .members()
+            .iter()
+            .flat_map(|m| {
+                m.labels.iter().map(|l| wt::MemberLabel {
+                    member: uid(m.id),
+                    key: l.key.clone(),
+                    value: l.value.clone(),
+                })
             })
             .collect(),
         joined: v.joined().iter().copied().map(uid).collect(),

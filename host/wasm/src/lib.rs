@@ -21,7 +21,10 @@ mod kinds;
 mod slot;
 
 pub use cache::ArtifactCache;
-pub use engine::{EngineConfig, LoadError, LoadedPolicy, PolicyEngine, PolicyMeta};
+pub use engine::{
+    EngineConfig, FUEL_PER_CALL_DEFAULT, LoadError, LoadedPolicy, MEMORY_BYTES_MAX_DEFAULT,
+    PolicyEngine, PolicyMeta,
+};
 pub use inspect::{ApiVersion, InspectError, Inspection, PolicyKind};
 pub use instance::{Fault, FaultReason};
 pub use kinds::{Coordinator, Migration, Placement};

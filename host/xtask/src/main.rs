@@ -117,9 +117,47 @@ fn ci(root: &Path) -> anyhow::Result<()> {
         cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     plugins(root)?;
-    run("cargo test", cargo().args(["test", "--workspace"]))?;
+    let (passed, failed, ignored) = test_counted(cargo().args(["test", "--workspace"]))?;
     eprintln!("==> ci passed in {:.0} s", started.elapsed().as_secs_f64());
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
     Ok(())
+}
+
+/// Runs `cargo test`, passing its output through, and adds up its `test result:` lines.
+fn test_counted(cmd: &mut Command) -> anyhow::Result<(u64, u64, u64)> {
+    use std::io::{BufRead, BufReader, Write};
+    let started = Instant::now();
+    eprintln!("==> cargo test");
+    let mut child =
+        cmd.stdout(std::process::Stdio::piped()).spawn().context("starting cargo test")?;
+    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(['.', ';']) {
+                let mut words = part.split_whitespace();
+                if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                    let n: u64 = n.parse().unwrap_or(0);
+                    match what {
+                        "passed" => passed += n,
+                        "failed" => failed += n,
+                        "ignored" => ignored += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    std::io::stdout().flush()?;
+    let status = child.wait()?;
+    if !status.success() {
+        println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+        bail!("cargo test failed ({status})");
+    }
+    eprintln!("    cargo test: ok in {:.1} s", started.elapsed().as_secs_f64());
+    Ok((passed, failed, ignored))
 }
 
 fn demo(root: &Path, args: &[String]) -> anyhow::Result<()> {

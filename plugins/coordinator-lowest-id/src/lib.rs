@@ -34,10 +34,8 @@ mod tests {
         View {
             epoch: 1,
             id: Uid { hi: 0, lo: 0 },
-            members: ids
-                .iter()
-                .map(|&i| Member { id: Uid::from_u128(i), capacity: 1, labels: vec![] })
-                .collect(),
+            members: ids.iter().map(|&i| Member { id: Uid::from_u128(i), capacity: 1 }).collect(),
+            labels: vec![],
             joined: vec![],
             left: vec![],
             stable: true,

@@ -142,8 +142,9 @@ mod tests {
             id: Uid { hi: 0, lo: 0 },
             members: members
                 .iter()
-                .map(|&(i, capacity)| Member { id: Uid::from_u128(i), capacity, labels: vec![] })
+                .map(|&(i, capacity)| Member { id: Uid::from_u128(i), capacity })
                 .collect(),
+            labels: vec![],
             joined: vec![],
             left: vec![],
             stable: true,

@@ -33,12 +33,9 @@ impl PlacementPolicy for Rendezvous {
         _current: Vec<Assignment>,
     ) -> Result<Vec<Assignment>, PolicyError> {
         let all_zero = view.members.iter().all(|m| m.capacity == 0);
-        let keys: Vec<(u64, Uid)> = view
-            .members
-            .iter()
-            .filter(|m| all_zero || m.capacity > 0)
-            .map(|m| (member_key(m.id), m.id))
-            .collect();
+        let hosts: Vec<Uid> =
+            view.members.iter().filter(|m| all_zero || m.capacity > 0).map(|m| m.id).collect();
+        let keys: Vec<u64> = hosts.iter().map(|&id| member_key(id)).collect();
         if keys.is_empty() {
             return Err(PolicyError { message: "no members".into() });
         }
@@ -46,15 +43,16 @@ impl PlacementPolicy for Rendezvous {
             .iter()
             .map(|b| {
                 let salt = b.id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                let (mut best_w, mut best) = (mix(keys[0].0 ^ salt), keys[0].1);
-                for &(key, id) in &keys[1..] {
+                let (mut best_w, mut best) = (mix(keys[0] ^ salt), 0);
+                // Branch-free: one basic block per member (cheaper under fuel metering too).
+                // Members are in ascending id order, so `>` keeps the lower id on ties.
+                for (i, &key) in keys.iter().enumerate().skip(1) {
                     let w = mix(key ^ salt);
-                    if w > best_w {
-                        best_w = w;
-                        best = id;
-                    }
+                    let better = w > best_w;
+                    best_w = if better { w } else { best_w };
+                    best = if better { i } else { best };
                 }
-                Assignment { bubble: b.id, member: best }
+                Assignment { bubble: b.id, member: hosts[best] }
             })
             .collect();
         Ok(placed)
@@ -76,10 +74,8 @@ mod tests {
         View {
             epoch: 1,
             id: Uid { hi: 0, lo: 0 },
-            members: ids
-                .iter()
-                .map(|&i| Member { id: Uid::from_u128(i), capacity: 1, labels: vec![] })
-                .collect(),
+            members: ids.iter().map(|&i| Member { id: Uid::from_u128(i), capacity: 1 }).collect(),
+            labels: vec![],
             joined: vec![],
             left: vec![],
             stable: true,

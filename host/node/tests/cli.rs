@@ -1,0 +1,118 @@
+//! The `luciole` binary as a user runs it.
+
+use std::process::{Command, Output};
+
+use luciole_tests::plugin_dir;
+
+fn luciole(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_luciole")).args(args).output().expect("runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn plugin(name: &str) -> String {
+    plugin_dir().join(format!("{name}.wasm")).to_string_lossy().into_owned()
+}
+
+#[test]
+fn policy_check_describes_a_good_component() {
+    let out = luciole(&["policy", "check", &plugin("placement-rendezvous")]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for want in [
+        "policy       rendezvous 0.1.0",
+        "kind         placement",
+        "api version  0.1.0",
+        "imports      luciole:policy/types@0.1.0",
+        "exports      luciole:policy/placement@0.1.0",
+        "smoke call   ok",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+}
+
+/// Runs `policy check` on `file`, expects failure with exactly one line naming `reason`.
+fn refused(file: &str, reason: &str) {
+    let out = luciole(&["policy", "check", file]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line, got:\n{stderr}");
+    assert!(stderr.contains(reason), "{reason:?} not in {stderr:?}");
+}
+
+#[test]
+fn policy_check_refuses_bad_input_with_one_line_each() {
+    let dir = std::env::temp_dir().join(format!("luciole-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text_file = dir.join("notes.wasm");
+    std::fs::write(&text_file, "not wasm at all").unwrap();
+    refused(text_file.to_str().unwrap(), "not a WebAssembly file");
+    refused(dir.join("missing.wasm").to_str().unwrap(), "reading");
+    refused(&plugin("hostile-version"), "API version 9.0.0 is not supported");
+    refused(&plugin("hostile-outsider"), "not a member of the view");
+    let core = plugin_dir().join("../wasm32-unknown-unknown/plugin/coordinator_lowest_id.wasm");
+    refused(core.to_str().unwrap(), "core wasm module, not a component");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn componentize_then_check_round_trips() {
+    let dir = std::env::temp_dir().join(format!("luciole-cli-c-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let core = plugin_dir().join("../wasm32-unknown-unknown/plugin/coordinator_sticky.wasm");
+    let out_file = dir.join("sticky.wasm");
+    let out = luciole(&[
+        "policy",
+        "componentize",
+        core.to_str().unwrap(),
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = luciole(&["policy", "check", out_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("policy       sticky"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_demo_runs_on_builtins_and_on_components_and_survives_the_hostile_swap() {
+    let out = luciole(&["demo", "--views", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("by builtin"));
+
+    let cache = std::env::temp_dir().join(format!("luciole-cli-cache-{}", std::process::id()));
+    let dir = plugin_dir();
+    let args = [
+        "demo",
+        "--views",
+        "6",
+        "--plugins",
+        dir.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    let out = luciole(&args);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("by lowest-id@0.1.0"), "{stdout}");
+    assert!(stdout.contains("ran out of fuel -> quarantined"), "{stdout}");
+    assert!(stdout.contains("by sticky@0.1.0 (last good)"), "{stdout}");
+    // A second run loads every policy from the artifact cache.
+    let again = text(&luciole(&args).stdout);
+    assert!(again.contains("precompiled artifact") && !again.contains("(compiled)"), "{again}");
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[test]
+fn bad_arguments_are_explained_not_panicked() {
+    let out = luciole(&["demo", "--members", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--members"), "{}", text(&out.stderr));
+    let out = luciole(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(help.contains("demo") && help.contains("policy"), "{help}");
+}
