@@ -47,7 +47,5 @@ pub mod migration_world {
     });
 }
 
-pub use coordinator_world::luciole::policy::types::{
-    Assignment, Bounds, Bubble, Member, MemberLabel, Point, PolicyError, PolicyInfo, Uid, View,
-};
+pub use coordinator_world::luciole::policy::types::{PolicyError, PolicyInfo, Uid};
 pub use migration_world::exports::luciole::policy::migration as migration_types;

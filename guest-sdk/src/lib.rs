@@ -16,7 +16,7 @@
 //! struct LowestId;
 //!
 //! impl CoordinatorPolicy for LowestId {
-//!     fn choose(view: View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
+//!     fn choose(view: &View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
 //!         Ok(view.members[0].id)
 //!     }
 //! }
@@ -47,12 +47,12 @@ extern crate self as luciole_guest_sdk;
 
 mod bindings;
 mod log_api;
+mod types;
 mod uid;
 
-pub use bindings::{
-    Assignment, Bounds, Bubble, Member, MemberLabel, Point, PolicyError, PolicyInfo, Uid, View,
-};
+pub use bindings::{PolicyError, PolicyInfo, Uid};
 pub use log_api::{Field, Level, log};
+pub use types::{Bounds, Bubble, Member, MemberLabel, View};
 pub use uid::{BubbleId, EntityId, MemberId, MigrationId};
 
 /// The migration vocabulary (phases, decisions, load).
@@ -70,6 +70,7 @@ pub const API_VERSION: &str = "0.1.0";
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings::{coordinator_world, migration_world, placement_world};
+    pub use crate::types::bubbles_from_wit;
     pub use wit_bindgen;
 }
 
@@ -77,18 +78,14 @@ pub mod __private {
 pub trait CoordinatorPolicy {
     /// Chooses the coordinator of `view`; `current` is the coordinator of the previous view.
     /// The answer must be a member of `view`.
-    fn choose(view: View, current: Option<MemberId>) -> Result<MemberId, PolicyError>;
+    fn choose(view: &View, current: Option<MemberId>) -> Result<MemberId, PolicyError>;
 }
 
 /// Bubble placement. Implement it on a unit struct and export it with [`export_placement!`].
 pub trait PlacementPolicy {
-    /// Places every bubble of `bubbles` exactly once on a member of `view`. `current` is the
-    /// placement in force before this view (it may name departed members).
-    fn place(
-        view: View,
-        bubbles: Vec<Bubble>,
-        current: Vec<Assignment>,
-    ) -> Result<Vec<Assignment>, PolicyError>;
+    /// Places every bubble on a member of `view`: returns, for each bubble in order, the index
+    /// of its member in `view.members`. Each bubble's `current` says where it is now.
+    fn place(view: &View, bubbles: &[Bubble]) -> Result<Vec<u32>, PolicyError>;
 }
 
 /// Migration decisions. Every method has a default that mirrors the host's built-in `standard`
@@ -139,7 +136,7 @@ pub trait MigrationPolicy {
 
     /// Either side: a view change; one action per pending migration, in order.
     fn on_view_change(
-        _view: View,
+        _view: &View,
         pending: Vec<migration::Status>,
     ) -> Vec<migration::PendingAction> {
         use migration::{PendingAction, Phase};
@@ -187,10 +184,10 @@ macro_rules! export_coordinator {
                     $crate::PolicyInfo { name: $name.into(), version: $version.into() }
                 }
                 fn choose(
-                    view: $crate::View,
+                    view: w::luciole::policy::types::View,
                     current: ::std::option::Option<$crate::MemberId>,
                 ) -> ::std::result::Result<$crate::MemberId, $crate::PolicyError> {
-                    <$ty as $crate::CoordinatorPolicy>::choose(view, current)
+                    <$ty as $crate::CoordinatorPolicy>::choose(&$crate::View::from_wit(view), current)
                 }
             }
             #[cfg(target_arch = "wasm32")]
@@ -215,11 +212,12 @@ macro_rules! export_placement {
                     $crate::PolicyInfo { name: $name.into(), version: $version.into() }
                 }
                 fn place(
-                    view: $crate::View,
-                    bubbles: ::std::vec::Vec<$crate::Bubble>,
-                    current: ::std::vec::Vec<$crate::Assignment>,
-                ) -> ::std::result::Result<::std::vec::Vec<$crate::Assignment>, $crate::PolicyError> {
-                    <$ty as $crate::PlacementPolicy>::place(view, bubbles, current)
+                    view: $crate::__private::coordinator_world::luciole::policy::types::View,
+                    bubbles: $crate::__private::coordinator_world::luciole::policy::types::Bubbles,
+                ) -> ::std::result::Result<::std::vec::Vec<u32>, $crate::PolicyError> {
+                    let view = $crate::View::from_wit(view);
+                    let bubbles = $crate::__private::bubbles_from_wit(bubbles);
+                    <$ty as $crate::PlacementPolicy>::place(&view, &bubbles)
                 }
             }
             #[cfg(target_arch = "wasm32")]
@@ -257,10 +255,10 @@ macro_rules! export_migration {
                     <$ty as $crate::MigrationPolicy>::on_timeout(status)
                 }
                 fn on_view_change(
-                    view: $crate::View,
+                    view: $crate::__private::coordinator_world::luciole::policy::types::View,
                     pending: ::std::vec::Vec<m::Status>,
                 ) -> ::std::vec::Vec<m::PendingAction> {
-                    <$ty as $crate::MigrationPolicy>::on_view_change(view, pending)
+                    <$ty as $crate::MigrationPolicy>::on_view_change(&$crate::View::from_wit(view), pending)
                 }
             }
             #[cfg(target_arch = "wasm32")]

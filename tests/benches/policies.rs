@@ -16,21 +16,12 @@ use luciole_tests::{bubbles, engine, load, view};
 use luciole_wasm::{AnsweredBy, Coordinator, Placement, PolicySlot};
 
 fn sdk_view(v: &View) -> sdk::View {
-    let uid = |x: u128| sdk::Uid::from_u128(x);
-    sdk::View {
-        epoch: v.epoch().0,
-        id: uid(v.id().0),
-        members: v
-            .members()
-            .iter()
-            .map(|m| sdk::Member { id: uid(m.id.0), capacity: m.capacity })
-            .collect(),
-        labels: vec![],
-        joined: v.joined().iter().map(|m| uid(m.0)).collect(),
-        left: v.left().iter().map(|m| uid(m.0)).collect(),
-        stable: v.stable(),
-        seed: v.seed(),
-    }
+    let members = v
+        .members()
+        .iter()
+        .map(|m| sdk::Member { id: sdk::Uid::from_u128(m.id.0), capacity: m.capacity })
+        .collect();
+    sdk::View::of(v.epoch().0, members)
 }
 
 fn assert_active<T>(a: &luciole_wasm::Answer<T>) {
@@ -50,7 +41,7 @@ fn coordinator(c: &mut Criterion) {
         });
         let sv = sdk_view(&v);
         group.bench_with_input(BenchmarkId::new("native", n), &sv, |b, sv| {
-            b.iter(|| coordinator_lowest_id::LowestId::choose(black_box(sv.clone()), None))
+            b.iter(|| coordinator_lowest_id::LowestId::choose(black_box(sv), None))
         });
         group.bench_with_input(BenchmarkId::new("builtin", n), &v, |b, v| {
             b.iter(|| builtin::coordinator(black_box(v)))
@@ -73,24 +64,16 @@ fn placement(c: &mut Criterion) {
     let sv = sdk_view(&v);
     let sb: Vec<sdk::Bubble> = b
         .iter()
-        .map(|b| {
-            let p = sdk::Point { x: 0.0, y: 0.0, z: 0.0 };
-            sdk::Bubble {
-                id: b.id.0,
-                bounds: sdk::Bounds { min: p, max: p },
-                entity_count: b.entity_count,
-                load: b.load,
-            }
+        .map(|b| sdk::Bubble {
+            id: b.id.0,
+            entity_count: b.entity_count,
+            load: b.load,
+            bounds: None,
+            current: None,
         })
         .collect();
     group.bench_function("native", |bench| {
-        bench.iter(|| {
-            placement_rendezvous::Rendezvous::place(
-                black_box(sv.clone()),
-                black_box(sb.clone()),
-                vec![],
-            )
-        })
+        bench.iter(|| placement_rendezvous::Rendezvous::place(black_box(&sv), black_box(&sb)))
     });
     group.bench_function("builtin", |bench| {
         bench.iter(|| builtin::placement(black_box(&v), black_box(&b)))

@@ -62,6 +62,24 @@ pub enum Violation {
     /// A delay outside the allowed range.
     #[error("delay of {0} ms is outside 1..=60000 ms")]
     DelayOutOfRange(u32),
+    /// Not one member index per bubble.
+    #[error("{got} member indices for {want} bubbles")]
+    WrongPlacementLength {
+        /// Indices given.
+        got: usize,
+        /// Bubbles.
+        want: usize,
+    },
+    /// A member index past the end of the view.
+    #[error("bubble {bubble} placed on member index {index}, the view has {members} members")]
+    NoSuchMember {
+        /// The bubble.
+        bubble: BubbleId,
+        /// The index given.
+        index: u32,
+        /// Members in the view.
+        members: usize,
+    },
     /// Not one answer per pending migration.
     #[error("{got} actions for {want} pending migrations")]
     WrongActionCount {
@@ -109,6 +127,28 @@ pub fn placement(
         return Err(Violation::Unplaced { missing: bubbles.len() - placed.len(), first });
     }
     Ok(placed)
+}
+
+/// A placement given as one member index per bubble (the policy contract's form): exactly one
+/// entry per bubble, each naming a member of the view. Returns the assignments in bubble order.
+/// Every bubble is placed exactly once by construction.
+pub fn placement_indices(
+    view: &View,
+    bubbles: &[Bubble],
+    indices: &[u32],
+) -> Result<Vec<Assignment>, Violation> {
+    if indices.len() != bubbles.len() {
+        return Err(Violation::WrongPlacementLength { got: indices.len(), want: bubbles.len() });
+    }
+    let members = view.members();
+    bubbles
+        .iter()
+        .zip(indices)
+        .map(|(b, &index)| match members.get(index as usize) {
+            Some(m) => Ok(Assignment { bubble: b.id, member: m.id }),
+            None => Err(Violation::NoSuchMember { bubble: b.id, index, members: members.len() }),
+        })
+        .collect()
 }
 
 /// Source, on a request: starting a migration past the in-flight limit is refused.
@@ -233,6 +273,24 @@ mod tests {
         assert_eq!(
             placement(&v, &b, vec![at(0, 1), at(1, 1), at(2, 1), at(7, 1)]),
             Err(Violation::UnknownBubble(BubbleId(7)))
+        );
+    }
+
+    #[test]
+    fn placement_by_index_needs_one_valid_index_per_bubble() {
+        let v = view(&[1, 2]);
+        let b = bubbles(3);
+        assert_eq!(
+            placement_indices(&v, &b, &[1, 0, 1]).unwrap(),
+            vec![at(0, 2), at(1, 1), at(2, 2)]
+        );
+        assert_eq!(
+            placement_indices(&v, &b, &[0, 0]),
+            Err(Violation::WrongPlacementLength { got: 2, want: 3 })
+        );
+        assert_eq!(
+            placement_indices(&v, &b, &[0, 2, 0]),
+            Err(Violation::NoSuchMember { bubble: BubbleId(1), index: 2, members: 2 })
         );
     }
 

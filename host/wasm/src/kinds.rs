@@ -72,9 +72,9 @@ fn smoke_coordinator(instance: &Instance) -> Result<(), Fault> {
 fn smoke_placement(instance: &Instance) -> Result<(), Fault> {
     let view = smoke_view();
     let bubbles: Vec<Bubble> = (0..4).map(|i| Bubble::new(BubbleId(i))).collect();
-    let got = call_place(instance, &to_view(&view), &to_bubbles(&bubbles), &[])?;
+    let got = call_place(instance, &to_view(&view), &to_bubbles(&view, &bubbles, &[]))?;
     let placed = got.map_err(|m| instance.fault(FaultReason::Smoke(format!("declined: {m}"))))?;
-    check::placement(&view, &bubbles, placed)
+    check::placement_indices(&view, &bubbles, &placed)
         .map_err(|v| instance.fault(FaultReason::Violation(v)))?;
     Ok(())
 }
@@ -121,17 +121,18 @@ impl PolicySlot<Coordinator> {
 
 impl PolicySlot<Placement> {
     /// Places `bubbles` (sorted by id, unique) on members of `view`, given the `current`
-    /// placement. Always every bubble exactly once on a member of `view`, sorted by bubble.
+    /// placement (sorted by bubble). Always every bubble exactly once on a member of `view`,
+    /// in bubble order.
     pub fn place(
         &self,
         view: &View,
         bubbles: &[Bubble],
         current: &[Assignment],
     ) -> Answer<Vec<Assignment>> {
-        let (wv, wb, wc) = (to_view(view), to_bubbles(bubbles), to_assignments(current));
+        let (wv, wb) = (to_view(view), to_bubbles(view, bubbles, current));
         self.decide(
-            |i| call_place(i, &wv, &wb, &wc),
-            |placed| check::placement(view, bubbles, placed),
+            |i| call_place(i, &wv, &wb),
+            |placed| check::placement_indices(view, bubbles, &placed),
             || builtin::placement(view, bubbles),
         )
     }
@@ -230,21 +231,13 @@ fn call_choose(
 fn call_place(
     i: &Instance,
     view: &wt::View,
-    bubbles: &[wt::Bubble],
-    current: &[wt::Assignment],
-) -> Result<Result<Vec<Assignment>, String>, Fault> {
+    bubbles: &wt::Bubbles,
+) -> Result<Result<Vec<u32>, String>, Fault> {
     i.call(|s, b| {
         let Bindings::Placement(b) = b else { unreachable!("slot kind checked at swap") };
-        b.luciole_policy_placement().call_place(s, view, bubbles, current)
+        b.luciole_policy_placement().call_place(s, view, bubbles)
     })
-    .map(|r| {
-        r.map(|v| {
-            v.into_iter()
-                .map(|a| Assignment { bubble: BubbleId(a.bubble), member: from_uid(a.member) })
-                .collect()
-        })
-        .map_err(|e| e.message)
-    })
+    .map(|r| r.map_err(|e| e.message))
 }
 
 fn migration(b: &Bindings) -> &crate::bindings::v0_1::migration::MigrationPolicy {
@@ -267,50 +260,54 @@ fn uid128(v: u128) -> wt::Uid {
 }
 
 pub(crate) fn to_view(v: &View) -> wt::View {
+    let members = v.members();
+    let index = |id: &MemberId| members.binary_search_by_key(id, |m| m.id).ok().map(|i| i as u32);
     wt::View {
         epoch: v.epoch().0,
         id: uid128(v.id().0),
-        members: v
-            .members()
+        id_hi: members.iter().map(|m| m.id.hi()).collect(),
+        id_lo: members.iter().map(|m| m.id.lo()).collect(),
+        capacity: members.iter().map(|m| m.capacity).collect(),
+        labels: members
             .iter()
-            .map(|m| wt::Member { id: uid(m.id), capacity: m.capacity })
-            .collect(),
-        labels: v
-            .members()
-            .iter()
-            .flat_map(|m| {
-                m.labels.iter().map(|l| wt::MemberLabel {
-                    member: uid(m.id),
+            .enumerate()
+            .flat_map(|(i, m)| {
+                m.labels.iter().map(move |l| wt::MemberLabel {
+                    member: i as u32,
                     key: l.key.clone(),
                     value: l.value.clone(),
                 })
             })
             .collect(),
-        joined: v.joined().iter().copied().map(uid).collect(),
+        joined: v.joined().iter().filter_map(index).collect(),
         left: v.left().iter().copied().map(uid).collect(),
         stable: v.stable(),
         seed: v.seed(),
     }
 }
 
-fn to_point(p: luciole_proto::placement::Point) -> wt::Point {
-    wt::Point { x: p.x, y: p.y, z: p.z }
-}
-
-pub(crate) fn to_bubbles(bubbles: &[Bubble]) -> Vec<wt::Bubble> {
-    bubbles
-        .iter()
-        .map(|b| wt::Bubble {
-            id: b.id.0,
-            bounds: wt::Bounds { min: to_point(b.bounds.min), max: to_point(b.bounds.max) },
-            entity_count: b.entity_count,
-            load: b.load,
-        })
-        .collect()
-}
-
-pub(crate) fn to_assignments(a: &[Assignment]) -> Vec<wt::Assignment> {
-    a.iter().map(|a| wt::Assignment { bubble: a.bubble.0, member: uid(a.member) }).collect()
+/// The bubbles as the contract's columns; `current` (sorted by bubble) becomes member indices.
+pub(crate) fn to_bubbles(view: &View, bubbles: &[Bubble], current: &[Assignment]) -> wt::Bubbles {
+    let members = view.members();
+    let geometry = bubbles.iter().any(|b| b.bounds != Default::default());
+    let mut bounds = Vec::with_capacity(if geometry { bubbles.len() * 6 } else { 0 });
+    if geometry {
+        for b in bubbles {
+            let (lo, hi) = (b.bounds.min, b.bounds.max);
+            bounds.extend_from_slice(&[lo.x, lo.y, lo.z, hi.x, hi.y, hi.z]);
+        }
+    }
+    let host = |b: &Bubble| {
+        let at = current.binary_search_by_key(&b.id, |a| a.bubble).ok()?;
+        members.binary_search_by_key(&current[at].member, |m| m.id).ok().map(|i| i as u32)
+    };
+    wt::Bubbles {
+        id: bubbles.iter().map(|b| b.id.0).collect(),
+        entity_count: bubbles.iter().map(|b| b.entity_count).collect(),
+        load: bubbles.iter().map(|b| b.load).collect(),
+        bounds,
+        current: bubbles.iter().map(|b| host(b).unwrap_or(u32::MAX)).collect(),
+    }
 }
 
 fn to_migration(m: &pm::Migration) -> wm::Migration {

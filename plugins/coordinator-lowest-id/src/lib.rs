@@ -9,7 +9,7 @@ use luciole_guest_sdk::{CoordinatorPolicy, MemberId, PolicyError, View};
 pub struct LowestId;
 
 impl CoordinatorPolicy for LowestId {
-    fn choose(view: View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
+    fn choose(view: &View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
         // The host sorts members ascending; `min` keeps the answer right even if it did not.
         view.members
             .iter()
@@ -31,26 +31,17 @@ mod tests {
     use luciole_guest_sdk::{Member, Uid};
 
     fn view(ids: &[u128]) -> View {
-        View {
-            epoch: 1,
-            id: Uid { hi: 0, lo: 0 },
-            members: ids.iter().map(|&i| Member { id: Uid::from_u128(i), capacity: 1 }).collect(),
-            labels: vec![],
-            joined: vec![],
-            left: vec![],
-            stable: true,
-            seed: 0,
-        }
+        View::of(1, ids.iter().map(|&i| Member { id: Uid::from_u128(i), capacity: 1 }).collect())
     }
 
     #[test]
     fn the_lowest_unsigned_id_wins_even_with_the_high_bit_set() {
         let v = view(&[1 << 127, 7, 1 << 64]);
-        assert_eq!(LowestId::choose(v, None).unwrap(), Uid::from_u128(7));
+        assert_eq!(LowestId::choose(&v, None).unwrap(), Uid::from_u128(7));
     }
 
     #[test]
     fn an_empty_view_is_declined_not_a_panic() {
-        assert!(LowestId::choose(view(&[]), None).is_err());
+        assert!(LowestId::choose(&view(&[]), None).is_err());
     }
 }

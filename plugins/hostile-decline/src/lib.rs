@@ -8,7 +8,7 @@ use luciole_guest_sdk::{CoordinatorPolicy, MemberId, PolicyError, View};
 pub struct Decline;
 
 impl CoordinatorPolicy for Decline {
-    fn choose(view: View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
+    fn choose(view: &View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
         if view.members.len() <= 2 {
             return Ok(view.members[0].id);
         }

@@ -8,7 +8,7 @@ use luciole_guest_sdk::{CoordinatorPolicy, MemberId, PolicyError, View};
 pub struct Bomb;
 
 impl CoordinatorPolicy for Bomb {
-    fn choose(view: View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
+    fn choose(view: &View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
         // Behaves on tiny views (such as the host's smoke call) and goes bad on real ones: a bug
         // that shows only on larger inputs.
         if view.members.len() <= 2 {

@@ -8,7 +8,7 @@ use luciole_guest_sdk::{CoordinatorPolicy, MemberId, PolicyError, Uid, View};
 pub struct Outsider;
 
 impl CoordinatorPolicy for Outsider {
-    fn choose(_view: View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
+    fn choose(_view: &View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
         Ok(Uid { hi: 0xdead, lo: 0xbeef })
     }
 }

@@ -22,7 +22,7 @@ impl Guest for Future {
         PolicyInfo { name: "hostile-version".into(), version: "9.0.0".into() }
     }
     fn choose(view: View, _current: Option<MemberId>) -> Result<MemberId, PolicyError> {
-        Ok(view.members[0].id)
+        Ok(MemberId { hi: view.id_hi[0], lo: view.id_lo[0] })
     }
 }
 

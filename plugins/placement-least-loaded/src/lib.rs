@@ -9,7 +9,7 @@
 //! A bubble's weight is `load + 1` (so bubbles of unknown load still count). Integer arithmetic
 //! only: ratios are compared by cross-multiplication, so every node agrees bit for bit.
 
-use luciole_guest_sdk::{Assignment, Bubble, PlacementPolicy, PolicyError, Uid, View};
+use luciole_guest_sdk::{Bubble, PlacementPolicy, PolicyError, Uid, View};
 
 /// The policy.
 #[derive(Debug)]
@@ -26,6 +26,7 @@ fn weight(b: &Bubble) -> u64 {
 
 struct Host {
     id: Uid,
+    index: u32,
     capacity: u64,
     load: u64,
 }
@@ -38,31 +39,28 @@ fn lighter(a: &Host, extra_a: u64, b: &Host, extra_b: u64) -> bool {
 }
 
 impl PlacementPolicy for LeastLoaded {
-    fn place(
-        view: View,
-        bubbles: Vec<Bubble>,
-        current: Vec<Assignment>,
-    ) -> Result<Vec<Assignment>, PolicyError> {
+    fn place(view: &View, bubbles: &[Bubble]) -> Result<Vec<u32>, PolicyError> {
         let all_zero = view.members.iter().all(|m| m.capacity == 0);
-        let mut hosts: Vec<Host> = view
-            .members
-            .iter()
-            .filter(|m| all_zero || m.capacity > 0)
-            .map(|m| Host {
-                id: m.id,
-                capacity: if all_zero { 1 } else { m.capacity.into() },
-                load: 0,
-            })
-            .collect();
+        // Eligible members, with their index in the view.
+        let mut hosts: Vec<Host> = Vec::new();
+        let mut slot_of = vec![usize::MAX; view.members.len()];
+        for (i, m) in view.members.iter().enumerate() {
+            if all_zero || m.capacity > 0 {
+                slot_of[i] = hosts.len();
+                let capacity = if all_zero { 1 } else { m.capacity.into() };
+                hosts.push(Host { id: m.id, index: i as u32, capacity, load: 0 });
+            }
+        }
         if hosts.is_empty() {
             return Err(PolicyError { message: "no members".into() });
         }
-        // Host index per bubble, in `bubbles` order.
+        // Host slot per bubble: kept where it is when its host is eligible.
         let mut placed: Vec<Option<usize>> = bubbles
             .iter()
             .map(|b| {
-                let at = current.binary_search_by(|a| a.bubble.cmp(&b.id)).ok()?;
-                hosts.binary_search_by(|h| h.id.cmp(&current[at].member)).ok()
+                b.current
+                    .and_then(|c| slot_of.get(c as usize).copied())
+                    .filter(|&h| h != usize::MAX)
             })
             .collect();
         for (b, h) in bubbles.iter().zip(&placed) {
@@ -80,15 +78,11 @@ impl PlacementPolicy for LeastLoaded {
             placed[i] = Some(best);
         }
         for _ in 0..moves_max(bubbles.len()) {
-            if !rebalance_once(&bubbles, &mut placed, &mut hosts) {
+            if !rebalance_once(bubbles, &mut placed, &mut hosts) {
                 break;
             }
         }
-        Ok(bubbles
-            .iter()
-            .zip(placed)
-            .map(|(b, h)| Assignment { bubble: b.id, member: hosts[h.expect("all placed")].id })
-            .collect())
+        Ok(placed.into_iter().map(|h| hosts[h.expect("all placed")].index).collect())
     }
 }
 
@@ -134,62 +128,57 @@ luciole_guest_sdk::export_placement!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use luciole_guest_sdk::{Bounds, Member, Point};
+    use luciole_guest_sdk::Member;
 
     fn view(members: &[(u128, u32)]) -> View {
-        View {
-            epoch: 1,
-            id: Uid { hi: 0, lo: 0 },
-            members: members
-                .iter()
-                .map(|&(i, capacity)| Member { id: Uid::from_u128(i), capacity })
-                .collect(),
-            labels: vec![],
-            joined: vec![],
-            left: vec![],
-            stable: true,
-            seed: 0,
-        }
+        let m = members.iter().map(|&(i, capacity)| Member { id: Uid::from_u128(i), capacity });
+        View::of(1, m.collect())
     }
 
-    fn bubbles(loads: &[u32]) -> Vec<Bubble> {
-        let p = Point { x: 0.0, y: 0.0, z: 0.0 };
-        let bounds = Bounds { min: p, max: p };
+    fn bubbles(loads: &[u32], current: &[Option<u32>]) -> Vec<Bubble> {
         loads
             .iter()
             .enumerate()
-            .map(|(id, &load)| Bubble { id: id as u64, bounds, entity_count: 0, load })
+            .map(|(i, &load)| Bubble {
+                id: i as u64,
+                entity_count: 0,
+                load,
+                bounds: None,
+                current: current.get(i).copied().flatten(),
+            })
             .collect()
     }
 
-    fn load_of(placed: &[Assignment], b: &[Bubble], member: u128) -> u64 {
-        placed
-            .iter()
-            .filter(|a| a.member == Uid::from_u128(member))
-            .map(|a| weight(&b[a.bubble as usize]))
-            .sum()
+    fn load_of(placed: &[u32], b: &[Bubble], member: u32) -> u64 {
+        placed.iter().zip(b).filter(|(m, _)| **m == member).map(|(_, b)| weight(b)).sum()
     }
 
     #[test]
     fn load_follows_capacity() {
-        let b = bubbles(&[9; 30]);
-        let placed = LeastLoaded::place(view(&[(1, 100), (2, 200)]), b.clone(), vec![]).unwrap();
+        let b = bubbles(&[9; 30], &[]);
+        let placed = LeastLoaded::place(&view(&[(1, 100), (2, 200)]), &b).unwrap();
         assert_eq!(placed.len(), 30);
-        assert_eq!((load_of(&placed, &b, 1), load_of(&placed, &b, 2)), (100, 200));
+        assert_eq!((load_of(&placed, &b, 0), load_of(&placed, &b, 1)), (100, 200));
     }
 
     #[test]
     fn a_departed_members_bubbles_move_and_other_moves_are_bounded() {
-        let b = bubbles(&[0; 100]);
-        let first = LeastLoaded::place(view(&[(1, 1), (2, 1), (3, 1)]), b.clone(), vec![]).unwrap();
-        let second = LeastLoaded::place(view(&[(1, 1), (2, 1)]), b.clone(), first.clone()).unwrap();
-        let orphaned = first.iter().filter(|a| a.member == Uid::from_u128(3)).count();
-        let moved = first.iter().zip(&second).filter(|(x, y)| x.member != y.member).count();
+        let first =
+            LeastLoaded::place(&view(&[(1, 1), (2, 1), (3, 1)]), &bubbles(&[0; 100], &[])).unwrap();
+        // Member 3 (index 2) leaves: its bubbles have no current host.
+        let current: Vec<Option<u32>> = first.iter().map(|&m| (m != 2).then_some(m)).collect();
+        let second =
+            LeastLoaded::place(&view(&[(1, 1), (2, 1)]), &bubbles(&[0; 100], &current)).unwrap();
+        let orphaned = current.iter().filter(|c| c.is_none()).count();
+        let moved = first.iter().zip(&second).filter(|(x, y)| x != y).count();
         assert!(moved >= orphaned && moved <= orphaned + moves_max(100), "{moved} vs {orphaned}");
-        assert!(second.iter().all(|a| a.member != Uid::from_u128(3)));
-        // A newcomer gets bubbles only through bounded rebalancing.
-        let third = LeastLoaded::place(view(&[(1, 1), (2, 1), (4, 1)]), b, second.clone()).unwrap();
-        let moved = second.iter().zip(&third).filter(|(x, y)| x.member != y.member).count();
+        assert!(second.iter().all(|&m| m < 2));
+        // A newcomer (index 2 again, id 4) gets bubbles only through bounded rebalancing.
+        let current: Vec<Option<u32>> = second.iter().map(|&m| Some(m)).collect();
+        let third =
+            LeastLoaded::place(&view(&[(1, 1), (2, 1), (4, 1)]), &bubbles(&[0; 100], &current))
+                .unwrap();
+        let moved = second.iter().zip(&third).filter(|(x, y)| x != y).count();
         assert_eq!(moved, moves_max(100));
     }
 }

@@ -8,7 +8,7 @@
 //! splitmix64 finaliser: integer arithmetic only, so every node and the host's built-in copy
 //! agree bit for bit.
 
-use luciole_guest_sdk::{Assignment, Bubble, PlacementPolicy, PolicyError, Uid, View};
+use luciole_guest_sdk::{Bubble, PlacementPolicy, PolicyError, Uid, View};
 
 /// The policy.
 #[derive(Debug)]
@@ -27,15 +27,12 @@ pub fn member_key(id: Uid) -> u64 {
 }
 
 impl PlacementPolicy for Rendezvous {
-    fn place(
-        view: View,
-        bubbles: Vec<Bubble>,
-        _current: Vec<Assignment>,
-    ) -> Result<Vec<Assignment>, PolicyError> {
+    fn place(view: &View, bubbles: &[Bubble]) -> Result<Vec<u32>, PolicyError> {
         let all_zero = view.members.iter().all(|m| m.capacity == 0);
-        let hosts: Vec<Uid> =
-            view.members.iter().filter(|m| all_zero || m.capacity > 0).map(|m| m.id).collect();
-        let keys: Vec<u64> = hosts.iter().map(|&id| member_key(id)).collect();
+        let (keys, index): (Vec<u64>, Vec<u32>) = (0..view.members.len() as u32)
+            .filter(|&i| all_zero || view.members[i as usize].capacity > 0)
+            .map(|i| (member_key(view.members[i as usize].id), i))
+            .unzip();
         if keys.is_empty() {
             return Err(PolicyError { message: "no members".into() });
         }
@@ -52,7 +49,7 @@ impl PlacementPolicy for Rendezvous {
                     best_w = if better { w } else { best_w };
                     best = if better { i } else { best };
                 }
-                Assignment { bubble: b.id, member: hosts[best] }
+                index[best]
             })
             .collect();
         Ok(placed)
@@ -68,36 +65,27 @@ luciole_guest_sdk::export_placement!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use luciole_guest_sdk::{Bounds, Member, Point};
+    use luciole_guest_sdk::Member;
 
     fn view(ids: &[u128]) -> View {
-        View {
-            epoch: 1,
-            id: Uid { hi: 0, lo: 0 },
-            members: ids.iter().map(|&i| Member { id: Uid::from_u128(i), capacity: 1 }).collect(),
-            labels: vec![],
-            joined: vec![],
-            left: vec![],
-            stable: true,
-            seed: 0,
-        }
+        View::of(1, ids.iter().map(|&i| Member { id: Uid::from_u128(i), capacity: 1 }).collect())
     }
 
     fn bubbles(n: u64) -> Vec<Bubble> {
-        let p = Point { x: 0.0, y: 0.0, z: 0.0 };
-        (0..n)
-            .map(|id| Bubble { id, bounds: Bounds { min: p, max: p }, entity_count: 0, load: 0 })
-            .collect()
+        let b = |id| Bubble { id, entity_count: 0, load: 0, bounds: None, current: None };
+        (0..n).map(b).collect()
     }
 
     #[test]
     fn a_joining_member_only_takes_bubbles_and_nothing_else_moves() {
-        let before = Rendezvous::place(view(&[10, 20, 30]), bubbles(300), vec![]).unwrap();
-        let after = Rendezvous::place(view(&[10, 20, 30, 40]), bubbles(300), vec![]).unwrap();
+        let (v3, v4) = (view(&[10, 20, 30]), view(&[10, 20, 30, 40]));
+        let before = Rendezvous::place(&v3, &bubbles(300)).unwrap();
+        let after = Rendezvous::place(&v4, &bubbles(300)).unwrap();
         for (b, a) in before.iter().zip(&after) {
-            assert!(a.member == b.member || a.member == Uid::from_u128(40), "{b:?} -> {a:?}");
+            // Indices of 10, 20, 30 are the same in both views; 40 is index 3.
+            assert!(a == b || *a == 3, "{b} -> {a}");
         }
-        let taken = after.iter().filter(|a| a.member == Uid::from_u128(40)).count();
+        let taken = after.iter().filter(|&&a| a == 3).count();
         assert!((40..=110).contains(&taken), "the newcomer takes about a quarter: {taken}");
     }
 }
