@@ -261,29 +261,48 @@ fn uid128(v: u128) -> wt::Uid {
 
 pub(crate) fn to_view(v: &View) -> wt::View {
     let members = v.members();
-    let index = |id: &MemberId| members.binary_search_by_key(id, |m| m.id).ok().map(|i| i as u32);
+    let labelled = members.iter().any(|m| !m.labels.is_empty());
     wt::View {
         epoch: v.epoch().0,
         id: uid128(v.id().0),
         id_hi: members.iter().map(|m| m.id.hi()).collect(),
         id_lo: members.iter().map(|m| m.id.lo()).collect(),
         capacity: members.iter().map(|m| m.capacity).collect(),
-        labels: members
-            .iter()
-            .enumerate()
-            .flat_map(|(i, m)| {
-                m.labels.iter().map(move |l| wt::MemberLabel {
-                    member: i as u32,
-                    key: l.key.clone(),
-                    value: l.value.clone(),
-                })
-            })
-            .collect(),
-        joined: v.joined().iter().filter_map(index).collect(),
+        labels: if labelled { labels(members) } else { Vec::new() },
+        joined: joined_indices(members, v.joined()),
         left: v.left().iter().copied().map(uid).collect(),
         stable: v.stable(),
         seed: v.seed(),
     }
+}
+
+fn labels(members: &[Member]) -> Vec<wt::MemberLabel> {
+    let mut out = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        for l in &m.labels {
+            out.push(wt::MemberLabel {
+                member: i as u32,
+                key: l.key.clone(),
+                value: l.value.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Indices of `joined` in `members`; both sorted, so one merge pass.
+fn joined_indices(members: &[Member], joined: &[MemberId]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(joined.len());
+    let mut i = 0;
+    for id in joined {
+        while i < members.len() && members[i].id < *id {
+            i += 1;
+        }
+        if i < members.len() && members[i].id == *id {
+            out.push(i as u32);
+        }
+    }
+    out
 }
 
 /// The bubbles as the contract's columns; `current` (sorted by bubble) becomes member indices.
