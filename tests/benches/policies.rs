@@ -13,7 +13,7 @@ use luciole_guest_sdk::{CoordinatorPolicy, MigrationPolicy, PlacementPolicy};
 use luciole_proto::migration::{Load, Migration};
 use luciole_proto::{BubbleId, EntityId, Epoch, MemberId, MigrationId, View, builtin};
 use luciole_tests::{bubbles, engine, load, view};
-use luciole_wasm::{AnsweredBy, Coordinator, Placement, PolicySlot};
+use luciole_wasm::{AnsweredBy, Coordinator, Placement, PolicySlot, PolicyView};
 
 fn sdk_view(v: &View) -> sdk::View {
     let members = v
@@ -38,6 +38,10 @@ fn coordinator(c: &mut Criterion) {
         assert_active(&slot.choose(&v, None));
         group.bench_with_input(BenchmarkId::new("wasm", n), &v, |b, v| {
             b.iter(|| slot.choose(black_box(v), None).value)
+        });
+        // What installing a view costs on top, once per view for all policy kinds.
+        group.bench_with_input(BenchmarkId::new("prepare view + wasm", n), &v, |b, v| {
+            b.iter(|| slot.choose(&PolicyView::new(black_box(v.view().clone())), None).value)
         });
         let sv = sdk_view(&v);
         group.bench_with_input(BenchmarkId::new("native", n), &sv, |b, sv| {

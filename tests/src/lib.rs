@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use luciole_proto::placement::Bubble;
 use luciole_proto::{BubbleId, Epoch, Member, MemberId, View};
-use luciole_wasm::{EngineConfig, LoadedPolicy, PolicyEngine};
+use luciole_wasm::{EngineConfig, LoadedPolicy, PolicyEngine, PolicyView};
 
 pub mod vectors;
 
@@ -40,9 +40,9 @@ pub fn load(engine: &PolicyEngine, name: &str) -> Arc<LoadedPolicy> {
     engine.load(&component(name)).unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
-/// A view of `n` members with spread-out ids and capacity 100.
-pub fn view(epoch: u64, n: usize) -> View {
-    View::new(Epoch(epoch), members(n)).expect("valid view")
+/// A view of `n` members with spread-out ids and capacity 100, prepared for policy calls.
+pub fn view(epoch: u64, n: usize) -> PolicyView {
+    PolicyView::new(View::new(Epoch(epoch), members(n)).expect("valid view"))
 }
 
 /// `n` members with spread-out ids (the high bit set on half of them) and capacity 100.

@@ -63,7 +63,7 @@ fn the_host_owned_coordinator_survives_a_swap_to_a_sticky_policy() {
     // A member with a lower id joins: lowest-id would move the coordinator, sticky keeps it.
     let mut members = v1.members().to_vec();
     members.push(luciole_proto::Member::new(luciole_proto::MemberId(1), 100));
-    let v2 = v1.next(luciole_proto::Epoch(2), members).unwrap();
+    let v2 = v1.next(luciole_proto::Epoch(2), members).unwrap().into();
     slot.swap(&load(&engine, "coordinator-sticky")).unwrap();
     let second = slot.choose(&v2, Some(first));
     assert_eq!(second.value, first, "state came from the host, not the old instance");

@@ -33,7 +33,7 @@ fn coordinator_components_match_the_vectors() {
         slot.swap(&load(&engine, component)).unwrap();
         for case in &cases {
             let Some(want) = case.expect(policy) else { continue };
-            let got = active(slot.choose(&case.view(), case.current()), policy, &case.name);
+            let got = active(slot.choose(&case.view().into(), case.current()), policy, &case.name);
             assert_eq!(got, want, "{policy}: {}", case.name);
         }
     }
@@ -51,7 +51,7 @@ fn placement_components_match_the_vectors() {
         for case in &cases {
             let Some(want) = case.expect(policy) else { continue };
             let got = active(
-                slot.place(&case.view(), &case.bubbles(), &case.current()),
+                slot.place(&case.view().into(), &case.bubbles(), &case.current()),
                 policy,
                 &case.name,
             );
@@ -76,7 +76,7 @@ impl MigrationDecider for Component {
         active(self.0.on_timeout(status), "standard", "timeout")
     }
     fn view_change(&self, view: &View, pending: &[Status]) -> Vec<PendingAction> {
-        active(self.0.on_view_change(view, pending), "standard", "view change")
+        active(self.0.on_view_change(&view.clone().into(), pending), "standard", "view change")
     }
 }
 
@@ -160,7 +160,7 @@ mod random {
                     (c, p)
                 };
             }
-            let view = View::new(Epoch(1), members).unwrap();
+            let view = luciole_wasm::PolicyView::new(View::new(Epoch(1), members).unwrap());
             let bubbles: Vec<Bubble> = bubble_ids.into_iter().map(|b| Bubble::new(BubbleId(b))).collect();
             SLOTS.with(|(c, p)| {
                 let chosen = active(c.choose(&view, None), "lowest-id", "random");

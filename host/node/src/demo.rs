@@ -10,7 +10,7 @@ use luciole_proto::placement::{Assignment, Bubble};
 use luciole_proto::{BubbleId, EntityId, Epoch, Member, MemberId, MigrationId, View, check};
 use luciole_wasm::{
     AnsweredBy, ArtifactCache, Coordinator, EngineConfig, LoadedPolicy, Migration, Placement,
-    PolicyEngine, PolicySlot,
+    PolicyEngine, PolicySlot, PolicyView,
 };
 
 /// Options of `luciole demo`.
@@ -116,7 +116,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if step == args.views / 2 + 1 {
             node.midway_swaps()?;
         }
-        coordinator = Some(node.decide_view(&view, coordinator, &bubbles, &mut placement));
+        // Converted once per installed view, shared by every policy call in it.
+        let prepared = PolicyView::new(view.clone());
+        coordinator = Some(node.decide_view(&prepared, coordinator, &bubbles, &mut placement));
         node.sample_migration(&view);
     }
     node.summary();
@@ -175,7 +177,7 @@ impl Node {
 
     fn decide_view(
         &self,
-        view: &View,
+        view: &PolicyView,
         current: Option<MemberId>,
         bubbles: &[Bubble],
         placement: &mut Vec<Assignment>,

@@ -11,6 +11,41 @@ use crate::inspect::PolicyKind;
 use crate::instance::{Bindings, Fault, FaultReason, Instance};
 use crate::slot::{Answer, PolicySlot};
 
+/// A view prepared for policy calls: the protocol view together with its contract form,
+/// converted once when the view is installed and shared by every policy call in that view
+/// (coordinator, placement, migration). Dereferences to the [`View`].
+#[derive(Debug, Clone)]
+pub struct PolicyView {
+    view: View,
+    wit: wt::View,
+}
+
+impl PolicyView {
+    /// Prepares `view` (one pass over its members).
+    pub fn new(view: View) -> Self {
+        let wit = to_view(&view);
+        Self { view, wit }
+    }
+
+    /// The view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+}
+
+impl std::ops::Deref for PolicyView {
+    type Target = View;
+    fn deref(&self) -> &View {
+        &self.view
+    }
+}
+
+impl From<View> for PolicyView {
+    fn from(view: View) -> Self {
+        Self::new(view)
+    }
+}
+
 /// A policy kind, as a type: `PolicySlot<Coordinator>` only takes coordinator policies.
 pub trait Kind: Send + Sync + 'static + private::Sealed {
     /// The kind.
@@ -109,10 +144,9 @@ fn smoke_migration() -> pm::Migration {
 impl PolicySlot<Coordinator> {
     /// The coordinator of `view`; `current` is the previous view's coordinator. Always a member
     /// of `view`.
-    pub fn choose(&self, view: &View, current: Option<MemberId>) -> Answer<MemberId> {
-        let w = to_view(view);
+    pub fn choose(&self, view: &PolicyView, current: Option<MemberId>) -> Answer<MemberId> {
         self.decide(
-            |i| call_choose(i, &w, current.map(uid)),
+            |i| call_choose(i, &view.wit, current.map(uid)),
             |id| check::coordinator(view, id),
             || builtin::coordinator(view),
         )
@@ -125,13 +159,13 @@ impl PolicySlot<Placement> {
     /// in bubble order.
     pub fn place(
         &self,
-        view: &View,
+        view: &PolicyView,
         bubbles: &[Bubble],
         current: &[Assignment],
     ) -> Answer<Vec<Assignment>> {
-        let (wv, wb) = (to_view(view), to_bubbles(view, bubbles, current));
+        let wb = to_bubbles(view, bubbles, current);
         self.decide(
-            |i| call_place(i, &wv, &wb),
+            |i| call_place(i, &view.wit, &wb),
             |placed| check::placement_indices(view, bubbles, &placed),
             || builtin::placement(view, bubbles),
         )
@@ -198,15 +232,15 @@ impl PolicySlot<Migration> {
     /// Either side: one action per pending migration after a view change.
     pub fn on_view_change(
         &self,
-        view: &View,
+        view: &PolicyView,
         pending: &[pm::Status],
     ) -> Answer<Vec<pm::PendingAction>> {
-        let wv = to_view(view);
+        let wv = &view.wit;
         let ws: Vec<wm::Status> = pending.iter().map(to_status).collect();
         self.decide(
             |i| {
                 i.call(|s, b| {
-                    migration(b).luciole_policy_migration().call_on_view_change(s, &wv, &ws)
+                    migration(b).luciole_policy_migration().call_on_view_change(s, wv, &ws)
                 })
                 .map(|v| Ok(v.into_iter().map(from_pending).collect()))
             },

@@ -27,5 +27,5 @@ pub use engine::{
 };
 pub use inspect::{ApiVersion, InspectError, Inspection, PolicyKind};
 pub use instance::{Fault, FaultReason};
-pub use kinds::{Coordinator, Migration, Placement};
+pub use kinds::{Coordinator, Migration, Placement, PolicyView};
 pub use slot::{Answer, AnsweredBy, PolicySlot, SlotStats, SwapError, SwapReport};
