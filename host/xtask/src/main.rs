@@ -166,7 +166,9 @@ fn demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
     run(
         "luciole demo",
         cargo()
-            .args(["run", "--release", "-q", "-p", "luciole-node", "--", "demo", "--plugins"])
+            // The dev profile: dependencies are optimised (see Cargo.toml), and it shares the
+            // build with the tests instead of compiling wasmtime a second time.
+            .args(["run", "-q", "-p", "luciole-node", "--", "demo", "--plugins"])
             .arg(&dir)
             .args(args),
     )
