@@ -95,14 +95,19 @@ fn plugins(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
             target.join(WASM_TARGET).join("plugin").join(format!("{}.wasm", n.replace('-', "_")));
         let core = std::fs::read(&core_path)
             .with_context(|| format!("reading {}", core_path.display()))?;
-        let component = luciole_wasm::componentize::componentize(&core)
-            .with_context(|| format!("componentizing {n}"))?;
+        let component = componentize(&core).with_context(|| format!("componentizing {n}"))?;
         let path = out_dir.join(format!("{n}.wasm"));
         std::fs::write(&path, &component)?;
         eprintln!("    {:<28} {:>7} bytes  {}", n, component.len(), path.display());
         out.push(path);
     }
     Ok(out)
+}
+
+/// Wraps a core module into a component from the metadata wit-bindgen embedded (what
+/// `luciole policy componentize` does, without linking the whole policy host into xtask).
+fn componentize(core: &[u8]) -> anyhow::Result<Vec<u8>> {
+    wit_component::ComponentEncoder::default().validate(true).module(core)?.encode()
 }
 
 fn ci(root: &Path) -> anyhow::Result<()> {
