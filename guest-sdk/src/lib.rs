@@ -25,8 +25,8 @@
 //! ```
 //!
 //! The trait methods are plain Rust functions: test them natively with `cargo test`. Build the
-//! component with `luciole policy build` (or `cargo build --target wasm32-unknown-unknown` and
-//! `luciole policy componentize`), then check it with `luciole policy check`.
+//! component with `cargo build --target wasm32-unknown-unknown --release` and
+//! `luciole policy componentize`, then check it with `luciole policy check`.
 //!
 //! # The rules a policy lives by
 //!
@@ -178,7 +178,7 @@ macro_rules! export_coordinator {
     ($ty:ident, name = $name:expr, version = $version:expr) => {
         const _: () = {
             use $crate::__private::coordinator_world as w;
-            $crate::__policy_sections!(b"coordinator");
+            $crate::__api_version_section!();
             impl w::exports::luciole::policy::coordinator::Guest for $ty {
                 fn describe() -> $crate::PolicyInfo {
                     $crate::PolicyInfo { name: $name.into(), version: $version.into() }
@@ -206,7 +206,7 @@ macro_rules! export_placement {
     ($ty:ident, name = $name:expr, version = $version:expr) => {
         const _: () = {
             use $crate::__private::placement_world as w;
-            $crate::__policy_sections!(b"placement");
+            $crate::__api_version_section!();
             impl w::exports::luciole::policy::placement::Guest for $ty {
                 fn describe() -> $crate::PolicyInfo {
                     $crate::PolicyInfo { name: $name.into(), version: $version.into() }
@@ -237,7 +237,7 @@ macro_rules! export_migration {
         const _: () = {
             use $crate::__private::migration_world as w;
             use $crate::migration as m;
-            $crate::__policy_sections!(b"migration");
+            $crate::__api_version_section!();
             impl w::exports::luciole::policy::migration::Guest for $ty {
                 fn describe() -> $crate::PolicyInfo {
                     $crate::PolicyInfo { name: $name.into(), version: $version.into() }
@@ -267,19 +267,15 @@ macro_rules! export_migration {
     };
 }
 
-/// Writes the API version and the policy kind into custom sections of the component. The host
-/// reads them before compiling; `luciole policy componentize` uses the kind to pick the world.
+/// Writes the API version into the custom section `luciole:api-version`, which the host reads
+/// before compiling. (The policy kind needs no section: the export names carry it.)
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __policy_sections {
-    ($kind:literal) => {
+macro_rules! __api_version_section {
+    () => {
         #[cfg(target_arch = "wasm32")]
         #[unsafe(link_section = "luciole:api-version")]
         #[used]
         static __LUCIOLE_API_VERSION: [u8; 5] = *b"0.1.0";
-        #[cfg(target_arch = "wasm32")]
-        #[unsafe(link_section = "luciole:policy-kind")]
-        #[used]
-        static __LUCIOLE_POLICY_KIND: [u8; $kind.len()] = *$kind;
     };
 }

@@ -11,10 +11,6 @@ pub const COMPONENT_BYTES_MAX: usize = 64 << 20;
 
 /// Custom section in which the guest SDK writes the API version (`"0.1.0"`).
 pub const API_VERSION_SECTION: &str = "luciole:api-version";
-/// Custom section in which the guest SDK writes the policy kind (`"coordinator"`, …), for
-/// tools that look at the core module.
-pub const POLICY_KIND_SECTION: &str = "luciole:policy-kind";
-
 /// The WIT package every policy implements.
 pub const PACKAGE: &str = "luciole:policy";
 

@@ -163,9 +163,10 @@ impl PolicySlot<Placement> {
         bubbles: &[Bubble],
         current: &[Assignment],
     ) -> Answer<Vec<Assignment>> {
-        let wb = to_bubbles(view, bubbles, current);
+        // Built on first use: a slot answered by the builtin alone never needs the wire form.
+        let wb = std::cell::OnceCell::new();
         self.decide(
-            |i| call_place(i, &view.wit, &wb),
+            |i| call_place(i, &view.wit, wb.get_or_init(|| to_bubbles(view, bubbles, current))),
             |placed| check::placement_indices(view, bubbles, &placed),
             || builtin::placement(view, bubbles),
         )
@@ -236,11 +237,12 @@ impl PolicySlot<Migration> {
         pending: &[pm::Status],
     ) -> Answer<Vec<pm::PendingAction>> {
         let wv = &view.wit;
-        let ws: Vec<wm::Status> = pending.iter().map(to_status).collect();
+        let ws = std::cell::OnceCell::new();
+        let ws = || ws.get_or_init(|| pending.iter().map(to_status).collect::<Vec<wm::Status>>());
         self.decide(
             |i| {
                 i.call(|s, b| {
-                    migration(b).luciole_policy_migration().call_on_view_change(s, wv, &ws)
+                    migration(b).luciole_policy_migration().call_on_view_change(s, wv, ws())
                 })
                 .map(|v| Ok(v.into_iter().map(from_pending).collect()))
             },
