@@ -76,8 +76,9 @@ pub mod __private {
 
 /// Coordinator choice. Implement it on a unit struct and export it with [`export_coordinator!`].
 pub trait CoordinatorPolicy {
-    /// Chooses the coordinator of `view`; `current` is the coordinator of the previous view.
-    /// The answer must be a member of `view`.
+    /// Chooses the coordinator of `view`; `current` is the coordinator of the previous view
+    /// when it is still a member of `view` (`None` on the first view or after it left). The
+    /// answer must be a member of `view`.
     fn choose(view: &View, current: Option<MemberId>) -> Result<MemberId, PolicyError>;
 }
 
@@ -185,9 +186,11 @@ macro_rules! export_coordinator {
                 }
                 fn choose(
                     view: w::luciole::policy::types::View,
-                    current: ::std::option::Option<$crate::MemberId>,
+                    current: u32,
                 ) -> ::std::result::Result<$crate::MemberId, $crate::PolicyError> {
-                    <$ty as $crate::CoordinatorPolicy>::choose(&$crate::View::from_wit(view), current)
+                    let view = $crate::View::from_wit(view);
+                    let current = view.members.get(current as usize).map(|m| m.id);
+                    <$ty as $crate::CoordinatorPolicy>::choose(&view, current)
                 }
             }
             #[cfg(target_arch = "wasm32")]

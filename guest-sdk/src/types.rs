@@ -65,11 +65,10 @@ impl View {
     #[doc(hidden)]
     pub fn from_wit(v: wit::View) -> Self {
         let members = v
-            .id_hi
-            .iter()
-            .zip(&v.id_lo)
+            .ids
+            .chunks_exact(2)
             .zip(&v.capacity)
-            .map(|((&hi, &lo), &capacity)| Member { id: Uid { hi, lo }, capacity })
+            .map(|(id, &capacity)| Member { id: Uid { hi: id[0], lo: id[1] }, capacity })
             .collect();
         View {
             epoch: v.epoch,

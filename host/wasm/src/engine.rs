@@ -156,6 +156,11 @@ impl PolicyEngine {
             // Instance slots are reused: a swap does not map and unmap a fresh 4 GiB
             // reservation per instance (measured in BENCHMARKS.md).
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // For profiling policies: `LUCIOLE_PERFMAP=1` makes wasmtime write
+        // /tmp/perf-<pid>.map, so `perf report` names guest functions (`wasm[0]::function[N]`).
+        if std::env::var_os("LUCIOLE_PERFMAP").is_some() {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm)?;
         let mut linker = Linker::new(&engine);
         v0_1::coordinator::CoordinatorPolicy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;

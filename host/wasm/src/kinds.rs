@@ -146,7 +146,7 @@ impl PolicySlot<Coordinator> {
     /// of `view`.
     pub fn choose(&self, view: &PolicyView, current: Option<MemberId>) -> Answer<MemberId> {
         self.decide(
-            |i| call_choose(i, &view.wit, current.map(uid)),
+            |i| call_choose(i, &view.wit, current.and_then(|c| index_of(view, c))),
             |id| check::coordinator(view, id),
             || builtin::coordinator(view),
         )
@@ -255,11 +255,11 @@ impl PolicySlot<Migration> {
 fn call_choose(
     i: &Instance,
     view: &wt::View,
-    current: Option<wt::Uid>,
+    current: Option<u32>,
 ) -> Result<Result<MemberId, String>, Fault> {
     i.call(|s, b| {
         let Bindings::Coordinator(b) = b else { unreachable!("slot kind checked at swap") };
-        b.luciole_policy_coordinator().call_choose(s, view, current)
+        b.luciole_policy_coordinator().call_choose(s, view, current.unwrap_or(u32::MAX))
     })
     .map(|r| r.map(from_uid).map_err(|e| e.message))
 }
@@ -287,6 +287,11 @@ fn uid(id: MemberId) -> wt::Uid {
     wt::Uid { hi: id.hi(), lo: id.lo() }
 }
 
+/// The index of member `id` in `view`, as the contract counts members.
+fn index_of(view: &View, id: MemberId) -> Option<u32> {
+    view.members().binary_search_by_key(&id, |m| m.id).ok().map(|i| i as u32)
+}
+
 fn from_uid(u: wt::Uid) -> MemberId {
     MemberId::from_parts(u.hi, u.lo)
 }
@@ -301,8 +306,7 @@ pub(crate) fn to_view(v: &View) -> wt::View {
     wt::View {
         epoch: v.epoch().0,
         id: uid128(v.id().0),
-        id_hi: members.iter().map(|m| m.id.hi()).collect(),
-        id_lo: members.iter().map(|m| m.id.lo()).collect(),
+        ids: members.iter().flat_map(|m| [m.id.hi(), m.id.lo()]).collect(),
         capacity: members.iter().map(|m| m.capacity).collect(),
         labels: if labelled { labels(members) } else { Vec::new() },
         joined: joined_indices(members, v.joined()),
