@@ -16,6 +16,7 @@ pub mod limits;
 pub mod migration;
 pub mod placement;
 pub mod view;
+pub mod wal;
 
 pub use ids::{BubbleId, EntityId, Epoch, MemberId, MigrationId, ViewId};
 pub use view::{Label, Member, View, ViewError};

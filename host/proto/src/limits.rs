@@ -22,3 +22,9 @@ pub const POLICY_LOG_BYTES_MAX: usize = 1024;
 pub const MIGRATION_DELAY_MS_MIN: u32 = 1;
 /// Longest delay a migration policy may ask for.
 pub const MIGRATION_DELAY_MS_MAX: u32 = 60_000;
+/// Largest payload of one write-ahead log record.
+pub const WAL_RECORD_BYTES_MAX: usize = 1 << 20;
+/// Default size of a write-ahead log segment file (preallocated in full).
+pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+/// Largest write-ahead log segment file.
+pub const WAL_SEGMENT_BYTES_MAX: u64 = 1 << 30;

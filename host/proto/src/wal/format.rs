@@ -1,0 +1,350 @@
+//! Encoding and decoding of segment headers and record frames (see the [module docs](super)).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A log sequence number: the position of a record in the log, from 1, without gaps.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// The first record's LSN.
+    pub const FIRST: Lsn = Lsn(1);
+
+    /// The LSN after this one.
+    pub fn next(self) -> Lsn {
+        Lsn(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The type of a record: 16–255 for the log's user; the log reserves the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordType(u8);
+
+impl RecordType {
+    /// The lowest type a user may give.
+    pub const USER_MIN: u8 = 16;
+    /// The log's own checkpoint record.
+    pub(crate) const CHECKPOINT: RecordType = RecordType(1);
+
+    /// A user record type; `None` below [`RecordType::USER_MIN`].
+    pub const fn user(t: u8) -> Option<RecordType> {
+        if t >= Self::USER_MIN { Some(RecordType(t)) } else { None }
+    }
+
+    /// The byte written to the frame.
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Whether a frame may carry this byte.
+    fn valid(t: u8) -> bool {
+        t == Self::CHECKPOINT.0 || t >= Self::USER_MIN
+    }
+}
+
+/// Bytes of the segment header.
+pub const SEGMENT_HEADER_BYTES: usize = 48;
+/// Bytes of a frame before its payload.
+pub const FRAME_HEADER_BYTES: usize = 17;
+/// The segment header's first bytes.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"LUCIOWAL";
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Bytes a record with a payload of `payload_bytes` takes in a segment.
+pub const fn frame_bytes(payload_bytes: usize) -> usize {
+    FRAME_HEADER_BYTES + payload_bytes
+}
+
+/// A segment's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Sequence number; the file is named after it.
+    pub seq: u64,
+    /// LSN of the first record the segment holds (or will hold).
+    pub first_lsn: Lsn,
+    /// The oldest live LSN when the segment was created.
+    pub live_from: Lsn,
+}
+
+/// Why a segment header is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Fewer than 48 bytes.
+    #[error("shorter than a segment header")]
+    Short,
+    /// Not a luciole segment.
+    #[error("no segment magic (not a luciole WAL segment)")]
+    Magic,
+    /// Written by another format version.
+    #[error("format version {0}; this build reads version {FORMAT_VERSION}")]
+    Version(u16),
+    /// Checksum mismatch.
+    #[error("header checksum mismatch")]
+    Checksum,
+    /// Checksum right, content impossible.
+    #[error("header fields impossible: {0}")]
+    Fields(&'static str),
+}
+
+impl SegmentHeader {
+    /// The header's bytes.
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
+        let mut b = [0u8; SEGMENT_HEADER_BYTES];
+        b[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[16..24].copy_from_slice(&self.seq.to_le_bytes());
+        b[24..32].copy_from_slice(&self.first_lsn.0.to_le_bytes());
+        b[32..40].copy_from_slice(&self.live_from.0.to_le_bytes());
+        let crc = crc32c::crc32c(&b[0..44]);
+        b[44..48].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Reads a header from the start of `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        let b = bytes.get(..SEGMENT_HEADER_BYTES).ok_or(HeaderError::Short)?;
+        if b[0..8] != SEGMENT_MAGIC {
+            return Err(HeaderError::Magic);
+        }
+        if crc32c::crc32c(&b[0..44]) != u32_at(b, 44) {
+            return Err(HeaderError::Checksum);
+        }
+        let version = u16::from_le_bytes([b[8], b[9]]);
+        if version != FORMAT_VERSION {
+            return Err(HeaderError::Version(version));
+        }
+        let h = SegmentHeader {
+            seq: u64_at(b, 16),
+            first_lsn: Lsn(u64_at(b, 24)),
+            live_from: Lsn(u64_at(b, 32)),
+        };
+        if h.first_lsn.0 == 0 || h.live_from.0 == 0 || h.live_from > h.first_lsn {
+            return Err(HeaderError::Fields("an LSN is zero or live_from is past first_lsn"));
+        }
+        Ok(h)
+    }
+}
+
+/// Appends the frame of one record to `out`.
+///
+/// The caller keeps `payload` within its record limit; decoding refuses longer ones.
+pub fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, kind: RecordType, payload: &[u8]) {
+    let start = out.len();
+    let len = u32::try_from(payload.len()).expect("payload length checked by the caller");
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&lsn.0.to_le_bytes());
+    out.push(kind.0);
+    out.extend_from_slice(payload);
+    let crc = crc32c::crc32c(&out[start + 4..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends the frame of a checkpoint record at `lsn` saying that records from `live_from` on
+/// are live; `live_from` is at most `lsn`.
+pub fn encode_checkpoint(out: &mut Vec<u8>, lsn: Lsn, live_from: Lsn) {
+    debug_assert!(live_from.0 >= 1 && live_from <= lsn);
+    encode_frame(out, lsn, RecordType::CHECKPOINT, &checkpoint_payload(live_from));
+}
+
+/// The payload of a checkpoint record.
+pub(crate) fn checkpoint_payload(live_from: Lsn) -> [u8; 8] {
+    live_from.0.to_le_bytes()
+}
+
+/// A record read from a segment, borrowing its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Its LSN.
+    pub lsn: Lsn,
+    /// Its type.
+    pub kind: RecordType,
+    /// Its payload.
+    pub payload: &'a [u8],
+}
+
+/// What the bytes at a frame position hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decoded<'a> {
+    /// A valid record, and the bytes its frame takes.
+    Record(Record<'a>, usize),
+    /// Zeros: the end of the written part.
+    End,
+    /// Not a valid frame.
+    Bad(FrameError),
+}
+
+/// Why the bytes at a frame position are not a valid record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The frame's header or payload runs past the end of the segment.
+    #[error("frame runs past the end of the segment")]
+    Truncated,
+    /// The length field exceeds the record limit.
+    #[error("record length {0} exceeds the limit")]
+    Length(u32),
+    /// Checksum mismatch.
+    #[error("record checksum mismatch")]
+    Checksum,
+    /// Checksum right, type byte not one the format knows.
+    #[error("record type {0} is not valid")]
+    Type(u8),
+    /// Checksum right, LSN not the next one.
+    #[error("record LSN {found} where {expected} was due")]
+    Lsn {
+        /// The LSN the log continues with.
+        expected: Lsn,
+        /// The LSN the frame carries.
+        found: Lsn,
+    },
+    /// A checkpoint whose payload is not a valid `live_from`.
+    #[error("checkpoint payload invalid")]
+    Checkpoint,
+    /// Zeros where a record was due.
+    #[error("zeros where a record was due")]
+    Zeros,
+}
+
+/// Decodes the frame at the start of `bytes` (the rest of a segment).
+pub(crate) fn decode_frame(bytes: &[u8], record_bytes_max: usize) -> Decoded<'_> {
+    let Some(h) = bytes.get(..FRAME_HEADER_BYTES) else {
+        return if bytes.iter().all(|&b| b == 0) {
+            Decoded::End
+        } else {
+            Decoded::Bad(FrameError::Truncated)
+        };
+    };
+    if h.iter().all(|&b| b == 0) {
+        return Decoded::End;
+    }
+    let len = u32_at(h, 4);
+    if len as usize > record_bytes_max {
+        return Decoded::Bad(FrameError::Length(len));
+    }
+    let total = frame_bytes(len as usize);
+    let Some(frame) = bytes.get(..total) else {
+        return Decoded::Bad(FrameError::Truncated);
+    };
+    if crc32c::crc32c(&frame[4..]) != u32_at(h, 0) {
+        return Decoded::Bad(FrameError::Checksum);
+    }
+    if !RecordType::valid(h[16]) {
+        return Decoded::Bad(FrameError::Type(h[16]));
+    }
+    let record = Record {
+        lsn: Lsn(u64_at(h, 8)),
+        kind: RecordType(h[16]),
+        payload: &frame[FRAME_HEADER_BYTES..],
+    };
+    Decoded::Record(record, total)
+}
+
+/// The first valid record in `bytes` at or after `from` whose LSN is above `after`, with its
+/// offset. Used after a bad frame, to tell a torn tail (nothing valid follows) from corruption
+/// in the middle of the log.
+pub(crate) fn find_later_record(
+    bytes: &[u8],
+    from: usize,
+    after: Lsn,
+    record_bytes_max: usize,
+) -> Option<(usize, Lsn)> {
+    // A frame at `s` has a nonzero byte in its LSN field, s+8..s+16; so when the next nonzero
+    // byte at or after `p` is `q`, no frame starts before q - 15. Zeroed stretches are skipped
+    // at memory speed.
+    let mut p = from;
+    while p + FRAME_HEADER_BYTES <= bytes.len() {
+        let q = p + bytes[p..].iter().position(|&b| b != 0)?;
+        let mut s = p.max(q.saturating_sub(15));
+        while s <= q && s + FRAME_HEADER_BYTES <= bytes.len() {
+            if let Decoded::Record(r, _) = decode_frame(&bytes[s..], record_bytes_max)
+                && r.lsn > after
+            {
+                return Some((s, r.lsn));
+            }
+            s += 1;
+        }
+        p = q + 1;
+    }
+    None
+}
+
+/// Little-endian `u32` at `at`; the caller checked the length.
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("length checked"))
+}
+
+/// Little-endian `u64` at `at`; the caller checked the length.
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("length checked"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_round_trips_and_any_flipped_bit_is_refused() {
+        let h = SegmentHeader { seq: 7, first_lsn: Lsn(1000), live_from: Lsn(900) };
+        let b = h.encode();
+        assert_eq!(SegmentHeader::decode(&b), Ok(h));
+        for bit in 0..SEGMENT_HEADER_BYTES * 8 {
+            let mut c = b;
+            c[bit / 8] ^= 1 << (bit % 8);
+            assert!(SegmentHeader::decode(&c).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn a_frame_round_trips_and_any_flipped_bit_is_refused() {
+        let mut out = Vec::new();
+        encode_frame(&mut out, Lsn(42), RecordType::user(20).unwrap(), b"hello");
+        assert_eq!(out.len(), frame_bytes(5));
+        let Decoded::Record(r, n) = decode_frame(&out, 1024) else { panic!("valid frame") };
+        assert_eq!((r.lsn, r.kind.get(), r.payload, n), (Lsn(42), 20, &b"hello"[..], out.len()));
+        for bit in 0..out.len() * 8 {
+            let mut c = out.clone();
+            c[bit / 8] ^= 1 << (bit % 8);
+            assert!(!matches!(decode_frame(&c, 1024), Decoded::Record(..)), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn zeros_are_the_end_and_a_cut_frame_is_truncated() {
+        assert_eq!(decode_frame(&[0; 40], 1024), Decoded::End);
+        assert_eq!(decode_frame(&[0; 5], 1024), Decoded::End);
+        let mut out = Vec::new();
+        encode_frame(&mut out, Lsn(1), RecordType::user(16).unwrap(), &[9; 30]);
+        assert_eq!(decode_frame(&out[..30], 1024), Decoded::Bad(FrameError::Truncated));
+        assert_eq!(decode_frame(&out[..10], 1024), Decoded::Bad(FrameError::Truncated));
+        assert_eq!(decode_frame(&out, 10), Decoded::Bad(FrameError::Length(30)));
+    }
+
+    #[test]
+    fn user_types_start_at_sixteen() {
+        assert!(RecordType::user(15).is_none());
+        assert_eq!(RecordType::user(255).map(RecordType::get), Some(255));
+    }
+
+    #[test]
+    fn a_later_record_is_found_past_junk_and_zeros() {
+        let mut seg = vec![0xAB; 10];
+        seg.extend_from_slice(&[0; 5000]);
+        let at = seg.len();
+        encode_frame(&mut seg, Lsn(8), RecordType::user(16).unwrap(), b"x");
+        seg.extend_from_slice(&[0; 100]);
+        assert_eq!(find_later_record(&seg, 0, Lsn(5), 1024), Some((at, Lsn(8))));
+        assert_eq!(find_later_record(&seg, 0, Lsn(8), 1024), None);
+        assert_eq!(find_later_record(&seg, at + 1, Lsn(5), 1024), None);
+    }
+}
