@@ -55,7 +55,7 @@ impl RecordType {
 /// Bytes of the segment header.
 pub const SEGMENT_HEADER_BYTES: usize = 48;
 /// Bytes of a frame before its payload.
-pub const FRAME_HEADER_BYTES: usize = 17;
+pub const FRAME_HEADER_BYTES: usize = 21;
 /// The segment header's first bytes.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"LUCIOWAL";
 /// The format version this code writes and reads.
@@ -136,15 +136,24 @@ impl SegmentHeader {
     }
 }
 
-/// Appends the frame of one record to `out`.
+/// Appends the frame of one record to `out`. `write_first` is the LSN of the first record of
+/// the write this record goes out with (at most `lsn`, and fewer than 2³² records before it).
 ///
 /// The caller keeps `payload` within its record limit; decoding refuses longer ones.
-pub fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, kind: RecordType, payload: &[u8]) {
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    lsn: Lsn,
+    write_first: Lsn,
+    kind: RecordType,
+    payload: &[u8],
+) {
     let start = out.len();
     let len = u32::try_from(payload.len()).expect("payload length checked by the caller");
+    let back = u32::try_from(lsn.0 - write_first.0).expect("writes are bounded");
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&lsn.0.to_le_bytes());
+    out.extend_from_slice(&back.to_le_bytes());
     out.push(kind.0);
     out.extend_from_slice(payload);
     let crc = crc32c::crc32c(&out[start + 4..]);
@@ -153,9 +162,9 @@ pub fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, kind: RecordType, payload: &[u8
 
 /// Appends the frame of a checkpoint record at `lsn` saying that records from `live_from` on
 /// are live; `live_from` is at most `lsn`.
-pub fn encode_checkpoint(out: &mut Vec<u8>, lsn: Lsn, live_from: Lsn) {
+pub fn encode_checkpoint(out: &mut Vec<u8>, lsn: Lsn, write_first: Lsn, live_from: Lsn) {
     debug_assert!(live_from.0 >= 1 && live_from <= lsn);
-    encode_frame(out, lsn, RecordType::CHECKPOINT, &checkpoint_payload(live_from));
+    encode_frame(out, lsn, write_first, RecordType::CHECKPOINT, &checkpoint_payload(live_from));
 }
 
 /// The payload of a checkpoint record.
@@ -168,6 +177,9 @@ pub(crate) fn checkpoint_payload(live_from: Lsn) -> [u8; 8] {
 pub struct Record<'a> {
     /// Its LSN.
     pub lsn: Lsn,
+    /// The LSN of the first record of the write it was part of (the records written and
+    /// synced together).
+    pub write_first: Lsn,
     /// Its type.
     pub kind: RecordType,
     /// Its payload.
@@ -214,6 +226,9 @@ pub enum FrameError {
     /// Zeros where a record was due.
     #[error("zeros where a record was due")]
     Zeros,
+    /// Checksum right, LSN zero or the write's first LSN after the record's.
+    #[error("record LSN fields impossible")]
+    Fields,
 }
 
 /// Decodes the frame at the start of `bytes` (the rest of a segment).
@@ -239,24 +254,35 @@ pub(crate) fn decode_frame(bytes: &[u8], record_bytes_max: usize) -> Decoded<'_>
     if crc32c::crc32c(&frame[4..]) != u32_at(h, 0) {
         return Decoded::Bad(FrameError::Checksum);
     }
-    if !RecordType::valid(h[16]) {
-        return Decoded::Bad(FrameError::Type(h[16]));
+    if !RecordType::valid(h[20]) {
+        return Decoded::Bad(FrameError::Type(h[20]));
+    }
+    let lsn = u64_at(h, 8);
+    let back = u64::from(u32_at(h, 16));
+    if lsn == 0 || back >= lsn {
+        return Decoded::Bad(FrameError::Fields);
     }
     let record = Record {
-        lsn: Lsn(u64_at(h, 8)),
-        kind: RecordType(h[16]),
+        lsn: Lsn(lsn),
+        write_first: Lsn(lsn - back),
+        kind: RecordType(h[20]),
         payload: &frame[FRAME_HEADER_BYTES..],
     };
     Decoded::Record(record, total)
 }
 
-/// The first valid record in `bytes` at or after `from` whose LSN is above `after`, with its
-/// offset. Used after a bad frame, to tell a torn tail (nothing valid follows) from corruption
-/// in the middle of the log.
-pub(crate) fn find_later_record(
+/// The first valid record in `bytes` at or after `from` that went out in a write *after* the
+/// one that held LSN `due`, with its offset.
+///
+/// Used after a bad frame (or zeros) where record `due` should be. The writer syncs each write
+/// before it starts the next, so a record of a later write proves that record `due` was
+/// synced, and its loss is corruption. Valid records of the *same* write may follow a bad one
+/// after a crash (the disk persisted the write's pages out of order); they were never
+/// acknowledged, so they are part of the torn tail.
+pub(crate) fn find_later_write(
     bytes: &[u8],
     from: usize,
-    after: Lsn,
+    due: Lsn,
     record_bytes_max: usize,
 ) -> Option<(usize, Lsn)> {
     // A frame at `s` has a nonzero byte in its LSN field, s+8..s+16; so when the next nonzero
@@ -267,14 +293,17 @@ pub(crate) fn find_later_record(
         let q = p + bytes[p..].iter().position(|&b| b != 0)?;
         let mut s = p.max(q.saturating_sub(15));
         while s <= q && s + FRAME_HEADER_BYTES <= bytes.len() {
-            if let Decoded::Record(r, _) = decode_frame(&bytes[s..], record_bytes_max)
-                && r.lsn > after
-            {
-                return Some((s, r.lsn));
+            if let Decoded::Record(r, n) = decode_frame(&bytes[s..], record_bytes_max) {
+                if r.lsn >= due && r.write_first > due {
+                    return Some((s, r.lsn));
+                }
+                // A record of the torn write (or an older one): carry on after it.
+                s += n;
+                continue;
             }
             s += 1;
         }
-        p = q + 1;
+        p = s.max(q + 1);
     }
     None
 }
@@ -308,10 +337,11 @@ mod tests {
     #[test]
     fn a_frame_round_trips_and_any_flipped_bit_is_refused() {
         let mut out = Vec::new();
-        encode_frame(&mut out, Lsn(42), RecordType::user(20).unwrap(), b"hello");
+        encode_frame(&mut out, Lsn(42), Lsn(40), RecordType::user(20).unwrap(), b"hello");
         assert_eq!(out.len(), frame_bytes(5));
         let Decoded::Record(r, n) = decode_frame(&out, 1024) else { panic!("valid frame") };
-        assert_eq!((r.lsn, r.kind.get(), r.payload, n), (Lsn(42), 20, &b"hello"[..], out.len()));
+        assert_eq!((r.lsn, r.write_first, r.kind.get()), (Lsn(42), Lsn(40), 20));
+        assert_eq!((r.payload, n), (&b"hello"[..], out.len()));
         for bit in 0..out.len() * 8 {
             let mut c = out.clone();
             c[bit / 8] ^= 1 << (bit % 8);
@@ -324,7 +354,7 @@ mod tests {
         assert_eq!(decode_frame(&[0; 40], 1024), Decoded::End);
         assert_eq!(decode_frame(&[0; 5], 1024), Decoded::End);
         let mut out = Vec::new();
-        encode_frame(&mut out, Lsn(1), RecordType::user(16).unwrap(), &[9; 30]);
+        encode_frame(&mut out, Lsn(1), Lsn(1), RecordType::user(16).unwrap(), &[9; 30]);
         assert_eq!(decode_frame(&out[..30], 1024), Decoded::Bad(FrameError::Truncated));
         assert_eq!(decode_frame(&out[..10], 1024), Decoded::Bad(FrameError::Truncated));
         assert_eq!(decode_frame(&out, 10), Decoded::Bad(FrameError::Length(30)));
@@ -337,14 +367,18 @@ mod tests {
     }
 
     #[test]
-    fn a_later_record_is_found_past_junk_and_zeros() {
+    fn a_record_of_a_later_write_is_found_past_junk_and_zeros() {
+        let kind = RecordType::user(16).unwrap();
         let mut seg = vec![0xAB; 10];
         seg.extend_from_slice(&[0; 5000]);
-        let at = seg.len();
-        encode_frame(&mut seg, Lsn(8), RecordType::user(16).unwrap(), b"x");
+        let same = seg.len();
+        encode_frame(&mut seg, Lsn(7), Lsn(5), kind, b"same write as 5");
+        let later = seg.len();
+        encode_frame(&mut seg, Lsn(8), Lsn(8), kind, b"x");
         seg.extend_from_slice(&[0; 100]);
-        assert_eq!(find_later_record(&seg, 0, Lsn(5), 1024), Some((at, Lsn(8))));
-        assert_eq!(find_later_record(&seg, 0, Lsn(8), 1024), None);
-        assert_eq!(find_later_record(&seg, at + 1, Lsn(5), 1024), None);
+        assert_eq!(find_later_write(&seg, 0, Lsn(5), 1024), Some((later, Lsn(8))));
+        assert_eq!(find_later_write(&seg, 0, Lsn(8), 1024), None);
+        assert_eq!(find_later_write(&seg, later + 1, Lsn(5), 1024), None);
+        assert!(same < later);
     }
 }

@@ -25,23 +25,30 @@
 //! | 40 | 4 | zero |
 //! | 44 | 4 | CRC32C (Castagnoli) of bytes 0..44, `u32` LE |
 //!
-//! # Record frame: 17 bytes, then the payload
+//! # Record frame: 21 bytes, then the payload
 //!
 //! Frames follow the header back to back; a frame never spans two segments.
 //!
 //! | offset | size | field |
 //! |---:|---:|---|
-//! | 0 | 4 | CRC32C of bytes 4..17+N (length, LSN, type and payload), `u32` LE |
+//! | 0 | 4 | CRC32C of bytes 4..21+N (everything after it, payload included), `u32` LE |
 //! | 4 | 4 | payload length N, `u32` LE, at most [`WAL_RECORD_BYTES_MAX`] |
 //! | 8 | 8 | LSN, `u64` LE, at least 1 |
-//! | 16 | 1 | record type: 1 is a checkpoint, 16–255 belong to the log's user, the rest are invalid |
-//! | 17 | N | payload: for the user's records, whatever they encode (luciole uses postcard) |
+//! | 16 | 4 | records before this one in the same *write*, `u32` LE (see below) |
+//! | 20 | 1 | record type: 1 is a checkpoint, 16–255 belong to the log's user, the rest are invalid |
+//! | 21 | N | payload: for the user's records, whatever they encode (luciole uses postcard) |
+//!
+//! A **write** is what the host writes and syncs in one go (a group commit). The host never
+//! starts a write before the previous one is synced, so a record of a later write proves that
+//! every earlier write reached the disk. Within the last write, a crash may persist pages out of
+//! order; the field at offset 16 lets recovery tell those (never acknowledged) from a record
+//! that was synced and then damaged.
 //!
 //! A checkpoint's payload is 8 bytes: the new `live_from`, `u64` LE. It says that every record
 //! below `live_from` is superseded; segments holding only such records may be deleted.
 //!
-//! The end of the written part of a segment is a frame header of 17 zero bytes (or fewer than
-//! 17 bytes left, all zero): preallocation left zeros there.
+//! The end of the written part of a segment is a frame header of 21 zero bytes (or fewer than
+//! 21 bytes left, all zero): preallocation left zeros there.
 //!
 //! # Recovery
 //!
@@ -49,12 +56,16 @@
 //!
 //! - refuses a segment whose header is not intact, whose sequence number skips one, or whose
 //!   first LSN does not continue the previous segment's records;
-//! - at the first frame that is not a valid record (checksum, length, type or LSN wrong), looks
-//!   for any valid record with a higher LSN after it, in the same segment or a later one. If
-//!   there is one, the log is corrupt *in the middle*: recovery stops with an error naming the
-//!   segment and offset, and returns nothing. If there is none, it is a **torn tail** — a write
-//!   the crash interrupted, never acknowledged — and recovery reports where it starts so the host
-//!   can zero it before appending;
+//! - at the first frame that is not a valid record (checksum, length, type or LSN wrong, or
+//!   zeros where a record is due), looks for a valid record of a *later write* after it, in the
+//!   same segment or a later one. If there is one, the bad record had been synced: the log is
+//!   corrupt *in the middle*, and recovery stops with an error naming the segment and offset.
+//!   If there is none, it is a **torn tail** — the last write, interrupted by the crash and
+//!   never acknowledged — and recovery reports where it starts and ends, so that the host zeroes
+//!   it before appending. Valid records of that same write after the bad one are part of the
+//!   torn tail and are not returned;
+//! - cannot tell a synced last write that was later damaged from a torn one: the tail of the
+//!   log is where a disk that loses synced data loses it unnoticed;
 //! - never returns a record whose checksum fails;
 //! - returns the user's records from the last checkpoint's `live_from` on, in LSN order.
 

@@ -3,7 +3,7 @@
 
 use super::format::{
     Decoded, FrameError, HeaderError, Lsn, Record, RecordType, SEGMENT_HEADER_BYTES, SegmentHeader,
-    decode_frame, find_later_record,
+    decode_frame, find_later_write,
 };
 
 /// Why a log cannot be recovered. Each names the segment (by sequence number) and, where there
@@ -176,8 +176,8 @@ impl Recovery {
                 Decoded::Bad(e) => break Some(e),
             }
         };
-        let last = Lsn(self.next_lsn.0 - 1);
-        if let Some((_, later_lsn)) = find_later_record(bytes, offset, last, self.record_bytes_max)
+        if let Some((_, later_lsn)) =
+            find_later_write(bytes, offset, self.next_lsn, self.record_bytes_max)
         {
             let error = bad.unwrap_or(FrameError::Zeros);
             return Err(RecoveryError::Corrupt { seq, offset, error, later_seq: seq, later_lsn });
@@ -246,10 +246,11 @@ fn checkpoint_live_from(r: &Record<'_>) -> Option<Lsn> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::format::{checkpoint_payload, encode_frame};
+    use super::super::format::{FRAME_HEADER_BYTES, checkpoint_payload, encode_frame};
     use super::*;
 
     const MAX: usize = 1024;
+    const F: usize = FRAME_HEADER_BYTES;
 
     type Outcome = (Vec<(u64, Vec<u8>)>, Recovered, SegmentEnd);
 
@@ -263,7 +264,7 @@ mod tests {
         let h = SegmentHeader { seq, first_lsn: Lsn(first), live_from: Lsn(live_from) };
         let mut b = h.encode().to_vec();
         for &(lsn, p) in records {
-            encode_frame(&mut b, Lsn(lsn), RecordType::user(16).unwrap(), p);
+            encode_frame(&mut b, Lsn(lsn), Lsn(lsn), RecordType::user(16).unwrap(), p);
         }
         b.resize(size.max(b.len()), 0);
         b
@@ -288,29 +289,29 @@ mod tests {
         let (recs, done, end) = recover(&[(1, &a), (2, &b)]).unwrap();
         assert_eq!(recs, vec![(1, b"a".to_vec()), (2, b"bb".to_vec()), (3, b"ccc".to_vec())]);
         assert_eq!(done, Recovered { live_from: Lsn(1), next_lsn: Lsn(4) });
-        assert_eq!(end.offset, SEGMENT_HEADER_BYTES + 17 + 3);
+        assert_eq!(end.offset, SEGMENT_HEADER_BYTES + F + 3);
         assert!(!end.torn());
     }
 
     #[test]
     fn a_torn_last_record_is_cut_and_reported() {
         let mut a = segment(1, 1, 1, &[(1, b"a"), (2, b"0123456789")], 200);
-        let cut = SEGMENT_HEADER_BYTES + 18 + 20;
+        let cut = SEGMENT_HEADER_BYTES + F + 1 + F + 5;
         a[cut..].fill(0);
         let (recs, done, end) = recover(&[(1, &a)]).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(done.next_lsn, Lsn(2));
-        assert_eq!((end.offset, end.junk_end), (SEGMENT_HEADER_BYTES + 18, cut));
+        assert_eq!((end.offset, end.junk_end), (SEGMENT_HEADER_BYTES + F + 1, cut));
         assert_eq!(end.bad, Some(FrameError::Checksum));
     }
 
     #[test]
     fn a_bad_record_with_a_good_one_after_it_is_refused() {
         let mut a = segment(1, 1, 1, &[(1, b"a"), (2, b"b"), (3, b"c")], 200);
-        a[SEGMENT_HEADER_BYTES + 18 + 17] ^= 1; // payload of record 2
+        a[SEGMENT_HEADER_BYTES + F + 1 + F] ^= 1; // payload of record 2
         let err = recover(&[(1, &a)]).unwrap_err();
         assert!(
-            matches!(err, RecoveryError::Corrupt { seq: 1, offset: 66, later_lsn: Lsn(3), .. }),
+            matches!(err, RecoveryError::Corrupt { seq: 1, offset: 70, later_lsn: Lsn(3), .. }),
             "{err:?}"
         );
     }
@@ -318,7 +319,7 @@ mod tests {
     #[test]
     fn a_bad_last_record_with_records_in_the_next_segment_is_refused() {
         let mut a = segment(1, 1, 1, &[(1, b"a"), (2, b"b")], 200);
-        a[SEGMENT_HEADER_BYTES + 18 + 17] ^= 1;
+        a[SEGMENT_HEADER_BYTES + F + 1 + F] ^= 1;
         let b = segment(2, 3, 1, &[(3, b"c")], 200);
         let err = recover(&[(1, &a), (2, &b)]).unwrap_err();
         assert!(matches!(err, RecoveryError::Corrupt { seq: 1, later_seq: 2, .. }), "{err:?}");
@@ -338,7 +339,7 @@ mod tests {
     #[test]
     fn a_checkpoint_hides_superseded_records_and_allows_deleting_old_segments() {
         let mut a = segment(1, 1, 1, &[(1, b"a"), (2, b"b")], 0);
-        encode_frame(&mut a, Lsn(3), RecordType::CHECKPOINT, &checkpoint_payload(Lsn(2)));
+        encode_frame(&mut a, Lsn(3), Lsn(3), RecordType::CHECKPOINT, &checkpoint_payload(Lsn(2)));
         a.resize(200, 0);
         let b = segment(2, 4, 2, &[(4, b"d")], 200);
         let (recs, done, _) = recover(&[(1, &a), (2, &b)]).unwrap();
@@ -355,7 +356,7 @@ mod tests {
     #[test]
     fn zeros_with_a_record_after_them_are_refused() {
         let mut a = segment(1, 1, 1, &[(1, b"a"), (2, b"b"), (3, b"c")], 200);
-        a[SEGMENT_HEADER_BYTES + 18..SEGMENT_HEADER_BYTES + 36].fill(0);
+        a[SEGMENT_HEADER_BYTES + F + 1..SEGMENT_HEADER_BYTES + 2 * (F + 1)].fill(0);
         let err = recover(&[(1, &a)]).unwrap_err();
         assert!(matches!(err, RecoveryError::Corrupt { error: FrameError::Zeros, .. }), "{err:?}");
     }
@@ -366,5 +367,24 @@ mod tests {
             Recovery::new(MAX).finish().unwrap(),
             Recovered { live_from: Lsn(1), next_lsn: Lsn(1) }
         );
+    }
+
+    #[test]
+    fn records_of_the_torn_write_after_a_hole_are_part_of_the_tail() {
+        // Records 2 and 3 went out in one write; the crash persisted 3 but not 2.
+        let h = SegmentHeader { seq: 1, first_lsn: Lsn(1), live_from: Lsn(1) };
+        let kind = RecordType::user(16).unwrap();
+        let mut a = h.encode().to_vec();
+        encode_frame(&mut a, Lsn(1), Lsn(1), kind, b"a");
+        let hole = a.len();
+        encode_frame(&mut a, Lsn(2), Lsn(2), kind, b"b");
+        encode_frame(&mut a, Lsn(3), Lsn(2), kind, b"c");
+        let end = a.len();
+        a.resize(300, 0);
+        a[hole..hole + F + 1].fill(0);
+        let (recs, done, tail) = recover(&[(1, &a)]).unwrap();
+        assert_eq!(recs, vec![(1, b"a".to_vec())]);
+        assert_eq!(done.next_lsn, Lsn(2));
+        assert_eq!((tail.offset, tail.junk_end), (hole, end));
     }
 }
