@@ -73,6 +73,20 @@ pub enum RecoveryError {
     },
 }
 
+impl RecoveryError {
+    /// The segment at fault, where one is.
+    pub fn segment(&self) -> Option<u64> {
+        match *self {
+            Self::Header { seq, .. }
+            | Self::Misnamed { seq, .. }
+            | Self::LsnGap { seq, .. }
+            | Self::Corrupt { seq, .. }
+            | Self::MissingRecords { seq, .. } => Some(seq),
+            Self::MissingSegment { .. } => None,
+        }
+    }
+}
+
 /// Where the valid part of a segment ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentEnd {

@@ -1,0 +1,179 @@
+//! luciole's write-ahead log: *acknowledged means durable*.
+//!
+//! [`Wal::append`] numbers a record and returns a [`Pending`] that completes only once the
+//! record is on disk (`fdatasync`). Appenders on many threads share syncs: one writer thread
+//! writes everything queued since its last sync as one write (group commit). A failed sync
+//! stops the log; reopening recovers it.
+//!
+//! [`Wal::open`] recovers a log: it returns the live records, cuts a torn tail (a write the
+//! crash interrupted, never acknowledged), and refuses corruption in the middle of the log with
+//! an error that names the segment file and offset. [`Wal::checkpoint`] lets the user say which
+//! records are superseded, so old segments are removed and the log does not grow without bound.
+//!
+//! The on-disk format and the recovery rules are pure code in [`luciole_proto::wal`], written
+//! down byte by byte there. This crate adds files, syncs and threads, behind [`Storage`]:
+//! [`FileStorage`] for the node, [`MemStorage`] for the simulator and tests, which loses
+//! unsynced writes — in part and out of order — on a simulated power loss.
+//!
+//! Why our own log rather than a crate: the log is part of the product's correctness argument
+//! (exactly-once migration rests on it), its recovery must run inside the deterministic
+//! simulator on the same code as the node, and the format must be ours to document and keep.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use luciole_proto::limits::{
+    WAL_RECORD_BYTES_MAX, WAL_SEGMENT_BYTES_DEFAULT, WAL_SEGMENT_BYTES_MAX,
+};
+use luciole_proto::wal::format::{SEGMENT_HEADER_BYTES, frame_bytes};
+use luciole_proto::wal::recovery::RecoveryError;
+use serde::de::DeserializeOwned;
+
+mod durable;
+mod log;
+mod memory;
+mod storage;
+
+pub use durable::Pending;
+pub use log::{Opened, RecoveryReport, Wal, WalStats, segment_name};
+pub use luciole_proto::wal::{Lsn, RecordType};
+pub use memory::{CrashMode, MemFile, MemStorage, SECTOR_BYTES};
+pub use storage::{FileStorage, SegmentFile, Storage};
+
+/// Settings of a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalConfig {
+    /// Size of each segment file, preallocated in full. Default 64 MiB; at most 1 GiB, and
+    /// enough for the header and one record of `record_bytes_max`.
+    pub segment_bytes: u64,
+    /// Largest record payload accepted. Default and maximum 1 MiB.
+    pub record_bytes_max: usize,
+    /// Most bytes one group-commit write gathers (a larger single record goes alone). Default
+    /// 1 MiB.
+    pub write_bytes_max: usize,
+    /// Most bytes appended and not yet written; appenders wait beyond it. Default 16 MiB; at
+    /// least `write_bytes_max`.
+    pub queue_bytes_max: usize,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
+            record_bytes_max: WAL_RECORD_BYTES_MAX,
+            write_bytes_max: 1 << 20,
+            queue_bytes_max: 16 << 20,
+        }
+    }
+}
+
+impl WalConfig {
+    fn validate(&self) -> Result<(), WalError> {
+        let bad = |why: String| Err(WalError::Config(why));
+        if self.record_bytes_max == 0 || self.record_bytes_max > WAL_RECORD_BYTES_MAX {
+            return bad(format!("record_bytes_max must be 1..={WAL_RECORD_BYTES_MAX}"));
+        }
+        let least = (SEGMENT_HEADER_BYTES + frame_bytes(self.record_bytes_max)) as u64;
+        if self.segment_bytes < least || self.segment_bytes > WAL_SEGMENT_BYTES_MAX {
+            return bad(format!(
+                "segment_bytes must be {least}..={WAL_SEGMENT_BYTES_MAX} (a header and one largest record)"
+            ));
+        }
+        if self.write_bytes_max == 0 || self.queue_bytes_max < self.write_bytes_max {
+            return bad("write_bytes_max must be positive and at most queue_bytes_max".into());
+        }
+        Ok(())
+    }
+}
+
+/// A record read back by recovery.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Its LSN.
+    pub lsn: Lsn,
+    /// Its type.
+    pub kind: RecordType,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
+impl fmt::Debug for LogRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogRecord")
+            .field("lsn", &self.lsn)
+            .field("kind", &self.kind.get())
+            .field("payload_bytes", &self.payload.len())
+            .finish()
+    }
+}
+
+impl LogRecord {
+    /// The payload decoded with postcard (as written by [`Wal::append_value`]).
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, WalError> {
+        postcard::from_bytes(&self.payload)
+            .map_err(|e| WalError::Decode { lsn: self.lsn, why: e.to_string() })
+    }
+}
+
+/// What went wrong with a log. Cheap to clone: every waiter gets the error that stopped it.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum WalError {
+    /// An operation on the storage failed. If it was a write or a sync, the log is stopped.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What the log was doing.
+        op: &'static str,
+        /// The file (or directory) concerned.
+        path: String,
+        /// The error.
+        source: Arc<io::Error>,
+    },
+    /// The log on the storage is damaged in a way recovery must not paper over.
+    #[error("the write-ahead log at {path} is corrupt: {source}")]
+    Corrupt {
+        /// The segment file (or the log, when no one segment is at fault).
+        path: String,
+        /// What recovery found.
+        source: RecoveryError,
+    },
+    /// A record larger than the configured limit.
+    #[error("record of {bytes} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Settings out of range.
+    #[error("invalid log settings: {0}")]
+    Config(String),
+    /// A value could not be encoded.
+    #[error("encoding a record: {0}")]
+    Encode(String),
+    /// A payload is not the value asked for.
+    #[error("decoding record {lsn}: {why}")]
+    Decode {
+        /// The record.
+        lsn: Lsn,
+        /// Why.
+        why: String,
+    },
+    /// The log was closed.
+    #[error("the log is closed")]
+    Closed,
+}
+
+impl WalError {
+    fn io(op: &'static str, path: String, source: io::Error) -> Self {
+        WalError::Io { op, path, source: Arc::new(source) }
+    }
+
+    fn corrupt<S: Storage>(storage: &S, source: RecoveryError) -> Self {
+        let path = match source.segment() {
+            Some(seq) => storage.describe(&segment_name(seq)),
+            None => storage.describe(""),
+        };
+        WalError::Corrupt { path, source }
+    }
+}

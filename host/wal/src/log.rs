@@ -1,0 +1,599 @@
+//! The log: appends with group commit, one writer thread, segment rotation and removal.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use luciole_proto::wal::format::{
+    SEGMENT_HEADER_BYTES, SegmentHeader, encode_checkpoint, encode_frame, frame_bytes,
+};
+use luciole_proto::wal::recovery::Recovery;
+use luciole_proto::wal::{Lsn, RecordType};
+use serde::Serialize;
+
+use crate::durable::{Durability, Pending};
+use crate::storage::{SegmentFile, Storage};
+use crate::{LogRecord, WalConfig, WalError};
+
+/// A write-ahead log on a [`Storage`].
+///
+/// Appends from any number of threads are numbered in call order and written by one writer
+/// thread, which takes everything queued since its last sync as one write, writes it and syncs
+/// it (group commit): a write is at most [`WalConfig::write_bytes_max`] bytes, and a record
+/// waits for at most the sync in progress and its own. A failed write or sync stops the log
+/// for good — after an `fdatasync` error, what reached the disk is unknown — and every pending
+/// and later append fails; reopen to recover.
+pub struct Wal<S: Storage> {
+    inner: Arc<Inner<S>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl<S: Storage> std::fmt::Debug for Wal<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+/// A log just opened: the live records found on the storage, and the log to append to.
+pub struct Opened<S: Storage> {
+    /// The log, ready for appends.
+    pub wal: Wal<S>,
+    /// The live records (from the last checkpoint's `live_from` on), in LSN order.
+    pub records: Vec<LogRecord>,
+    /// What recovery did.
+    pub report: RecoveryReport,
+}
+
+impl<S: Storage> std::fmt::Debug for Opened<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("records", &self.records.len())
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What opening a log found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments read.
+    pub segments: usize,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Records returned (live user records).
+    pub records: usize,
+    /// The oldest live LSN.
+    pub live_from: Lsn,
+    /// The LSN the next append gets.
+    pub next_lsn: Lsn,
+    /// Bytes of a torn tail that were zeroed (0 after a clean shutdown or a crash between
+    /// writes).
+    pub torn_bytes: usize,
+    /// Half-prepared segment files removed.
+    pub removed_spares: usize,
+    /// Files in the directory that are not part of the log and were left alone.
+    pub ignored: Vec<String>,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// Counters of a running log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Writes (each one write call and one sync).
+    pub writes: u64,
+    /// Records written.
+    pub records: u64,
+    /// Bytes written, frames included.
+    pub bytes: u64,
+    /// Segments created.
+    pub segments_created: u64,
+    /// Segments removed after checkpoints.
+    pub segments_removed: u64,
+}
+
+struct Inner<S: Storage> {
+    storage: Arc<S>,
+    config: WalConfig,
+    state: Mutex<State>,
+    /// The writer waits here for work.
+    work: Condvar,
+    /// Appenders wait here for queue space.
+    space: Condvar,
+    durability: Arc<Durability>,
+    stats: Stats,
+}
+
+#[derive(Default)]
+struct Stats {
+    writes: AtomicU64,
+    records: AtomicU64,
+    bytes: AtomicU64,
+    segments_created: AtomicU64,
+    segments_removed: AtomicU64,
+}
+
+struct State {
+    next_lsn: Lsn,
+    /// Segment and offset where the next frame goes.
+    seq: u64,
+    offset: u64,
+    /// Writes not yet taken by the writer; appends join the last one while it has room.
+    queue: VecDeque<Write>,
+    queued_bytes: usize,
+    live_from: Lsn,
+    failed: Option<WalError>,
+    closing: bool,
+    writer_idle: bool,
+}
+
+/// Records written and synced together.
+struct Write {
+    seq: u64,
+    offset: u64,
+    first_lsn: Lsn,
+    last_lsn: Lsn,
+    records: u64,
+    bytes: Vec<u8>,
+    /// The segment to create before writing (the write starts it).
+    open_segment: Option<SegmentHeader>,
+    /// A checkpoint in this write moved `live_from` here.
+    checkpoint: Option<Lsn>,
+}
+
+/// The file name of segment `seq`.
+pub fn segment_name(seq: u64) -> String {
+    format!("{seq:020}.wal")
+}
+
+fn spare_name(seq: u64) -> String {
+    format!("{seq:020}.wal.tmp")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".wal")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+impl<S: Storage> Wal<S> {
+    /// Opens the log on `storage`: recovers it (or creates it, if empty) and starts the writer.
+    ///
+    /// Refuses a log with corruption in the middle, with an error naming the segment file and
+    /// offset; zeroes a torn tail and reports it.
+    pub fn open(storage: S, config: WalConfig) -> Result<Opened<S>, WalError> {
+        config.validate()?;
+        let started = Instant::now();
+        let storage = Arc::new(storage);
+        let io = |op: &'static str, name: &str| {
+            let path = storage.describe(name);
+            move |source| WalError::io(op, path, source)
+        };
+        let mut report = RecoveryReport::default();
+        let mut segs = Vec::new();
+        let names = storage.list().map_err(io("list", ""))?;
+        for name in names {
+            if let Some(seq) = parse_segment_name(&name) {
+                segs.push(seq);
+            } else if name.ends_with(".wal.tmp") {
+                storage.remove(&name).map_err(io("remove", &name))?;
+                report.removed_spares += 1;
+            } else {
+                report.ignored.push(name);
+            }
+        }
+        segs.sort_unstable();
+        let mut scan = Recovery::new(config.record_bytes_max);
+        let mut records = Vec::new();
+        let mut segments = VecDeque::new();
+        let mut tail = None;
+        for &seq in &segs {
+            let name = segment_name(seq);
+            let bytes = storage.read(&name).map_err(io("read", &name))?;
+            report.bytes += bytes.len() as u64;
+            let header = SegmentHeader::decode(&bytes).ok();
+            let end = scan
+                .segment(seq, &bytes, |r| records.push(LogRecord::from(r)))
+                .map_err(|e| WalError::corrupt(&*storage, e))?;
+            let header = header.expect("recovery checked the header");
+            segments.push_back((seq, header.first_lsn));
+            tail = Some((seq, end));
+        }
+        let recovered = scan.finish().map_err(|e| WalError::corrupt(&*storage, e))?;
+        records.retain(|r| r.lsn >= recovered.live_from);
+        let mut file;
+        let (seq, offset) = match tail {
+            Some((seq, end)) => {
+                let name = segment_name(seq);
+                file = storage.open(&name).map_err(io("open", &name))?;
+                if end.torn() {
+                    let zeros = vec![0u8; end.junk_end - end.offset];
+                    file.write_at(end.offset as u64, &zeros)
+                        .map_err(io("zero torn tail", &name))?;
+                    file.sync().map_err(io("sync", &name))?;
+                    report.torn_bytes = zeros.len();
+                    tracing::warn!(segment = %storage.describe(&name), offset = end.offset,
+                        bytes = zeros.len(), "torn tail of the log zeroed");
+                }
+                (seq, end.offset as u64)
+            }
+            None => {
+                let header = SegmentHeader { seq: 1, first_lsn: Lsn::FIRST, live_from: Lsn::FIRST };
+                file = create_segment(&*storage, &config, header, None)?;
+                segments.push_back((1, Lsn::FIRST));
+                (1, SEGMENT_HEADER_BYTES as u64)
+            }
+        };
+        report.segments = segs.len();
+        report.records = records.len();
+        report.live_from = recovered.live_from;
+        report.next_lsn = recovered.next_lsn;
+        report.elapsed = started.elapsed();
+        let durable = Lsn(recovered.next_lsn.0 - 1);
+        let inner = Arc::new(Inner {
+            storage,
+            config,
+            state: Mutex::new(State {
+                next_lsn: recovered.next_lsn,
+                seq,
+                offset,
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                live_from: recovered.live_from,
+                failed: None,
+                closing: false,
+                writer_idle: false,
+            }),
+            work: Condvar::new(),
+            space: Condvar::new(),
+            durability: Arc::new(Durability::new(durable)),
+            stats: Stats::default(),
+        });
+        let writer = Writer { inner: inner.clone(), file, segments, spare: None };
+        let writer = std::thread::Builder::new()
+            .name("luciole-wal".into())
+            .spawn(move || writer.run())
+            .map_err(|e| WalError::io("spawn writer", String::new(), e))?;
+        Ok(Opened { wal: Wal { inner, writer: Some(writer) }, records, report })
+    }
+
+    /// Appends a record of type `kind`. Returns at once with its LSN; the returned [`Pending`]
+    /// completes once the record is synced.
+    ///
+    /// Blocks only while [`WalConfig::queue_bytes_max`] bytes wait for the disk.
+    pub fn append(&self, kind: RecordType, payload: &[u8]) -> Result<Pending, WalError> {
+        if payload.len() > self.inner.config.record_bytes_max {
+            return Err(WalError::TooLarge {
+                bytes: payload.len(),
+                max: self.inner.config.record_bytes_max,
+            });
+        }
+        self.push(payload.len(), |out, lsn, write_first| {
+            encode_frame(out, lsn, write_first, kind, payload);
+            None
+        })
+    }
+
+    /// Appends `value` encoded with postcard.
+    pub fn append_value<T: Serialize>(
+        &self,
+        kind: RecordType,
+        value: &T,
+    ) -> Result<Pending, WalError> {
+        let payload = postcard::to_stdvec(value).map_err(|e| WalError::Encode(e.to_string()))?;
+        self.append(kind, &payload)
+    }
+
+    /// Declares every record below `live_from` superseded: appends a checkpoint record and,
+    /// once it is synced, removes the segments that hold only superseded records. Recovery
+    /// then returns records from `live_from` on.
+    ///
+    /// `live_from` may be at most the next LSN (everything so far superseded); a value below
+    /// the current one changes nothing.
+    pub fn checkpoint(&self, live_from: Lsn) -> Result<Pending, WalError> {
+        self.push(8, |out, lsn, write_first| {
+            assert!(live_from.0 >= 1 && live_from <= lsn, "live_from {live_from} past LSN {lsn}");
+            encode_checkpoint(out, lsn, write_first, live_from);
+            Some(live_from)
+        })
+    }
+
+    /// The LSN the next append gets.
+    pub fn next_lsn(&self) -> Lsn {
+        self.inner.lock().next_lsn
+    }
+
+    /// Every record at or below this LSN is synced.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.inner.durability.durable()
+    }
+
+    /// Counters since the log was opened.
+    pub fn stats(&self) -> WalStats {
+        let s = &self.inner.stats;
+        WalStats {
+            writes: s.writes.load(Ordering::Relaxed),
+            records: s.records.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            segments_created: s.segments_created.load(Ordering::Relaxed),
+            segments_removed: s.segments_removed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes and syncs everything appended, then stops the writer. Returns the error that
+    /// stopped the log, if one did.
+    pub fn close(mut self) -> Result<(), WalError> {
+        self.stop();
+        match self.inner.lock().failed.clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.inner.lock().closing = true;
+        self.inner.work.notify_all();
+        self.inner.space.notify_all();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+
+    /// Numbers a frame of `payload_bytes` and has `encode` write it into the queue.
+    fn push(
+        &self,
+        payload_bytes: usize,
+        encode: impl FnOnce(&mut Vec<u8>, Lsn, Lsn) -> Option<Lsn>,
+    ) -> Result<Pending, WalError> {
+        let inner = &*self.inner;
+        let config = &inner.config;
+        let frame = frame_bytes(payload_bytes);
+        let mut st = inner.lock();
+        loop {
+            if let Some(e) = &st.failed {
+                return Err(e.clone());
+            }
+            if st.closing {
+                return Err(WalError::Closed);
+            }
+            if st.queued_bytes == 0 || st.queued_bytes + frame <= config.queue_bytes_max {
+                break;
+            }
+            st = inner.space.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        let lsn = st.next_lsn;
+        st.next_lsn = lsn.next();
+        let rotate = st.offset + frame as u64 > config.segment_bytes;
+        if rotate {
+            st.seq += 1;
+            st.offset = SEGMENT_HEADER_BYTES as u64;
+        }
+        let (seq, offset, live_from) = (st.seq, st.offset, st.live_from);
+        let joins = !rotate
+            && st
+                .queue
+                .back()
+                .is_some_and(|w| w.seq == seq && w.bytes.len() + frame <= config.write_bytes_max);
+        if !joins {
+            st.queue.push_back(Write {
+                seq,
+                offset,
+                first_lsn: lsn,
+                last_lsn: lsn,
+                records: 0,
+                bytes: Vec::with_capacity(frame.max(config.write_bytes_max.min(64 << 10))),
+                open_segment: rotate.then_some(SegmentHeader { seq, first_lsn: lsn, live_from }),
+                checkpoint: None,
+            });
+        }
+        let write = st.queue.back_mut().expect("a write is queued");
+        let first = write.first_lsn;
+        let moved = encode(&mut write.bytes, lsn, first);
+        write.last_lsn = lsn;
+        write.records += 1;
+        if let Some(lf) = moved
+            && lf > st.live_from
+        {
+            let write = st.queue.back_mut().expect("a write is queued");
+            write.checkpoint = Some(lf);
+            st.live_from = lf;
+        }
+        st.offset += frame as u64;
+        st.queued_bytes += frame;
+        let wake = std::mem::take(&mut st.writer_idle);
+        drop(st);
+        if wake {
+            inner.work.notify_one();
+        }
+        Ok(Pending::new(lsn, inner.durability.clone()))
+    }
+}
+
+impl<S: Storage> Drop for Wal<S> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl<S: Storage> Inner<S> {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Creates segment `header.seq`: from the prepared spare if there is one, else a new file;
+/// header written and synced, then renamed into the log and the directory synced.
+fn create_segment<S: Storage>(
+    storage: &S,
+    config: &WalConfig,
+    header: SegmentHeader,
+    spare: Option<S::File>,
+) -> Result<S::File, WalError> {
+    let tmp = spare_name(header.seq);
+    let name = segment_name(header.seq);
+    let io = |op: &'static str, n: &str| {
+        let path = storage.describe(n);
+        move |source| WalError::io(op, path, source)
+    };
+    let mut file = match spare {
+        Some(f) => f,
+        None => storage.create(&tmp, config.segment_bytes).map_err(io("create", &tmp))?,
+    };
+    file.write_at(0, &header.encode()).map_err(io("write header", &tmp))?;
+    file.sync().map_err(io("sync", &tmp))?;
+    storage.rename(&tmp, &name).map_err(io("rename", &tmp))?;
+    storage.sync_dir().map_err(io("sync directory", ""))?;
+    Ok(file)
+}
+
+/// The writer thread's own state.
+struct Writer<S: Storage> {
+    inner: Arc<Inner<S>>,
+    file: S::File,
+    /// Segments in the log, oldest first: sequence number and first LSN.
+    segments: VecDeque<(u64, Lsn)>,
+    /// The next segment, being preallocated in the background.
+    spare: Option<(u64, JoinHandle<std::io::Result<S::File>>)>,
+}
+
+impl<S: Storage> Writer<S> {
+    fn run(mut self) {
+        self.prepare_spare();
+        while let Some(write) = self.next_write() {
+            let bytes = write.bytes.len();
+            if let Err(e) = self.perform(&write) {
+                tracing::error!(error = %e, "write-ahead log stopped");
+                let mut st = self.inner.lock();
+                st.failed = Some(e.clone());
+                drop(st);
+                self.inner.durability.fail(e);
+                self.inner.space.notify_all();
+                break;
+            }
+            let stats = &self.inner.stats;
+            stats.writes.fetch_add(1, Ordering::Relaxed);
+            stats.records.fetch_add(write.records, Ordering::Relaxed);
+            stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            self.inner.lock().queued_bytes -= bytes;
+            self.inner.space.notify_all();
+            // Before acknowledging: once a checkpoint completes, its segments are gone.
+            if let Some(live_from) = write.checkpoint {
+                self.remove_superseded(live_from);
+            }
+            self.inner.durability.advance(write.last_lsn);
+        }
+        self.finish();
+    }
+
+    /// The next write to perform; `None` once closing and drained.
+    fn next_write(&self) -> Option<Write> {
+        let mut st = self.inner.lock();
+        loop {
+            if let Some(w) = st.queue.pop_front() {
+                st.writer_idle = false;
+                return Some(w);
+            }
+            if st.closing {
+                return None;
+            }
+            st.writer_idle = true;
+            st = self.inner.work.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn perform(&mut self, write: &Write) -> Result<(), WalError> {
+        if let Some(header) = write.open_segment {
+            let spare = self.take_spare(header.seq);
+            self.file = create_segment(&*self.inner.storage, &self.inner.config, header, spare)?;
+            self.segments.push_back((header.seq, header.first_lsn));
+            self.inner.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+            self.prepare_spare();
+        }
+        let name = segment_name(write.seq);
+        let storage = &self.inner.storage;
+        self.file
+            .write_at(write.offset, &write.bytes)
+            .map_err(|e| WalError::io("write", storage.describe(&name), e))?;
+        self.file.sync().map_err(|e| WalError::io("sync", storage.describe(&name), e))
+    }
+
+    /// Starts preallocating the segment after the newest one.
+    fn prepare_spare(&mut self) {
+        let Some(&(seq, _)) = self.segments.back() else { return };
+        let next = seq + 1;
+        if self.spare.as_ref().is_some_and(|(s, _)| *s == next) {
+            return;
+        }
+        let storage = self.inner.storage.clone();
+        let len = self.inner.config.segment_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("luciole-wal-prealloc".into())
+            .spawn(move || storage.create(&spare_name(next), len));
+        // Without a thread, the segment is created when needed instead.
+        self.spare = spawned.ok().map(|h| (next, h));
+    }
+
+    /// The preallocated file for segment `seq`, if it was prepared without error.
+    fn take_spare(&mut self, seq: u64) -> Option<S::File> {
+        let (s, handle) = self.spare.take()?;
+        match handle.join() {
+            Ok(Ok(file)) if s == seq => Some(file),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "preallocating the next segment failed; creating it now");
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Waits for a preallocation in flight, so none outlives the log.
+    fn finish(&mut self) {
+        if let Some((_, handle)) = self.spare.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// Removes segments that hold only records below `live_from`.
+    fn remove_superseded(&mut self, live_from: Lsn) {
+        let storage = &*self.inner.storage;
+        let mut removed = false;
+        while self.segments.len() >= 2 && self.segments[1].1 <= live_from {
+            let (seq, _) = self.segments[0];
+            let name = segment_name(seq);
+            if let Err(e) = storage.remove(&name) {
+                tracing::warn!(segment = %storage.describe(&name), error = %e,
+                    "removing a superseded segment failed; kept");
+                break;
+            }
+            self.segments.pop_front();
+            self.inner.stats.segments_removed.fetch_add(1, Ordering::Relaxed);
+            removed = true;
+        }
+        if removed && let Err(e) = storage.sync_dir() {
+            tracing::warn!(error = %e, "syncing the log directory after removing segments failed");
+        }
+    }
+}
+
+impl From<luciole_proto::wal::format::Record<'_>> for LogRecord {
+    fn from(r: luciole_proto::wal::format::Record<'_>) -> Self {
+        LogRecord { lsn: r.lsn, kind: r.kind, payload: r.payload.to_vec() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_others_are_not_segments() {
+        assert_eq!(segment_name(7), "00000000000000000007.wal");
+        assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_segment_name("7.wal"), None);
+        assert_eq!(parse_segment_name(&spare_name(7)), None);
+        assert_eq!(parse_segment_name("0000000000000000000x.wal"), None);
+    }
+}

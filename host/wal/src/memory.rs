@@ -1,0 +1,254 @@
+//! A storage in memory that models a power loss: [`MemStorage::crash`] keeps what was synced
+//! and a seeded random part of what was not.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::storage::{SegmentFile, Storage};
+
+/// Granularity at which a crash keeps or loses unsynced bytes (a disk sector).
+pub const SECTOR_BYTES: usize = 512;
+
+/// A directory of files in memory. Clones share it.
+///
+/// Every write is remembered until synced. [`MemStorage::crash`] turns the storage into what a
+/// disk could hold after a power loss, and makes every handle from before the crash fail, so
+/// the crashed log cannot write any more.
+#[derive(Clone, Debug, Default)]
+pub struct MemStorage {
+    disk: Arc<Mutex<Disk>>,
+}
+
+#[derive(Debug, Default)]
+struct Disk {
+    /// Bumped by each crash; handles from an older generation fail.
+    generation: u64,
+    names: BTreeMap<String, u64>,
+    durable_names: BTreeMap<String, u64>,
+    files: BTreeMap<u64, FileData>,
+    next_inode: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct FileData {
+    /// What reads see (the page cache).
+    current: Vec<u8>,
+    /// What survives a crash.
+    durable: Vec<u8>,
+    /// Writes since the last sync: offset and length.
+    unsynced: Vec<(u64, usize)>,
+}
+
+/// How a crash treats unsynced data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashMode {
+    /// Every unsynced byte is lost.
+    LoseUnsynced,
+    /// Each unsynced sector is kept or lost at random (seeded), and one kept sector may be cut
+    /// short: writes torn, persisted out of order.
+    Scramble {
+        /// Seed of the choices.
+        seed: u64,
+    },
+}
+
+impl MemStorage {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn disk(&self) -> MutexGuard<'_, Disk> {
+        self.disk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Simulates a power loss and a reboot: names not made durable by a directory sync revert,
+    /// unsynced data is lost or kept as `mode` says, and every open file handle fails from now
+    /// on. Returns how many unsynced writes there were.
+    pub fn crash(&self, mode: CrashMode) -> u64 {
+        let mut disk = self.disk();
+        disk.generation += 1;
+        disk.names = disk.durable_names.clone();
+        let mut rng = match mode {
+            CrashMode::LoseUnsynced => None,
+            CrashMode::Scramble { seed } => Some(SplitMix(seed)),
+        };
+        let mut lost = 0;
+        let live: Vec<u64> = disk.names.values().copied().collect();
+        disk.files.retain(|inode, _| live.contains(inode));
+        for file in disk.files.values_mut() {
+            lost += file.unsynced.len() as u64;
+            let mut image = file.durable.clone();
+            if let Some(rng) = rng.as_mut() {
+                let tear = rng.next() % 2 == 0;
+                let mut torn = false;
+                for &(offset, len) in &file.unsynced {
+                    let (start, end) = (offset as usize, offset as usize + len);
+                    let mut s = start;
+                    while s < end {
+                        let e = ((s / SECTOR_BYTES + 1) * SECTOR_BYTES).min(end);
+                        if rng.next() % 2 == 0 {
+                            let cut = if tear && !torn && rng.next() % 4 == 0 {
+                                torn = true;
+                                s + (rng.next() as usize % (e - s))
+                            } else {
+                                e
+                            };
+                            image[s..cut].copy_from_slice(&file.current[s..cut]);
+                        }
+                        s = e;
+                    }
+                }
+            }
+            file.current = image.clone();
+            file.durable = image;
+            file.unsynced.clear();
+        }
+        lost
+    }
+
+    /// The current content of `name`, for tests.
+    pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
+        let disk = self.disk();
+        let inode = disk.names.get(name)?;
+        Some(disk.files[inode].current.clone())
+    }
+
+    /// Replaces the content of `name` (durably), for tests that damage a log.
+    pub fn set_contents(&self, name: &str, bytes: Vec<u8>) -> io::Result<()> {
+        let mut disk = self.disk();
+        let inode = *disk.names.get(name).ok_or_else(|| not_found(name))?;
+        let file = disk.files.get_mut(&inode).expect("named files exist");
+        file.current = bytes.clone();
+        file.durable = bytes;
+        Ok(())
+    }
+}
+
+fn not_found(name: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{name}: no such file"))
+}
+
+fn crashed() -> io::Error {
+    io::Error::other("the storage crashed under this handle")
+}
+
+impl Storage for MemStorage {
+    type File = MemFile;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self.disk().names.keys().cloned().collect())
+    }
+
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.contents(name).ok_or_else(|| not_found(name))
+    }
+
+    fn create(&self, name: &str, len: u64) -> io::Result<MemFile> {
+        let mut disk = self.disk();
+        if disk.names.contains_key(name) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, name.to_owned()));
+        }
+        let inode = disk.next_inode;
+        disk.next_inode += 1;
+        let zeros = vec![0; len as usize];
+        disk.files.insert(
+            inode,
+            FileData { current: zeros.clone(), durable: zeros, unsynced: Vec::new() },
+        );
+        disk.names.insert(name.to_owned(), inode);
+        Ok(MemFile { storage: self.clone(), inode, generation: disk.generation })
+    }
+
+    fn open(&self, name: &str) -> io::Result<MemFile> {
+        let disk = self.disk();
+        let inode = *disk.names.get(name).ok_or_else(|| not_found(name))?;
+        Ok(MemFile { storage: self.clone(), inode, generation: disk.generation })
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut disk = self.disk();
+        let inode = disk.names.remove(from).ok_or_else(|| not_found(from))?;
+        disk.names.insert(to.to_owned(), inode);
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        let mut disk = self.disk();
+        disk.names.remove(name).ok_or_else(|| not_found(name))?;
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        let mut disk = self.disk();
+        disk.durable_names = disk.names.clone();
+        let live: Vec<u64> = disk.names.values().copied().collect();
+        // Unnamed files are gone for good once the directory is synced.
+        disk.files.retain(|inode, _| live.contains(inode));
+        Ok(())
+    }
+
+    fn describe(&self, name: &str) -> String {
+        format!("mem:{name}")
+    }
+}
+
+/// A file of a [`MemStorage`].
+#[derive(Debug)]
+pub struct MemFile {
+    storage: MemStorage,
+    inode: u64,
+    generation: u64,
+}
+
+impl MemFile {
+    fn with<T>(&self, f: impl FnOnce(&mut FileData) -> io::Result<T>) -> io::Result<T> {
+        let mut disk = self.storage.disk();
+        if disk.generation != self.generation {
+            return Err(crashed());
+        }
+        let file = disk.files.get_mut(&self.inode).ok_or_else(crashed)?;
+        f(file)
+    }
+}
+
+impl SegmentFile for MemFile {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.with(|file| {
+            let start = offset as usize;
+            let end = start + bytes.len();
+            if end > file.current.len() {
+                file.current.resize(end, 0);
+                file.durable.resize(file.durable.len().max(end), 0);
+            }
+            file.current[start..end].copy_from_slice(bytes);
+            file.unsynced.push((offset, bytes.len()));
+            Ok(())
+        })
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.with(|file| {
+            for (offset, len) in file.unsynced.drain(..) {
+                let range = offset as usize..offset as usize + len;
+                file.durable[range.clone()].copy_from_slice(&file.current[range]);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// splitmix64: the crash's seeded choices (no thread RNG anywhere near the tests).
+#[derive(Debug)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,130 @@
+//! Where segments live: the [`Storage`] a log runs on, and the file backend.
+//!
+//! The log needs few operations, each with the durability it promises spelled out, so that the
+//! memory backend ([`crate::MemStorage`]) can model a crash faithfully: what was synced
+//! survives, what was not may be lost, in part, in any order.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// A directory of segment files.
+pub trait Storage: Send + Sync + 'static {
+    /// A file open for writing.
+    type File: SegmentFile;
+
+    /// Names of the files in the directory, in no particular order.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// The whole content of `name`.
+    fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// Creates `name` (which must not exist) as `len` zero bytes whose data and size are
+    /// durable on return; the *name* is durable only after [`Storage::sync_dir`].
+    fn create(&self, name: &str, len: u64) -> io::Result<Self::File>;
+    /// Opens `name` for writing.
+    fn open(&self, name: &str) -> io::Result<Self::File>;
+    /// Renames `from` to `to`; durable after [`Storage::sync_dir`].
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Removes `name`; durable after [`Storage::sync_dir`].
+    fn remove(&self, name: &str) -> io::Result<()>;
+    /// Makes every creation, rename and removal so far durable (fsync of the directory).
+    fn sync_dir(&self) -> io::Result<()>;
+    /// How to name `name` in an error message (a path, for files).
+    fn describe(&self, name: &str) -> String;
+}
+
+/// One segment file, open for writing.
+pub trait SegmentFile: Send + 'static {
+    /// Writes all of `bytes` at `offset`. Not durable until [`SegmentFile::sync`].
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Makes every write so far durable (`fdatasync`). After an error, what reached the disk is
+    /// unknown: the log stops and must be reopened.
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// Segments as files in a directory.
+#[derive(Debug, Clone)]
+pub struct FileStorage {
+    dir: PathBuf,
+}
+
+impl FileStorage {
+    /// The log in `dir`, created (with its parents) if missing.
+    pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Zeros written per call when preallocating.
+const ZEROS_CHUNK_BYTES: usize = 1 << 20;
+
+impl Storage for FileStorage {
+    type File = File;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.dir.join(name))
+    }
+
+    fn create(&self, name: &str, len: u64) -> io::Result<File> {
+        let mut file =
+            OpenOptions::new().read(true).write(true).create_new(true).open(self.dir.join(name))?;
+        // Written zeros, not a sparse file or fallocate: overwriting allocated, written blocks
+        // leaves fdatasync only data to flush, no extent changes.
+        let zeros = vec![0u8; ZEROS_CHUNK_BYTES];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(ZEROS_CHUNK_BYTES as u64) as usize;
+            file.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        file.sync_all()?;
+        Ok(file)
+    }
+
+    fn open(&self, name: &str) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).open(self.dir.join(name))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(self.dir.join(from), self.dir.join(to))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.dir.join(name))
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+
+    fn describe(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+impl SegmentFile for File {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        FileExt::write_all_at(self, bytes, offset)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+}

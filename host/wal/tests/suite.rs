@@ -1,0 +1,296 @@
+//! The log's behaviour, on the file backend and on the memory backend alike.
+
+mod common;
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{Backend, block_on, payload, small, user};
+use luciole_wal::{
+    CrashMode, Lsn, MemFile, MemStorage, SegmentFile, Storage, Wal, WalConfig, WalError,
+    segment_name,
+};
+
+on_both_backends!(
+    records_come_back_after_reopening_in_order,
+    records_cross_segments_and_come_back,
+    appends_from_many_threads_get_distinct_lsns_and_all_come_back,
+    a_record_over_the_limit_is_refused_and_the_log_goes_on,
+    a_checkpoint_removes_superseded_segments_and_hides_their_records,
+    values_round_trip_through_postcard,
+    an_append_can_be_awaited,
+    files_that_are_not_segments_are_left_alone_and_spares_removed,
+    settings_out_of_range_are_refused,
+);
+
+fn records_come_back_after_reopening_in_order(b: &impl Backend) {
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    assert!(opened.records.is_empty());
+    assert_eq!(opened.report.next_lsn, Lsn(1));
+    let wal = opened.wal;
+    for i in 0..20 {
+        let p = wal.append(user(16), &payload(0, i)).unwrap();
+        assert_eq!(p.lsn(), Lsn(u64::from(i) + 1));
+        assert_eq!(p.wait().unwrap(), Lsn(u64::from(i) + 1));
+    }
+    wal.close().unwrap();
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    let got: Vec<_> = opened.records.iter().map(|r| (r.lsn.0, r.payload.clone())).collect();
+    let want: Vec<_> = (0..20).map(|i| (u64::from(i) + 1, payload(0, i))).collect();
+    assert_eq!(got, want);
+    assert_eq!(opened.report.torn_bytes, 0);
+    // And the log continues where it stopped.
+    assert_eq!(opened.wal.append(user(17), b"next").unwrap().wait().unwrap(), Lsn(21));
+}
+
+fn records_cross_segments_and_come_back(b: &impl Backend) {
+    let wal = Wal::open(b.storage(), small()).unwrap().wal;
+    let pending: Vec<_> = (0..300).map(|i| wal.append(user(16), &payload(1, i)).unwrap()).collect();
+    for p in pending {
+        p.wait().unwrap();
+    }
+    let stats = wal.stats();
+    assert!(stats.segments_created >= 5, "{stats:?}");
+    assert!(stats.writes < 300, "appends share writes: {stats:?}");
+    drop(wal);
+    let segments = b.files().iter().filter(|f| f.ends_with(".wal")).count();
+    assert!(segments >= 6, "{:?}", b.files());
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    assert_eq!(opened.records.len(), 300);
+    for (i, r) in opened.records.iter().enumerate() {
+        assert_eq!(r.payload, payload(1, i as u32));
+    }
+    assert_eq!(opened.report.segments, segments);
+}
+
+fn appends_from_many_threads_get_distinct_lsns_and_all_come_back(b: &impl Backend) {
+    let wal = Arc::new(Wal::open(b.storage(), small()).unwrap().wal);
+    let threads: Vec<_> = (0..8u32)
+        .map(|w| {
+            let wal = wal.clone();
+            std::thread::spawn(move || {
+                (0..100u32)
+                    .map(|i| wal.append(user(16), &payload(w, i)).unwrap().wait().unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut lsns: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    lsns.sort();
+    assert_eq!(lsns, (1..=800).map(Lsn).collect::<Vec<_>>());
+    Arc::into_inner(wal).unwrap().close().unwrap();
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    assert_eq!(opened.records.len(), 800);
+    // Each writer's records in its own order.
+    let mut next = [0u32; 8];
+    for r in &opened.records {
+        let w = u32::from_le_bytes(r.payload[0..4].try_into().unwrap());
+        let i = u32::from_le_bytes(r.payload[4..8].try_into().unwrap());
+        assert_eq!(i, next[w as usize]);
+        assert_eq!(r.payload, payload(w, i));
+        next[w as usize] += 1;
+    }
+}
+
+fn a_record_over_the_limit_is_refused_and_the_log_goes_on(b: &impl Backend) {
+    let wal = Wal::open(b.storage(), small()).unwrap().wal;
+    let err = wal.append(user(16), &[0; 1025]).unwrap_err();
+    assert!(matches!(err, WalError::TooLarge { bytes: 1025, max: 1024 }), "{err}");
+    // The largest record fits, even in a fresh segment.
+    assert_eq!(wal.append(user(16), &[7; 1024]).unwrap().wait().unwrap(), Lsn(1));
+    assert_eq!(wal.append(user(16), &[8; 1024]).unwrap().wait().unwrap(), Lsn(2));
+}
+
+fn a_checkpoint_removes_superseded_segments_and_hides_their_records(b: &impl Backend) {
+    let wal = Wal::open(b.storage(), small()).unwrap().wal;
+    let segments = || b.files().iter().filter(|f| f.ends_with(".wal")).count();
+    let pending: Vec<_> = (0..200).map(|i| wal.append(user(16), &payload(2, i)).unwrap()).collect();
+    for p in pending {
+        p.wait().unwrap();
+    }
+    let before = segments();
+    // Records 150.. stay live.
+    let c = wal.checkpoint(Lsn(150)).unwrap().wait().unwrap();
+    assert_eq!(c, Lsn(201));
+    let stats = wal.stats();
+    assert!(stats.segments_removed > 0, "{stats:?}");
+    assert_eq!(segments(), before - stats.segments_removed as usize);
+    assert!(segments() < before);
+    wal.append(user(16), b"after").unwrap().wait().unwrap();
+    drop(wal);
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    let lsns: Vec<u64> = opened.records.iter().map(|r| r.lsn.0).collect();
+    let mut want: Vec<u64> = (150..=200).collect();
+    want.push(202);
+    assert_eq!(lsns, want);
+    assert_eq!(opened.report.live_from, Lsn(150));
+    // Everything superseded: the log keeps only what it appends next.
+    let c = opened.wal.checkpoint(Lsn(203)).unwrap().wait().unwrap();
+    assert_eq!(c, Lsn(203));
+    drop(opened);
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    assert!(opened.records.is_empty());
+    assert_eq!(opened.report.next_lsn, Lsn(204));
+}
+
+fn values_round_trip_through_postcard(b: &impl Backend) {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Moved {
+        entity: u128,
+        to: u64,
+    }
+    let wal = Wal::open(b.storage(), small()).unwrap().wal;
+    let v = Moved { entity: u128::MAX - 3, to: 9 };
+    wal.append_value(user(20), &v).unwrap().wait().unwrap();
+    drop(wal);
+    let r = &Wal::open(b.storage(), small()).unwrap().records[0];
+    assert_eq!(r.kind, user(20));
+    assert_eq!(r.decode::<Moved>().unwrap(), v);
+    assert!(r.decode::<String>().is_err());
+}
+
+fn an_append_can_be_awaited(b: &impl Backend) {
+    let wal = Wal::open(b.storage(), small()).unwrap().wal;
+    let p = wal.append(user(16), b"awaited").unwrap();
+    assert_eq!(block_on(p).unwrap(), Lsn(1));
+    assert!(wal.durable_lsn() >= Lsn(1));
+}
+
+fn files_that_are_not_segments_are_left_alone_and_spares_removed(b: &impl Backend) {
+    drop(Wal::open(b.storage(), small()).unwrap());
+    b.write_file("README", b"operator notes");
+    b.write_file("00000000000000000009.wal.tmp", &[1, 2, 3]);
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    assert_eq!(opened.report.ignored, vec!["README".to_string()]);
+    assert!(opened.report.removed_spares >= 1);
+    drop(opened);
+    assert!(b.files().contains(&"README".to_string()));
+    assert!(!b.files().contains(&"00000000000000000009.wal.tmp".to_string()));
+}
+
+fn settings_out_of_range_are_refused(b: &impl Backend) {
+    for config in [
+        WalConfig { segment_bytes: 100, ..small() },
+        WalConfig { record_bytes_max: 0, ..small() },
+        WalConfig { record_bytes_max: 2 << 20, ..WalConfig::default() },
+        WalConfig { queue_bytes_max: 10, ..small() },
+    ] {
+        let err = Wal::open(b.storage(), config).unwrap_err();
+        assert!(matches!(err, WalError::Config(_)), "{err}");
+    }
+    assert!(b.files().is_empty(), "nothing created for a refused setting");
+}
+
+#[test]
+fn acknowledged_records_survive_a_power_loss_and_the_log_goes_on() {
+    for seed in 0..40 {
+        let storage = MemStorage::new();
+        let wal = Wal::open(storage.clone(), small()).unwrap().wal;
+        let mut acked = Vec::new();
+        for i in 0..50 {
+            let p = wal.append(user(16), &payload(3, i)).unwrap();
+            if i % 7 == 0 {
+                acked.push((p.wait().unwrap(), payload(3, i)));
+            }
+        }
+        // Crash with the later appends possibly in flight.
+        let mode =
+            if seed % 2 == 0 { CrashMode::LoseUnsynced } else { CrashMode::Scramble { seed } };
+        storage.crash(mode);
+        drop(wal);
+        let opened =
+            Wal::open(storage.clone(), small()).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        for (lsn, p) in &acked {
+            let r = opened.records.iter().find(|r| r.lsn == *lsn);
+            assert_eq!(r.map(|r| &r.payload), Some(p), "seed {seed}: acknowledged LSN {lsn} lost");
+        }
+        for (i, r) in opened.records.iter().enumerate() {
+            assert_eq!(r.lsn, Lsn(i as u64 + 1), "seed {seed}: no gaps");
+            assert_eq!(r.payload, payload(3, i as u32), "seed {seed}: nothing corrupted");
+        }
+        let next = opened.wal.append(user(16), b"after").unwrap().wait().unwrap();
+        assert_eq!(next, Lsn(opened.records.len() as u64 + 1), "seed {seed}");
+    }
+}
+
+/// A memory storage whose syncs fail once `failing` is set.
+#[derive(Clone)]
+struct FailingSync {
+    inner: MemStorage,
+    failing: Arc<AtomicBool>,
+}
+
+struct FailingFile {
+    inner: MemFile,
+    failing: Arc<AtomicBool>,
+}
+
+impl SegmentFile for FailingFile {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write_at(offset, bytes)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected EIO"));
+        }
+        self.inner.sync()
+    }
+}
+
+impl Storage for FailingSync {
+    type File = FailingFile;
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.inner.read(name)
+    }
+    fn create(&self, name: &str, len: u64) -> io::Result<FailingFile> {
+        Ok(FailingFile { inner: self.inner.create(name, len)?, failing: self.failing.clone() })
+    }
+    fn open(&self, name: &str) -> io::Result<FailingFile> {
+        Ok(FailingFile { inner: self.inner.open(name)?, failing: self.failing.clone() })
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.inner.remove(name)
+    }
+    fn sync_dir(&self) -> io::Result<()> {
+        self.inner.sync_dir()
+    }
+    fn describe(&self, name: &str) -> String {
+        self.inner.describe(name)
+    }
+}
+
+#[test]
+fn a_failed_sync_stops_the_log_and_reopening_recovers_what_was_acknowledged() {
+    let storage =
+        FailingSync { inner: MemStorage::new(), failing: Arc::new(AtomicBool::new(false)) };
+    let wal = Wal::open(storage.clone(), small()).unwrap().wal;
+    for i in 0..10 {
+        wal.append(user(16), &payload(4, i)).unwrap().wait().unwrap();
+    }
+    storage.failing.store(true, Ordering::SeqCst);
+    let err = wal.append(user(16), b"doomed").unwrap().wait().unwrap_err();
+    assert!(matches!(&err, WalError::Io { op: "sync", .. }), "{err}");
+    assert!(err.to_string().contains("injected EIO"), "{err}");
+    // No retry: the log stays stopped, even once the disk works again.
+    storage.failing.store(false, Ordering::SeqCst);
+    assert!(wal.append(user(16), b"later").is_err());
+    assert!(wal.close().is_err());
+    storage.inner.crash(CrashMode::LoseUnsynced);
+    let opened = Wal::open(storage, small()).unwrap();
+    assert_eq!(opened.records.len(), 10);
+    assert_eq!(opened.records[9].payload, payload(4, 9));
+}
+
+#[test]
+fn the_first_segment_is_named_for_sequence_one() {
+    let storage = MemStorage::new();
+    drop(Wal::open(storage.clone(), small()).unwrap());
+    assert!(storage.list().unwrap().contains(&segment_name(1)));
+}
