@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::storage::{SegmentFile, Storage};
 
@@ -18,12 +18,18 @@ pub const SECTOR_BYTES: usize = 512;
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     disk: Arc<Mutex<Disk>>,
+    /// Signalled when syncs are released or the storage crashes.
+    released: Arc<Condvar>,
 }
 
 #[derive(Debug, Default)]
 struct Disk {
     /// Bumped by each crash; handles from an older generation fail.
     generation: u64,
+    /// While set, file syncs wait (so a test can crash with a write in flight)...
+    syncs_held: bool,
+    /// ...except this many, which go through.
+    syncs_released: u64,
     names: BTreeMap<String, u64>,
     durable_names: BTreeMap<String, u64>,
     files: BTreeMap<u64, FileData>,
@@ -63,12 +69,35 @@ impl MemStorage {
         self.disk.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// While `hold` is set, every file sync waits: writes reach the storage but stay unsynced,
+    /// so that a crash can catch a write in flight. A crash releases the waiting syncs (they
+    /// fail).
+    pub fn hold_syncs(&self, hold: bool) {
+        let mut disk = self.disk();
+        disk.syncs_held = hold;
+        disk.syncs_released = 0;
+        self.released.notify_all();
+    }
+
+    /// While syncs are held, lets `n` more of them through.
+    pub fn release_syncs(&self, n: u64) {
+        self.disk().syncs_released += n;
+        self.released.notify_all();
+    }
+
+    /// Bytes written and not yet synced, over all files.
+    pub fn unsynced_bytes(&self) -> usize {
+        self.disk().files.values().flat_map(|f| f.unsynced.iter().map(|&(_, n)| n)).sum()
+    }
+
     /// Simulates a power loss and a reboot: names not made durable by a directory sync revert,
     /// unsynced data is lost or kept as `mode` says, and every open file handle fails from now
     /// on. Returns how many unsynced writes there were.
     pub fn crash(&self, mode: CrashMode) -> u64 {
         let mut disk = self.disk();
         disk.generation += 1;
+        disk.syncs_held = false;
+        self.released.notify_all();
         disk.names = disk.durable_names.clone();
         let mut rng = match mode {
             CrashMode::LoseUnsynced => None,
@@ -229,6 +258,14 @@ impl SegmentFile for MemFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        let mut disk = self.storage.disk();
+        while disk.syncs_held && disk.syncs_released == 0 && disk.generation == self.generation {
+            disk = self.storage.released.wait(disk).unwrap_or_else(|e| e.into_inner());
+        }
+        if disk.syncs_held && disk.generation == self.generation {
+            disk.syncs_released -= 1;
+        }
+        drop(disk);
         self.with(|file| {
             for (offset, len) in file.unsynced.drain(..) {
                 let range = offset as usize..offset as usize + len;
