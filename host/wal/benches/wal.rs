@@ -1,1 +1,190 @@
-fn main() {}
+//! Log throughput and latency beside the raw disk, and recovery speed.
+//!
+//! `cargo bench -p luciole-wal --bench wal` (add `-- --quick` for a short run; `--sizes 256`,
+//! `--appenders 1,64` and `--recovery 64` pick rows, `--recovery ''` none). For each record
+//! size, first the **raw baseline**: one thread writing records of that size into a
+//! preallocated file and calling `fdatasync` after each (`pwrite` + `fdatasync`, nothing else).
+//! Then the log with 1, 4, 16 and 64 appenders, each appending a record and waiting for it to
+//! be durable, in a loop. Then recovery: a log of 1,000,000 records reopened.
+//!
+//! Everything runs in one directory on the same disk (`target/wal-bench` unless
+//! `LUCIOLE_WAL_BENCH_DIR` says otherwise), removed afterwards.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use luciole_proto::wal::format::frame_bytes;
+use luciole_wal::{FileStorage, RecordType, Wal, WalConfig};
+
+struct Run {
+    ops: u64,
+    elapsed: Duration,
+    latencies_ns: Vec<u64>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile_us(&mut self, p: f64) -> f64 {
+        self.latencies_ns.sort_unstable();
+        let i = ((self.latencies_ns.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_ns.get(i).copied().unwrap_or(0) as f64 / 1000.0
+    }
+}
+
+/// `pwrite` + `fdatasync` of `size` bytes at increasing offsets of a preallocated file.
+fn raw(dir: &Path, size: usize, duration: Duration) -> Run {
+    let path = dir.join("raw.bin");
+    let len = 256u64 << 20;
+    {
+        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..(len >> 20) {
+            f.write_all(&zeros).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    let record = vec![0xA5u8; size];
+    let mut offset = 0u64;
+    let mut latencies_ns = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        let t = Instant::now();
+        f.write_all_at(&record, offset).unwrap();
+        f.sync_data().unwrap();
+        latencies_ns.push(t.elapsed().as_nanos() as u64);
+        offset = (offset + size as u64) % (len - size as u64);
+    }
+    let run = Run { ops: latencies_ns.len() as u64, elapsed: started.elapsed(), latencies_ns };
+    std::fs::remove_file(&path).unwrap();
+    run
+}
+
+/// `appenders` threads appending `size`-byte records and waiting for each.
+fn wal(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (Run, f64) {
+    let log_dir = dir.join(format!("log-{size}-{appenders}"));
+    let wal =
+        Arc::new(Wal::open(FileStorage::new(&log_dir).unwrap(), WalConfig::default()).unwrap().wal);
+    let stop = Arc::new(AtomicBool::new(false));
+    let kind = RecordType::user(16).unwrap();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..appenders)
+        .map(|_| {
+            let (wal, stop) = (wal.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let record = vec![0x5Au8; size];
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    wal.append(kind, &record).unwrap().wait().unwrap();
+                    latencies.push(t.elapsed().as_nanos() as u64);
+                }
+                latencies
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let latencies_ns: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let elapsed = started.elapsed();
+    let stats = wal.stats();
+    Arc::into_inner(wal).unwrap().close().unwrap();
+    std::fs::remove_dir_all(&log_dir).unwrap();
+    let per_write = stats.records as f64 / stats.writes.max(1) as f64;
+    (Run { ops: latencies_ns.len() as u64, elapsed, latencies_ns }, per_write)
+}
+
+/// Writes `n` records of `size` bytes (without waiting for each), then times reopening.
+fn recovery(dir: &Path, size: usize, n: u64) -> (Duration, u64, u64) {
+    let log_dir = dir.join(format!("recover-{size}"));
+    let config = WalConfig::default();
+    {
+        let wal = Wal::open(FileStorage::new(&log_dir).unwrap(), config.clone()).unwrap().wal;
+        let kind = RecordType::user(16).unwrap();
+        let record = vec![0x3Cu8; size];
+        let mut last = None;
+        for _ in 0..n {
+            last = Some(wal.append(kind, &record).unwrap());
+        }
+        last.unwrap().wait().unwrap();
+        wal.close().unwrap();
+    }
+    let started = Instant::now();
+    let opened = Wal::open(FileStorage::new(&log_dir).unwrap(), config).unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(opened.records.len() as u64, n);
+    let bytes = opened.report.bytes;
+    drop(opened);
+    std::fs::remove_dir_all(&log_dir).unwrap();
+    (elapsed, n, bytes)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let list = |flag: &str, default: &[usize]| -> Vec<usize> {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                v.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(|x| x.parse().expect("a number"))
+                    .collect()
+            })
+            .unwrap_or_else(|| default.to_vec())
+    };
+    let sizes = list("--sizes", &[64, 256, 4096]);
+    let appender_counts = list("--appenders", &[1, 4, 16, 64]);
+    let recovery_sizes = list("--recovery", &[64, 256]);
+    let duration = Duration::from_millis(if quick { 500 } else { 3000 });
+    let dir = std::env::var_os("LUCIOLE_WAL_BENCH_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/wal-bench"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("wal bench in {} ({} s per row)\n", dir.display(), duration.as_secs_f64());
+    println!("| record | writer | appends/s | p50 µs | p99 µs | vs raw | records per sync |");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
+    for &size in &sizes {
+        let mut base = raw(&dir, frame_bytes(size), duration);
+        let base_rate = base.rate();
+        println!(
+            "| {size} B | raw write+fdatasync ({} B) | {:.0} | {:.0} | {:.0} | 1.00 | 1 |",
+            frame_bytes(size),
+            base_rate,
+            base.percentile_us(0.5),
+            base.percentile_us(0.99)
+        );
+        for &appenders in &appender_counts {
+            let (mut run, per_write) = wal(&dir, size, appenders, duration);
+            println!(
+                "| {size} B | log, {appenders} appenders | {:.0} | {:.0} | {:.0} | {:.2} | {per_write:.1} |",
+                run.rate(),
+                run.percentile_us(0.5),
+                run.percentile_us(0.99),
+                run.rate() / base_rate
+            );
+        }
+    }
+    println!("\n| recovery | records | bytes read | time | records/s | MB/s |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let n = if quick { 100_000 } else { 1_000_000 };
+    for &size in &recovery_sizes {
+        let (elapsed, records, bytes) = recovery(&dir, size, n);
+        println!(
+            "| {size} B records | {records} | {bytes} | {:.0} ms | {:.0} | {:.0} |",
+            elapsed.as_secs_f64() * 1000.0,
+            records as f64 / elapsed.as_secs_f64(),
+            bytes as f64 / elapsed.as_secs_f64() / 1e6
+        );
+    }
+    let _ = std::fs::remove_dir(&dir);
+}

@@ -83,6 +83,20 @@ impl Durability {
         }
     }
 
+    /// Blocks until the durable frontier moves past `seen`; fails once the log failed.
+    pub(crate) fn wait_past(&self, seen: Lsn) -> Result<(), WalError> {
+        let mut s = self.lock();
+        loop {
+            if s.durable > seen {
+                return Ok(());
+            }
+            if let Some(e) = &s.failed {
+                return Err(e.clone());
+            }
+            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     fn poll(&self, lsn: Lsn, cx: &mut Context<'_>) -> Poll<Result<Lsn, WalError>> {
         let mut s = self.lock();
         if let Some(done) = Self::check(&s, lsn) {

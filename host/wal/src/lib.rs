@@ -34,6 +34,7 @@ mod durable;
 mod log;
 mod memory;
 mod storage;
+mod writer;
 
 pub use durable::Pending;
 pub use log::{Opened, RecoveryReport, Wal, WalStats, segment_name};
@@ -55,6 +56,10 @@ pub struct WalConfig {
     /// Most bytes appended and not yet written; appenders wait beyond it. Default 16 MiB; at
     /// least `write_bytes_max`.
     pub queue_bytes_max: usize,
+    /// Longest the writer waits to gather more records into a write, in microseconds, when
+    /// fewer are queued than the last write carried (the appenders it acknowledged are
+    /// probably appending again). 0 writes at once. Default 200.
+    pub gather_us_max: u32,
 }
 
 impl Default for WalConfig {
@@ -64,6 +69,7 @@ impl Default for WalConfig {
             record_bytes_max: WAL_RECORD_BYTES_MAX,
             write_bytes_max: 1 << 20,
             queue_bytes_max: 16 << 20,
+            gather_us_max: 200,
         }
     }
 }
@@ -165,7 +171,7 @@ pub enum WalError {
 }
 
 impl WalError {
-    fn io(op: &'static str, path: String, source: io::Error) -> Self {
+    pub(crate) fn io(op: &'static str, path: String, source: io::Error) -> Self {
         WalError::Io { op, path, source: Arc::new(source) }
     }
 

@@ -15,14 +15,16 @@ use serde::Serialize;
 
 use crate::durable::{Durability, Pending};
 use crate::storage::{SegmentFile, Storage};
+use crate::writer::{self, Core, create_segment};
 use crate::{LogRecord, WalConfig, WalError};
 
 /// A write-ahead log on a [`Storage`].
 ///
-/// Appends from any number of threads are numbered in call order and written by one writer
-/// thread, which takes everything queued since its last sync as one write, writes it and syncs
-/// it (group commit): a write is at most [`WalConfig::write_bytes_max`] bytes, and a record
-/// waits for at most the sync in progress and its own. A failed write or sync stops the log
+/// Appends from any number of threads are numbered in call order. Whoever writes — the
+/// background writer thread, or a thread blocked in [`Wal::append_wait`] when no write is in
+/// progress — takes everything queued since the last sync as one write, writes it and syncs it
+/// (group commit): a write is at most [`WalConfig::write_bytes_max`] bytes, and a record waits
+/// for at most the sync in progress, [`WalConfig::gather_us_max`] and its own sync. A failed write or sync stops the log
 /// for good — after an `fdatasync` error, what reached the disk is unknown — and every pending
 /// and later append fails; reopen to recover.
 pub struct Wal<S: Storage> {
@@ -94,53 +96,60 @@ pub struct WalStats {
     pub segments_removed: u64,
 }
 
-struct Inner<S: Storage> {
-    storage: Arc<S>,
-    config: WalConfig,
-    state: Mutex<State>,
-    /// The writer waits here for work.
-    work: Condvar,
+pub(crate) struct Inner<S: Storage> {
+    pub(crate) storage: Arc<S>,
+    pub(crate) config: WalConfig,
+    pub(crate) state: Mutex<State>,
+    /// The background writer waits here for work.
+    pub(crate) work: Condvar,
+    /// A writer gathering records for its next write waits here for more.
+    pub(crate) arrivals: Condvar,
     /// Appenders wait here for queue space.
-    space: Condvar,
-    durability: Arc<Durability>,
-    stats: Stats,
+    pub(crate) space: Condvar,
+    pub(crate) durability: Arc<Durability>,
+    pub(crate) stats: Stats,
+    /// Whoever holds it writes: the background writer, or a blocking appender leading.
+    pub(crate) core: Mutex<Core<S>>,
 }
 
 #[derive(Default)]
-struct Stats {
-    writes: AtomicU64,
-    records: AtomicU64,
-    bytes: AtomicU64,
-    segments_created: AtomicU64,
-    segments_removed: AtomicU64,
+pub(crate) struct Stats {
+    pub(crate) writes: AtomicU64,
+    pub(crate) records: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) segments_created: AtomicU64,
+    pub(crate) segments_removed: AtomicU64,
 }
 
-struct State {
-    next_lsn: Lsn,
+pub(crate) struct State {
+    pub(crate) next_lsn: Lsn,
     /// Segment and offset where the next frame goes.
-    seq: u64,
-    offset: u64,
+    pub(crate) seq: u64,
+    pub(crate) offset: u64,
     /// Writes not yet taken by the writer; appends join the last one while it has room.
-    queue: VecDeque<Write>,
-    queued_bytes: usize,
-    live_from: Lsn,
-    failed: Option<WalError>,
-    closing: bool,
-    writer_idle: bool,
+    pub(crate) queue: VecDeque<Write>,
+    pub(crate) queued_bytes: usize,
+    pub(crate) live_from: Lsn,
+    pub(crate) failed: Option<WalError>,
+    pub(crate) closing: bool,
+    /// The background writer waits for work.
+    pub(crate) writer_idle: bool,
+    /// Writers waiting for more records to gather.
+    pub(crate) gatherers: u32,
 }
 
 /// Records written and synced together.
-struct Write {
-    seq: u64,
-    offset: u64,
-    first_lsn: Lsn,
-    last_lsn: Lsn,
-    records: u64,
-    bytes: Vec<u8>,
+pub(crate) struct Write {
+    pub(crate) seq: u64,
+    pub(crate) offset: u64,
+    pub(crate) first_lsn: Lsn,
+    pub(crate) last_lsn: Lsn,
+    pub(crate) records: u64,
+    pub(crate) bytes: Vec<u8>,
     /// The segment to create before writing (the write starts it).
-    open_segment: Option<SegmentHeader>,
+    pub(crate) open_segment: Option<SegmentHeader>,
     /// A checkpoint in this write moved `live_from` here.
-    checkpoint: Option<Lsn>,
+    pub(crate) checkpoint: Option<Lsn>,
 }
 
 /// The file name of segment `seq`.
@@ -148,7 +157,7 @@ pub fn segment_name(seq: u64) -> String {
     format!("{seq:020}.wal")
 }
 
-fn spare_name(seq: u64) -> String {
+pub(crate) fn spare_name(seq: u64) -> String {
     format!("{seq:020}.wal.tmp")
 }
 
@@ -246,16 +255,19 @@ impl<S: Storage> Wal<S> {
                 failed: None,
                 closing: false,
                 writer_idle: false,
+                gatherers: 0,
             }),
             work: Condvar::new(),
+            arrivals: Condvar::new(),
             space: Condvar::new(),
             durability: Arc::new(Durability::new(durable)),
             stats: Stats::default(),
+            core: Mutex::new(Core::new(file, segments)),
         });
-        let writer = Writer { inner: inner.clone(), file, segments, spare: None };
+        let background = inner.clone();
         let writer = std::thread::Builder::new()
             .name("luciole-wal".into())
-            .spawn(move || writer.run())
+            .spawn(move || writer::background(background))
             .map_err(|e| WalError::io("spawn writer", String::new(), e))?;
         Ok(Opened { wal: Wal { inner, writer: Some(writer) }, records, report })
     }
@@ -271,10 +283,28 @@ impl<S: Storage> Wal<S> {
                 max: self.inner.config.record_bytes_max,
             });
         }
-        self.push(payload.len(), |out, lsn, write_first| {
+        self.push(payload.len(), true, |out, lsn, write_first| {
             encode_frame(out, lsn, write_first, kind, payload);
             None
         })
+    }
+
+    /// Appends a record and blocks until it is durable; returns its LSN. For blocking
+    /// threads: when no write is in progress, the calling thread writes and syncs the queued
+    /// records itself (others' with its own), which saves the two thread hand-offs that
+    /// [`Wal::append`] followed by [`Pending::wait`] costs. Never call it from an async task.
+    pub fn append_wait(&self, kind: RecordType, payload: &[u8]) -> Result<Lsn, WalError> {
+        if payload.len() > self.inner.config.record_bytes_max {
+            return Err(WalError::TooLarge {
+                bytes: payload.len(),
+                max: self.inner.config.record_bytes_max,
+            });
+        }
+        let pending = self.push(payload.len(), false, |out, lsn, write_first| {
+            encode_frame(out, lsn, write_first, kind, payload);
+            None
+        })?;
+        self.inner.lead(pending.lsn())
     }
 
     /// Appends `value` encoded with postcard.
@@ -294,7 +324,7 @@ impl<S: Storage> Wal<S> {
     /// `live_from` may be at most the next LSN (everything so far superseded); a value below
     /// the current one changes nothing.
     pub fn checkpoint(&self, live_from: Lsn) -> Result<Pending, WalError> {
-        self.push(8, |out, lsn, write_first| {
+        self.push(8, true, |out, lsn, write_first| {
             assert!(live_from.0 >= 1 && live_from <= lsn, "live_from {live_from} past LSN {lsn}");
             encode_checkpoint(out, lsn, write_first, live_from);
             Some(live_from)
@@ -336,6 +366,7 @@ impl<S: Storage> Wal<S> {
     fn stop(&mut self) {
         self.inner.lock().closing = true;
         self.inner.work.notify_all();
+        self.inner.arrivals.notify_all();
         self.inner.space.notify_all();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
@@ -346,6 +377,7 @@ impl<S: Storage> Wal<S> {
     fn push(
         &self,
         payload_bytes: usize,
+        wake_writer: bool,
         encode: impl FnOnce(&mut Vec<u8>, Lsn, Lsn) -> Option<Lsn>,
     ) -> Result<Pending, WalError> {
         let inner = &*self.inner;
@@ -403,10 +435,14 @@ impl<S: Storage> Wal<S> {
         }
         st.offset += frame as u64;
         st.queued_bytes += frame;
-        let wake = std::mem::take(&mut st.writer_idle);
+        let wake = wake_writer && st.writer_idle;
+        let gathering = st.gatherers > 0;
         drop(st);
         if wake {
             inner.work.notify_one();
+        }
+        if gathering {
+            inner.arrivals.notify_all();
         }
         Ok(Pending::new(lsn, inner.durability.clone()))
     }
@@ -419,162 +455,8 @@ impl<S: Storage> Drop for Wal<S> {
 }
 
 impl<S: Storage> Inner<S> {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Creates segment `header.seq`: from the prepared spare if there is one, else a new file;
-/// header written and synced, then renamed into the log and the directory synced.
-fn create_segment<S: Storage>(
-    storage: &S,
-    config: &WalConfig,
-    header: SegmentHeader,
-    spare: Option<S::File>,
-) -> Result<S::File, WalError> {
-    let tmp = spare_name(header.seq);
-    let name = segment_name(header.seq);
-    let io = |op: &'static str, n: &str| {
-        let path = storage.describe(n);
-        move |source| WalError::io(op, path, source)
-    };
-    let mut file = match spare {
-        Some(f) => f,
-        None => storage.create(&tmp, config.segment_bytes).map_err(io("create", &tmp))?,
-    };
-    file.write_at(0, &header.encode()).map_err(io("write header", &tmp))?;
-    file.sync().map_err(io("sync", &tmp))?;
-    storage.rename(&tmp, &name).map_err(io("rename", &tmp))?;
-    storage.sync_dir().map_err(io("sync directory", ""))?;
-    Ok(file)
-}
-
-/// The writer thread's own state.
-struct Writer<S: Storage> {
-    inner: Arc<Inner<S>>,
-    file: S::File,
-    /// Segments in the log, oldest first: sequence number and first LSN.
-    segments: VecDeque<(u64, Lsn)>,
-    /// The next segment, being preallocated in the background.
-    spare: Option<(u64, JoinHandle<std::io::Result<S::File>>)>,
-}
-
-impl<S: Storage> Writer<S> {
-    fn run(mut self) {
-        self.prepare_spare();
-        while let Some(write) = self.next_write() {
-            let bytes = write.bytes.len();
-            if let Err(e) = self.perform(&write) {
-                tracing::error!(error = %e, "write-ahead log stopped");
-                let mut st = self.inner.lock();
-                st.failed = Some(e.clone());
-                drop(st);
-                self.inner.durability.fail(e);
-                self.inner.space.notify_all();
-                break;
-            }
-            let stats = &self.inner.stats;
-            stats.writes.fetch_add(1, Ordering::Relaxed);
-            stats.records.fetch_add(write.records, Ordering::Relaxed);
-            stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-            self.inner.lock().queued_bytes -= bytes;
-            self.inner.space.notify_all();
-            // Before acknowledging: once a checkpoint completes, its segments are gone.
-            if let Some(live_from) = write.checkpoint {
-                self.remove_superseded(live_from);
-            }
-            self.inner.durability.advance(write.last_lsn);
-        }
-        self.finish();
-    }
-
-    /// The next write to perform; `None` once closing and drained.
-    fn next_write(&self) -> Option<Write> {
-        let mut st = self.inner.lock();
-        loop {
-            if let Some(w) = st.queue.pop_front() {
-                st.writer_idle = false;
-                return Some(w);
-            }
-            if st.closing {
-                return None;
-            }
-            st.writer_idle = true;
-            st = self.inner.work.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    fn perform(&mut self, write: &Write) -> Result<(), WalError> {
-        if let Some(header) = write.open_segment {
-            let spare = self.take_spare(header.seq);
-            self.file = create_segment(&*self.inner.storage, &self.inner.config, header, spare)?;
-            self.segments.push_back((header.seq, header.first_lsn));
-            self.inner.stats.segments_created.fetch_add(1, Ordering::Relaxed);
-            self.prepare_spare();
-        }
-        let name = segment_name(write.seq);
-        let storage = &self.inner.storage;
-        self.file
-            .write_at(write.offset, &write.bytes)
-            .map_err(|e| WalError::io("write", storage.describe(&name), e))?;
-        self.file.sync().map_err(|e| WalError::io("sync", storage.describe(&name), e))
-    }
-
-    /// Starts preallocating the segment after the newest one.
-    fn prepare_spare(&mut self) {
-        let Some(&(seq, _)) = self.segments.back() else { return };
-        let next = seq + 1;
-        if self.spare.as_ref().is_some_and(|(s, _)| *s == next) {
-            return;
-        }
-        let storage = self.inner.storage.clone();
-        let len = self.inner.config.segment_bytes;
-        let spawned = std::thread::Builder::new()
-            .name("luciole-wal-prealloc".into())
-            .spawn(move || storage.create(&spare_name(next), len));
-        // Without a thread, the segment is created when needed instead.
-        self.spare = spawned.ok().map(|h| (next, h));
-    }
-
-    /// The preallocated file for segment `seq`, if it was prepared without error.
-    fn take_spare(&mut self, seq: u64) -> Option<S::File> {
-        let (s, handle) = self.spare.take()?;
-        match handle.join() {
-            Ok(Ok(file)) if s == seq => Some(file),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "preallocating the next segment failed; creating it now");
-                None
-            }
-            _ => None,
-        }
-    }
-
-    /// Waits for a preallocation in flight, so none outlives the log.
-    fn finish(&mut self) {
-        if let Some((_, handle)) = self.spare.take() {
-            let _ = handle.join();
-        }
-    }
-
-    /// Removes segments that hold only records below `live_from`.
-    fn remove_superseded(&mut self, live_from: Lsn) {
-        let storage = &*self.inner.storage;
-        let mut removed = false;
-        while self.segments.len() >= 2 && self.segments[1].1 <= live_from {
-            let (seq, _) = self.segments[0];
-            let name = segment_name(seq);
-            if let Err(e) = storage.remove(&name) {
-                tracing::warn!(segment = %storage.describe(&name), error = %e,
-                    "removing a superseded segment failed; kept");
-                break;
-            }
-            self.segments.pop_front();
-            self.inner.stats.segments_removed.fetch_add(1, Ordering::Relaxed);
-            removed = true;
-        }
-        if removed && let Err(e) = storage.sync_dir() {
-            tracing::warn!(error = %e, "syncing the log directory after removing segments failed");
-        }
     }
 }
 

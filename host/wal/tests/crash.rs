@@ -73,7 +73,11 @@ fn crash_child() {
             let wal = wal.clone();
             std::thread::spawn(move || {
                 for i in 0.. {
-                    let lsn = wal.append(kind, &payload(round, t, i)).unwrap().wait().unwrap();
+                    let p = payload(round, t, i);
+                    let lsn = match t % 2 {
+                        0 => wal.append_wait(kind, &p).unwrap(),
+                        _ => wal.append(kind, &p).unwrap().wait().unwrap(),
+                    };
                     // One write per line: the parent sees whole lines or none.
                     let line = format!("ack {} {round} {t} {i}\n", lsn.0);
                     std::io::stdout().lock().write_all(line.as_bytes()).unwrap();

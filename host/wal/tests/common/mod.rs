@@ -88,6 +88,7 @@ pub fn small() -> WalConfig {
         record_bytes_max: 1024,
         write_bytes_max: 1024,
         queue_bytes_max: 16 << 10,
+        gather_us_max: 200,
     }
 }
 

@@ -1,0 +1,258 @@
+//! Writing: whoever holds the [`Core`] takes queued writes in order, writes and syncs each,
+//! then acknowledges its records. The background thread does it for [`Wal::append`]; a
+//! blocking [`Wal::append_wait`] caller does it itself when the core is free, which saves the
+//! two thread hand-offs of a lone appender.
+//!
+//! Lock order: core, then state. Queued writes are taken only by the core's holder, so they
+//! are written in LSN order, and each is synced before the next is written — the property
+//! recovery relies on to tell a torn write from corruption.
+//!
+//! [`Wal::append`]: crate::Wal::append
+//! [`Wal::append_wait`]: crate::Wal::append_wait
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use luciole_proto::wal::Lsn;
+use luciole_proto::wal::format::SegmentHeader;
+
+use crate::log::{Inner, Write, segment_name, spare_name};
+use crate::storage::{SegmentFile, Storage};
+use crate::{WalConfig, WalError};
+
+/// The writing end of the log.
+pub(crate) struct Core<S: Storage> {
+    file: S::File,
+    /// Segments in the log, oldest first: sequence number and first LSN.
+    segments: VecDeque<(u64, Lsn)>,
+    /// The next segment, being preallocated in the background.
+    spare: Option<(u64, JoinHandle<std::io::Result<S::File>>)>,
+    /// Records in the last write: how many appenders are likely to be back soon.
+    last_records: u64,
+}
+
+impl<S: Storage> Core<S> {
+    pub(crate) fn new(file: S::File, segments: VecDeque<(u64, Lsn)>) -> Self {
+        Self { file, segments, spare: None, last_records: 0 }
+    }
+}
+
+/// The background writer: writes whatever is queued and nobody else writes.
+pub(crate) fn background<S: Storage>(inner: Arc<Inner<S>>) {
+    loop {
+        {
+            let mut st = inner.lock();
+            while st.queue.is_empty() && !st.closing && st.failed.is_none() {
+                st.writer_idle = true;
+                st = inner.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.writer_idle = false;
+            if st.queue.is_empty() || st.failed.is_some() {
+                break;
+            }
+        }
+        let mut core = inner.core_lock();
+        while let Some(write) = inner.next_write(&core, true) {
+            if inner.publish(&mut core, write).is_err() {
+                break;
+            }
+        }
+    }
+    inner.core_lock().finish();
+}
+
+impl<S: Storage> Inner<S> {
+    pub(crate) fn core_lock(&self) -> MutexGuard<'_, Core<S>> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks until record `lsn` is durable, writing queued records itself whenever nobody
+    /// else is.
+    pub(crate) fn lead(&self, lsn: Lsn) -> Result<Lsn, WalError> {
+        loop {
+            let durable = self.durability.durable();
+            if durable >= lsn {
+                return Ok(lsn);
+            }
+            if let Some(e) = self.lock().failed.clone() {
+                return Err(e);
+            }
+            if let Ok(mut core) = self.core.try_lock() {
+                while self.durability.durable() < lsn {
+                    let Some(write) = self.next_write(&core, true) else { break };
+                    self.publish(&mut core, write)?;
+                }
+                drop(core);
+                // Records queued behind ours: the background writer takes them.
+                let st = self.lock();
+                if !st.queue.is_empty() && st.writer_idle {
+                    drop(st);
+                    self.work.notify_one();
+                }
+                continue;
+            }
+            self.durability.wait_past(durable)?;
+        }
+    }
+
+    /// The next write to perform, or `None` when nothing is queued.
+    ///
+    /// With `gather`, when the last write carried more records than are queued now, the
+    /// appenders it acknowledged are probably about to append again: wait up to
+    /// [`WalConfig::gather_us_max`] for them, so that they share the next sync instead of each
+    /// waiting a full sync longer.
+    fn next_write(&self, core: &Core<S>, gather: bool) -> Option<Write> {
+        let budget = Duration::from_micros(u64::from(self.config.gather_us_max));
+        let mut until: Option<Instant> = None;
+        let mut st = self.lock();
+        loop {
+            let front = st.queue.front()?;
+            let wanted = gather
+                && st.queue.len() == 1
+                && front.records < core.last_records
+                && front.bytes.len() < self.config.write_bytes_max
+                && !st.closing;
+            let until = *until.get_or_insert_with(|| Instant::now() + budget);
+            let now = Instant::now();
+            if !wanted || now >= until {
+                return st.queue.pop_front();
+            }
+            st.gatherers += 1;
+            st = self.arrivals.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
+            st.gatherers -= 1;
+        }
+    }
+
+    /// Writes and syncs `write`, then acknowledges its records. A failure stops the log.
+    fn publish(&self, core: &mut Core<S>, write: Write) -> Result<(), WalError> {
+        let bytes = write.bytes.len();
+        if let Err(e) = core.perform(self, &write) {
+            tracing::error!(error = %e, "write-ahead log stopped");
+            self.lock().failed = Some(e.clone());
+            self.durability.fail(e.clone());
+            self.space.notify_all();
+            self.work.notify_all();
+            self.arrivals.notify_all();
+            return Err(e);
+        }
+        self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        self.stats.records.fetch_add(write.records, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.lock().queued_bytes -= bytes;
+        self.space.notify_all();
+        // Before acknowledging: once a checkpoint completes, its segments are gone.
+        if let Some(live_from) = write.checkpoint {
+            core.remove_superseded(self, live_from);
+        }
+        self.durability.advance(write.last_lsn);
+        core.last_records = write.records;
+        // Preallocate the next segment once this one is half full: not at once, where it
+        // would compete with the first syncs for the disk, and not at the last moment.
+        if write.offset + bytes as u64 > self.config.segment_bytes / 2 {
+            core.prepare_spare(self);
+        }
+        Ok(())
+    }
+}
+
+impl<S: Storage> Core<S> {
+    fn perform(&mut self, inner: &Inner<S>, write: &Write) -> Result<(), WalError> {
+        let storage = &*inner.storage;
+        if let Some(header) = write.open_segment {
+            let spare = self.take_spare(header.seq);
+            self.file = create_segment(storage, &inner.config, header, spare)?;
+            self.segments.push_back((header.seq, header.first_lsn));
+            inner.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+        }
+        let name = segment_name(write.seq);
+        self.file
+            .write_at(write.offset, &write.bytes)
+            .map_err(|e| WalError::io("write", storage.describe(&name), e))?;
+        self.file.sync().map_err(|e| WalError::io("sync", storage.describe(&name), e))
+    }
+
+    /// Starts preallocating the segment after the newest one.
+    fn prepare_spare(&mut self, inner: &Inner<S>) {
+        let Some(&(seq, _)) = self.segments.back() else { return };
+        let next = seq + 1;
+        if self.spare.as_ref().is_some_and(|(s, _)| *s == next) {
+            return;
+        }
+        let storage = inner.storage.clone();
+        let len = inner.config.segment_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("luciole-wal-prealloc".into())
+            .spawn(move || storage.create(&spare_name(next), len));
+        // Without a thread, the segment is created when needed instead.
+        self.spare = spawned.ok().map(|h| (next, h));
+    }
+
+    /// The preallocated file for segment `seq`, if it was prepared without error.
+    fn take_spare(&mut self, seq: u64) -> Option<S::File> {
+        let (s, handle) = self.spare.take()?;
+        match handle.join() {
+            Ok(Ok(file)) if s == seq => Some(file),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "preallocating the next segment failed; creating it now");
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Waits for a preallocation in flight, so none outlives the log.
+    fn finish(&mut self) {
+        if let Some((_, handle)) = self.spare.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// Removes segments that hold only records below `live_from`.
+    fn remove_superseded(&mut self, inner: &Inner<S>, live_from: Lsn) {
+        let storage = &*inner.storage;
+        let mut removed = false;
+        while self.segments.len() >= 2 && self.segments[1].1 <= live_from {
+            let (seq, _) = self.segments[0];
+            let name = segment_name(seq);
+            if let Err(e) = storage.remove(&name) {
+                tracing::warn!(segment = %storage.describe(&name), error = %e,
+                    "removing a superseded segment failed; kept");
+                break;
+            }
+            self.segments.pop_front();
+            inner.stats.segments_removed.fetch_add(1, Ordering::Relaxed);
+            removed = true;
+        }
+        if removed && let Err(e) = storage.sync_dir() {
+            tracing::warn!(error = %e, "syncing the log directory after removing segments failed");
+        }
+    }
+}
+
+/// Creates segment `header.seq`: from the prepared spare if there is one, else a new file;
+/// header written and synced, then renamed into the log and the directory synced.
+pub(crate) fn create_segment<S: Storage>(
+    storage: &S,
+    config: &WalConfig,
+    header: SegmentHeader,
+    spare: Option<S::File>,
+) -> Result<S::File, WalError> {
+    let tmp = spare_name(header.seq);
+    let name = segment_name(header.seq);
+    let io = |op: &'static str, n: &str| {
+        let path = storage.describe(n);
+        move |source| WalError::io(op, path, source)
+    };
+    let mut file = match spare {
+        Some(f) => f,
+        None => storage.create(&tmp, config.segment_bytes).map_err(io("create", &tmp))?,
+    };
+    file.write_at(0, &header.encode()).map_err(io("write header", &tmp))?;
+    file.sync().map_err(io("sync", &tmp))?;
+    storage.rename(&tmp, &name).map_err(io("rename", &tmp))?;
+    storage.sync_dir().map_err(io("sync directory", ""))?;
+    Ok(file)
+}
