@@ -5,7 +5,8 @@
 //! size, first the **raw baseline**: one thread writing records of that size into a
 //! preallocated file and calling `fdatasync` after each (`pwrite` + `fdatasync`, nothing else).
 //! Then the log with 1, 4, 16 and 64 appenders, each appending a record and waiting for it to
-//! be durable, in a loop. Then recovery: a log of 1,000,000 records reopened.
+//! be durable, in a loop: as OS threads calling `append_wait`, and as tokio tasks (two worker
+//! threads) awaiting `append`. Then recovery: a log of 1,000,000 records reopened.
 //!
 //! Everything runs in one directory on the same disk (`target/wal-bench` unless
 //! `LUCIOLE_WAL_BENCH_DIR` says otherwise), removed afterwards.
@@ -20,6 +21,17 @@ use std::time::{Duration, Instant};
 
 use luciole_proto::wal::format::frame_bytes;
 use luciole_wal::{FileStorage, RecordType, Wal, WalConfig};
+
+/// The log's settings: the defaults, but for `gather_us_max` when `--gather` gives it.
+fn config() -> WalConfig {
+    let args: Vec<String> = std::env::args().collect();
+    let gather = args.iter().position(|a| a == "--gather").and_then(|i| args.get(i + 1));
+    let mut config = WalConfig::default();
+    if let Some(g) = gather {
+        config.gather_us_max = g.parse().expect("--gather takes microseconds");
+    }
+    config
+}
 
 struct Run {
     ops: u64,
@@ -67,11 +79,10 @@ fn raw(dir: &Path, size: usize, duration: Duration) -> Run {
     run
 }
 
-/// `appenders` threads appending `size`-byte records and waiting for each.
+/// `appenders` threads appending `size`-byte records with `append_wait`.
 fn wal(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (Run, f64) {
     let log_dir = dir.join(format!("log-{size}-{appenders}"));
-    let wal =
-        Arc::new(Wal::open(FileStorage::new(&log_dir).unwrap(), WalConfig::default()).unwrap().wal);
+    let wal = Arc::new(Wal::open(FileStorage::new(&log_dir).unwrap(), config()).unwrap().wal);
     let stop = Arc::new(AtomicBool::new(false));
     let kind = RecordType::user(16).unwrap();
     let started = Instant::now();
@@ -83,7 +94,7 @@ fn wal(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (Run, f
                 let mut latencies = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    wal.append(kind, &record).unwrap().wait().unwrap();
+                    wal.append_wait(kind, &record).unwrap();
                     latencies.push(t.elapsed().as_nanos() as u64);
                 }
                 latencies
@@ -101,10 +112,54 @@ fn wal(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (Run, f
     (Run { ops: latencies_ns.len() as u64, elapsed, latencies_ns }, per_write)
 }
 
+/// `appenders` tokio tasks (on two worker threads) appending `size`-byte records and awaiting
+/// each: how the node appends.
+fn wal_tasks(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (Run, f64) {
+    let log_dir = dir.join(format!("tasks-{size}-{appenders}"));
+    let wal = Arc::new(Wal::open(FileStorage::new(&log_dir).unwrap(), config()).unwrap().wal);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let kind = RecordType::user(16).unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..appenders)
+        .map(|_| {
+            let (wal, stop) = (wal.clone(), stop.clone());
+            runtime.spawn(async move {
+                let record = vec![0x5Au8; size];
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    wal.append(kind, &record).unwrap().await.unwrap();
+                    latencies.push(t.elapsed().as_nanos() as u64);
+                }
+                latencies
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let latencies_ns: Vec<u64> =
+        runtime.block_on(async { futures_join(tasks).await }).into_iter().flatten().collect();
+    let elapsed = started.elapsed();
+    let stats = wal.stats();
+    Arc::into_inner(wal).unwrap().close().unwrap();
+    std::fs::remove_dir_all(&log_dir).unwrap();
+    let per_write = stats.records as f64 / stats.writes.max(1) as f64;
+    (Run { ops: latencies_ns.len() as u64, elapsed, latencies_ns }, per_write)
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Vec<u64>>>) -> Vec<Vec<u64>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
 /// Writes `n` records of `size` bytes (without waiting for each), then times reopening.
 fn recovery(dir: &Path, size: usize, n: u64) -> (Duration, u64, u64) {
     let log_dir = dir.join(format!("recover-{size}"));
-    let config = WalConfig::default();
+    let config = config();
     {
         let wal = Wal::open(FileStorage::new(&log_dir).unwrap(), config.clone()).unwrap().wal;
         let kind = RecordType::user(16).unwrap();
@@ -164,14 +219,19 @@ fn main() {
             base.percentile_us(0.99)
         );
         for &appenders in &appender_counts {
-            let (mut run, per_write) = wal(&dir, size, appenders, duration);
-            println!(
-                "| {size} B | log, {appenders} appenders | {:.0} | {:.0} | {:.0} | {:.2} | {per_write:.1} |",
-                run.rate(),
-                run.percentile_us(0.5),
-                run.percentile_us(0.99),
-                run.rate() / base_rate
-            );
+            let rows = [
+                ("threads", wal(&dir, size, appenders, duration)),
+                ("tokio tasks", wal_tasks(&dir, size, appenders, duration)),
+            ];
+            for (how, (mut run, per_write)) in rows {
+                println!(
+                    "| {size} B | log, {appenders} {how} | {:.0} | {:.0} | {:.0} | {:.2} | {per_write:.1} |",
+                    run.rate(),
+                    run.percentile_us(0.5),
+                    run.percentile_us(0.99),
+                    run.rate() / base_rate
+                );
+            }
         }
     }
     println!("\n| recovery | records | bytes read | time | records/s | MB/s |");

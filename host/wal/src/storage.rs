@@ -5,7 +5,7 @@
 //! survives, what was not may be lost, in part, in any order.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,11 @@ pub trait Storage: Send + Sync + 'static {
     fn list(&self) -> io::Result<Vec<String>>;
     /// The whole content of `name`.
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// The whole content of `name` into `buf` (replacing what it held), reusing its memory.
+    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+        *buf = self.read(name)?;
+        Ok(())
+    }
     /// Creates `name` (which must not exist) as `len` zero bytes whose data and size are
     /// durable on return; the *name* is durable only after [`Storage::sync_dir`].
     fn create(&self, name: &str, len: u64) -> io::Result<Self::File>;
@@ -80,6 +85,12 @@ impl Storage for FileStorage {
 
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         fs::read(self.dir.join(name))
+    }
+
+    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+        buf.clear();
+        File::open(self.dir.join(name))?.read_to_end(buf)?;
+        Ok(())
     }
 
     fn create(&self, name: &str, len: u64) -> io::Result<File> {

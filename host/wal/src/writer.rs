@@ -121,6 +121,7 @@ impl<S: Storage> Inner<S> {
                 return st.queue.pop_front();
             }
             st.gatherers += 1;
+            st.gather_records = core.last_records;
             st = self.arrivals.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
             st.gatherers -= 1;
         }

@@ -290,7 +290,7 @@ pub(crate) fn find_later_write(
     // at memory speed.
     let mut p = from;
     while p + FRAME_HEADER_BYTES <= bytes.len() {
-        let q = p + bytes[p..].iter().position(|&b| b != 0)?;
+        let q = first_nonzero(bytes, p)?;
         let mut s = p.max(q.saturating_sub(15));
         while s <= q && s + FRAME_HEADER_BYTES <= bytes.len() {
             if let Decoded::Record(r, n) = decode_frame(&bytes[s..], record_bytes_max) {
@@ -306,6 +306,34 @@ pub(crate) fn find_later_write(
         p = s.max(q + 1);
     }
     None
+}
+
+/// Index of the first nonzero byte at or after `from`. Eight bytes at a time: recovery skips
+/// the zeroed (preallocated) rest of every segment with it.
+pub(crate) fn first_nonzero(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let chunks = rest.chunks_exact(64);
+    let tail_at = from + rest.len() - chunks.remainder().len();
+    for (i, c) in chunks.enumerate() {
+        if c.iter().fold(0u8, |a, &b| a | b) != 0 {
+            let at = from + i * 64;
+            return c.iter().position(|&b| b != 0).map(|k| at + k);
+        }
+    }
+    bytes[tail_at..].iter().position(|&b| b != 0).map(|k| tail_at + k)
+}
+
+/// Index just after the last nonzero byte (0 when all are zero), sixty-four bytes at a time.
+pub(crate) fn end_of_nonzero(bytes: &[u8]) -> usize {
+    let chunks = bytes.rchunks_exact(64);
+    let head = chunks.remainder().len();
+    for (i, c) in chunks.enumerate() {
+        if c.iter().fold(0u8, |a, &b| a | b) != 0 {
+            let start = bytes.len() - (i + 1) * 64;
+            return start + c.iter().rposition(|&b| b != 0).expect("a nonzero byte") + 1;
+        }
+    }
+    bytes[..head].iter().rposition(|&b| b != 0).map_or(0, |k| k + 1)
 }
 
 /// Little-endian `u32` at `at`; the caller checked the length.
@@ -358,6 +386,23 @@ mod tests {
         assert_eq!(decode_frame(&out[..30], 1024), Decoded::Bad(FrameError::Truncated));
         assert_eq!(decode_frame(&out[..10], 1024), Decoded::Bad(FrameError::Truncated));
         assert_eq!(decode_frame(&out, 10), Decoded::Bad(FrameError::Length(30)));
+    }
+
+    #[test]
+    fn nonzero_bytes_are_found_at_every_position() {
+        for len in [0usize, 1, 63, 64, 65, 200] {
+            let zeros = vec![0u8; len];
+            assert_eq!(first_nonzero(&zeros, 0), None);
+            assert_eq!(end_of_nonzero(&zeros), 0);
+            for at in 0..len {
+                let mut b = zeros.clone();
+                b[at] = 3;
+                assert_eq!(first_nonzero(&b, 0), Some(at), "len {len} at {at}");
+                assert_eq!(first_nonzero(&b, at), Some(at));
+                assert_eq!(first_nonzero(&b, at + 1), None);
+                assert_eq!(end_of_nonzero(&b), at + 1, "len {len} at {at}");
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::format::{
     Decoded, FrameError, HeaderError, Lsn, Record, RecordType, SEGMENT_HEADER_BYTES, SegmentHeader,
-    decode_frame, find_later_write,
+    decode_frame, end_of_nonzero, find_later_write,
 };
 
 /// Why a log cannot be recovered. Each names the segment (by sequence number) and, where there
@@ -196,7 +196,7 @@ impl Recovery {
             let error = bad.unwrap_or(FrameError::Zeros);
             return Err(RecoveryError::Corrupt { seq, offset, error, later_seq: seq, later_lsn });
         }
-        let junk_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1).max(offset);
+        let junk_end = end_of_nonzero(bytes).max(offset);
         self.prev = Some(Prev { seq, bad: bad.map(|e| (offset, e)) });
         Ok(SegmentEnd { offset, junk_end, bad })
     }
