@@ -15,6 +15,24 @@
 //! [`FileStorage`] for the node, [`MemStorage`] for the simulator and tests, which loses
 //! unsynced writes — in part and out of order — on a simulated power loss.
 //!
+//! # Damage, and what opening the log does
+//!
+//! Tested on both backends by `tests/corruption.rs`; nothing here panics.
+//!
+//! | damage | outcome |
+//! |---|---|
+//! | a write interrupted by a crash (torn, or its sectors persisted out of order) | cut: the valid records before it are returned, the rest of the segment is zeroed and reported as `torn_bytes` |
+//! | any bit flipped in a record that a later write follows | refused: [`WalError::Corrupt`] naming the segment file and the record's offset |
+//! | any bit flipped in the last write of the log | cut like a torn write: a synced last write that the disk damaged afterwards cannot be told from one the crash tore |
+//! | a middle segment truncated, or its tail zeroed | refused: the next segment does not continue its LSNs |
+//! | the last segment truncated, or its tail zeroed | the records before the damage are returned; the log continues after them |
+//! | a middle segment missing | refused: [`RecoveryError::MissingSegment`] |
+//! | the oldest segment missing while it held live records | refused: [`RecoveryError::MissingRecords`] |
+//! | a segment header that is not intact (zeros, garbage, a foreign file named like a segment, shorter than a header) | refused: [`RecoveryError::Header`] naming the file |
+//! | the newest segment missing | not detectable: the log ends with the segment before it |
+//! | `*.wal.tmp` files (segments being prepared) | removed |
+//! | other files in the directory | left alone, listed in the report |
+//!
 //! Why our own log rather than a crate: the log is part of the product's correctness argument
 //! (exactly-once migration rests on it), its recovery must run inside the deterministic
 //! simulator on the same code as the node, and the format must be ours to document and keep.
