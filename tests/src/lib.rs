@@ -22,6 +22,28 @@ pub fn plugin_dir() -> PathBuf {
     target.join("plugins")
 }
 
+/// Directory of the built JavaScript and Python examples: `target/examples`.
+pub fn example_dir() -> PathBuf {
+    plugin_dir().with_file_name("examples")
+}
+
+/// The bytes of the built example `name` (`js-…` or `py-…`). Panics with the command to run if
+/// it is missing.
+pub fn example(name: &str) -> Vec<u8> {
+    let path = example_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}. Build the examples first: cargo xtask examples", path.display())
+    })
+}
+
+/// An engine with these settings that keeps precompiled artifacts in `target/artifact-cache`,
+/// so the JavaScript and Python runtimes are compiled once per build, not once per test.
+pub fn cached_engine(mut config: EngineConfig) -> PolicyEngine {
+    let dir = plugin_dir().with_file_name("artifact-cache");
+    config.cache = Some(luciole_wasm::ArtifactCache::new(dir).expect("artifact cache"));
+    PolicyEngine::new(config).expect("engine")
+}
+
 /// The bytes of the built component `name`. Panics with the command to run if it is missing.
 pub fn component(name: &str) -> Vec<u8> {
     let path = plugin_dir().join(format!("{name}.wasm"));

@@ -55,9 +55,10 @@ impl ArtifactCache {
             // into place only once complete. wasmtime also checks the header and version.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, true)),
+                // Recompile; a good compile overwrites the artifact. Not removed here: the
+                // error may be this engine's limits, not a damaged file.
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "damaged artifact, recompiling");
-                    let _ = std::fs::remove_file(&path);
+                    tracing::warn!(path = %path.display(), error = %e, "artifact not loaded, recompiling");
                 }
             }
         }
@@ -70,7 +71,10 @@ impl ArtifactCache {
 
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         let bytes = component.serialize()?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per process and per call: threads of one process may store the same artifact.
+        static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)?;
         Ok(())

@@ -137,6 +137,18 @@ pub enum LoadError {
     /// Its `describe` call failed or returned nonsense.
     #[error("describe: {0}")]
     Describe(String),
+    /// It needs more linear memory at start than the cap allows.
+    #[error(
+        "needs {} MiB of linear memory before it runs; the memory cap is {} MiB",
+        needs.div_ceil(1 << 20),
+        cap >> 20
+    )]
+    Memory {
+        /// Bytes its largest memory starts with.
+        needs: u64,
+        /// The cap, in bytes.
+        cap: u64,
+    },
 }
 
 impl PolicyEngine {
@@ -179,6 +191,11 @@ impl PolicyEngine {
     /// Inspects, compiles (or loads the cached artifact), links, and calls `describe` once.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedPolicy>, LoadError> {
         let inspection = inspect::inspect(bytes)?;
+        // Refused before compiling: a JavaScript or Python runtime takes seconds to compile.
+        let cap = self.inner.config.memory_bytes_max as u64;
+        if inspection.memory_bytes_min > cap {
+            return Err(LoadError::Memory { needs: inspection.memory_bytes_min, cap });
+        }
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         let started = Instant::now();
         let (component, from_cache) = match &self.inner.config.cache {

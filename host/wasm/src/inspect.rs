@@ -108,6 +108,9 @@ pub struct Inspection {
     pub exports: Vec<String>,
     /// Size in bytes.
     pub size_bytes: usize,
+    /// The largest initial linear memory of its core modules, in bytes: what an instance needs
+    /// before it runs a single instruction (an interpreter's heap image, for JS and Python).
+    pub memory_bytes_min: u64,
 }
 
 /// Why a component is refused before compiling.
@@ -214,6 +217,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
         imports: raw.imports,
         exports: raw.exports,
         size_bytes: bytes.len(),
+        memory_bytes_min: raw.memory_bytes_min,
     })
 }
 
@@ -227,10 +231,16 @@ struct Raw {
     imports: Vec<String>,
     exports: Vec<String>,
     version_section: Option<String>,
+    memory_bytes_min: u64,
 }
 
 fn scan(bytes: &[u8]) -> Result<Raw, InspectError> {
-    let mut raw = Raw { imports: Vec::new(), exports: Vec::new(), version_section: None };
+    let mut raw = Raw {
+        imports: Vec::new(),
+        exports: Vec::new(),
+        version_section: None,
+        memory_bytes_min: 0,
+    };
     // Nesting depth: top-level imports and exports are the component's own.
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
@@ -253,6 +263,14 @@ fn scan(bytes: &[u8]) -> Result<Raw, InspectError> {
                 for export in reader {
                     let export = export.map_err(|e| InspectError::Malformed(e.to_string()))?;
                     raw.exports.push(export.name.name.to_string());
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    let memory = memory.map_err(|e| InspectError::Malformed(e.to_string()))?;
+                    let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                    let bytes = memory.initial.saturating_mul(page);
+                    raw.memory_bytes_min = raw.memory_bytes_min.max(bytes);
                 }
             }
             Payload::CustomSection(s) if s.name() == API_VERSION_SECTION => {

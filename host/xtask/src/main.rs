@@ -2,7 +2,10 @@
 //!
 //! * `plugins` — build every crate in `plugins/` for `wasm32-unknown-unknown` and wrap each into
 //!   a component in `target/plugins/NAME.wasm`;
-//! * `ci` — what CI runs: formatting, clippy with warnings denied, docs, plugins, all tests;
+//! * `examples` — install the pinned JavaScript and Python toolchains (into `examples/js` and
+//!   `target/tools/python`) and build the policies in `examples/` into `target/examples/`;
+//! * `ci` — what CI runs: formatting, clippy with warnings denied, docs, plugins, examples, all
+//!   tests;
 //! * `demo` — build the plugins and run the single-node demo with them.
 
 use std::path::{Path, PathBuf};
@@ -19,11 +22,13 @@ fn main() -> anyhow::Result<()> {
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
         Some("plugins") => plugins(&root).map(|_| ()),
+        Some("examples") => examples(&root),
         Some("ci") => ci(&root),
         Some("demo") => demo(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <plugins|ci|demo [ARGS…]>");
+            eprintln!("usage: cargo xtask <plugins|examples|ci|demo [ARGS…]>");
             eprintln!("  plugins  build plugins/* into components in target/plugins/");
+            eprintln!("  examples build the JavaScript and Python policies into target/examples/");
             eprintln!("  ci       fmt check, clippy -D warnings, docs, plugins, all tests");
             eprintln!("  demo     build the plugins and run `luciole demo` with them");
             std::process::exit(2);
@@ -122,6 +127,7 @@ fn ci(root: &Path) -> anyhow::Result<()> {
         cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     plugins(root)?;
+    examples(root)?;
     let (passed, failed, ignored) = test_counted(cargo().args(["test", "--workspace"]))?;
     eprintln!("==> ci passed in {:.0} s", started.elapsed().as_secs_f64());
     println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
@@ -163,6 +169,93 @@ fn test_counted(cmd: &mut Command) -> anyhow::Result<(u64, u64, u64)> {
     }
     eprintln!("    cargo test: ok in {:.1} s", started.elapsed().as_secs_f64());
     Ok((passed, failed, ignored))
+}
+
+/// The JavaScript and Python example policies: (language, directory under examples/, world).
+const EXAMPLES: [(&str, &str, &str); 4] = [
+    ("js", "coordinator-lowest-id", "coordinator-policy"),
+    ("js", "placement-rendezvous", "placement-policy"),
+    ("python", "coordinator-lowest-id", "coordinator-policy"),
+    ("python", "placement-rendezvous", "placement-policy"),
+];
+
+/// Installs the pinned toolchains if needed and builds every example that changed.
+fn examples(root: &Path) -> anyhow::Result<()> {
+    let target = target_dir(root);
+    let out_dir = target.join("examples");
+    std::fs::create_dir_all(&out_dir)?;
+    let wit = root.join("wit/since_v0.1.0");
+    // Python: componentize-py in a virtual environment of its own.
+    let venv = target.join("tools/python");
+    if !venv.join("bin/pip").exists() {
+        run("python venv", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(
+        "pip install componentize-py (pinned)",
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check", "-r"])
+            .arg(root.join("examples/python/requirements.txt")),
+    )?;
+    // JavaScript: componentize-js from npm, pinned in examples/js/package.json.
+    let js = root.join("examples/js");
+    if !js.join("node_modules/.bin/componentize-js").exists() {
+        run(
+            "npm install componentize-js (pinned)",
+            Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(&js),
+        )?;
+    }
+    for (lang, name, world) in EXAMPLES {
+        let src = root.join("examples").join(lang).join(name);
+        let prefix = if lang == "js" { "js" } else { "py" };
+        let out = out_dir.join(format!("{prefix}-{name}.wasm"));
+        if up_to_date(&out, &[&src, &wit])? {
+            eprintln!("    {prefix}-{name}: up to date");
+            continue;
+        }
+        let mut cmd = if lang == "js" {
+            let mut c = Command::new(js.join("node_modules/.bin/componentize-js"));
+            c.arg(src.join("policy.js"))
+                .arg("--wit")
+                .arg(&wit)
+                .args(["--world-name", world])
+                // No WASI: no stdio, randomness, clocks or HTTP in the component.
+                .args(["-d", "stdio", "-d", "random", "-d", "clocks", "-d", "http"])
+                .args(["-d", "fetch-event", "-o"])
+                .arg(&out);
+            c
+        } else {
+            let mut c = Command::new(venv.join("bin/componentize-py"));
+            c.arg("-d")
+                .arg(&wit)
+                .args(["-w", world, "componentize", "--stub-wasi", "app", "-p"])
+                .arg(&src)
+                .arg("-o")
+                .arg(&out);
+            c
+        };
+        run(&format!("build example {prefix}-{name}"), &mut cmd)?;
+    }
+    Ok(())
+}
+
+/// Whether `out` is newer than every file under `inputs`.
+fn up_to_date(out: &Path, inputs: &[&Path]) -> anyhow::Result<bool> {
+    let Ok(built) = std::fs::metadata(out).and_then(|m| m.modified()) else { return Ok(false) };
+    fn newest(dir: &Path) -> std::io::Result<std::time::SystemTime> {
+        let mut t = std::fs::metadata(dir)?.modified()?;
+        if dir.is_dir() {
+            for e in std::fs::read_dir(dir)? {
+                t = t.max(newest(&e?.path())?);
+            }
+        }
+        Ok(t)
+    }
+    for dir in inputs {
+        if newest(dir)? > built {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
