@@ -44,11 +44,20 @@ pub struct Args {
     #[arg(long, default_value_t = (luciole_wasm::MEMORY_BYTES_MAX_DEFAULT >> 20) as u64,
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     memory_mib: u64,
+    /// Halfway, hot-swap this coordinator component in (a policy in any language, e.g. from
+    /// `cargo xtask examples`) instead of the default midway swaps.
+    #[arg(long, value_name = "FILE.wasm")]
+    swap_coordinator: Option<PathBuf>,
+    /// Halfway, hot-swap this placement component in instead of the default midway swaps.
+    #[arg(long, value_name = "FILE.wasm")]
+    swap_placement: Option<PathBuf>,
 }
 
 struct Node {
     engine: PolicyEngine,
     plugins: Option<PathBuf>,
+    swap_coordinator: Option<PathBuf>,
+    swap_placement: Option<PathBuf>,
     coordinator: PolicySlot<Coordinator>,
     placement: PolicySlot<Placement>,
     migration: PolicySlot<Migration>,
@@ -66,6 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let node = Node {
         engine,
         plugins: args.plugins.clone(),
+        swap_coordinator: args.swap_coordinator.clone(),
+        swap_placement: args.swap_placement.clone(),
         coordinator: PolicySlot::new(),
         placement: PolicySlot::new(),
         migration: PolicySlot::new(),
@@ -128,7 +139,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 impl Node {
     fn load(&self, name: &str) -> anyhow::Result<Arc<LoadedPolicy>> {
         let dir = self.plugins.as_ref().expect("only called with --plugins");
-        let path = dir.join(format!("{name}.wasm"));
+        self.load_file(&dir.join(format!("{name}.wasm")))
+    }
+
+    fn load_file(&self, path: &std::path::Path) -> anyhow::Result<Arc<LoadedPolicy>> {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let started = Instant::now();
         let loaded = self.engine.load(&bytes).with_context(|| path.display().to_string())?;
@@ -142,7 +156,11 @@ impl Node {
     }
 
     fn swap_coordinator(&self, name: &str) -> anyhow::Result<()> {
-        let report = self.coordinator.swap(&*self.load(name)?)?;
+        self.swap_coordinator_to(&*self.load(name)?)
+    }
+
+    fn swap_coordinator_to(&self, policy: &LoadedPolicy) -> anyhow::Result<()> {
+        let report = self.coordinator.swap(policy)?;
         println!(
             "  swap   coordinator -> {} in {:.3} ms",
             report.active.label(),
@@ -152,7 +170,11 @@ impl Node {
     }
 
     fn swap_placement(&self, name: &str) -> anyhow::Result<()> {
-        let report = self.placement.swap(&*self.load(name)?)?;
+        self.swap_placement_to(&*self.load(name)?)
+    }
+
+    fn swap_placement_to(&self, policy: &LoadedPolicy) -> anyhow::Result<()> {
+        let report = self.placement.swap(policy)?;
         println!(
             "  swap   placement   -> {} in {:.3} ms",
             report.active.label(),
@@ -162,6 +184,16 @@ impl Node {
     }
 
     fn midway_swaps(&self) -> anyhow::Result<()> {
+        if self.swap_coordinator.is_some() || self.swap_placement.is_some() {
+            println!("-- hot swap while the node runs --");
+            if let Some(path) = &self.swap_coordinator {
+                self.swap_coordinator_to(&*self.load_file(path)?)?;
+            }
+            if let Some(path) = &self.swap_placement {
+                self.swap_placement_to(&*self.load_file(path)?)?;
+            }
+            return Ok(());
+        }
         let Some(dir) = &self.plugins else { return Ok(()) };
         println!("-- hot swap while the node runs --");
         self.swap_coordinator("coordinator-sticky")?;

@@ -116,3 +116,27 @@ fn bad_arguments_are_explained_not_panicked() {
     let help = text(&out.stdout);
     assert!(help.contains("demo") && help.contains("policy"), "{help}");
 }
+
+#[test]
+fn the_demo_hot_swaps_to_javascript_and_python_policies() {
+    let examples = luciole_tests::example_dir();
+    let cache = plugin_dir().with_file_name("artifact-cache");
+    let path = |name: &str| examples.join(format!("{name}.wasm")).to_string_lossy().into_owned();
+    let out = luciole(&[
+        "demo",
+        "--views",
+        "4",
+        "--swap-coordinator",
+        &path("py-coordinator-lowest-id"),
+        "--swap-placement",
+        &path("js-placement-rendezvous"),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("swap   coordinator -> py-lowest-id@0.1.0"), "{stdout}");
+    assert!(stdout.contains("by py-lowest-id@0.1.0"), "{stdout}");
+    assert!(stdout.contains("by js-rendezvous@0.1.0"), "{stdout}");
+    assert!(!stdout.contains("faults 1"), "{stdout}");
+}
