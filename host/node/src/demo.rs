@@ -143,7 +143,7 @@ impl Node {
     }
 
     fn load_file(&self, path: &std::path::Path) -> anyhow::Result<Arc<LoadedPolicy>> {
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let started = Instant::now();
         let loaded = self.engine.load(&bytes).with_context(|| path.display().to_string())?;
         println!(
