@@ -140,3 +140,18 @@ fn the_demo_hot_swaps_to_javascript_and_python_policies() {
     assert!(stdout.contains("by js-rendezvous@0.1.0"), "{stdout}");
     assert!(!stdout.contains("faults 1"), "{stdout}");
 }
+
+#[test]
+fn policy_check_passes_the_javascript_and_python_examples() {
+    for name in ["js-placement-rendezvous", "py-coordinator-lowest-id"] {
+        let path = luciole_tests::example_dir().join(format!("{name}.wasm"));
+        let out = luciole(&["policy", "check", path.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout}{}", text(&out.stderr));
+        assert!(stdout.contains("smoke call   ok"), "{stdout}");
+        // Nothing but luciole's own interfaces: no WASI.
+        let imports = stdout.lines().find(|l| l.trim_start().starts_with("imports")).unwrap();
+        assert!(!imports.contains("wasi"), "{imports}");
+        assert!(imports.contains("luciole:policy/log@0.1.0"), "{imports}");
+    }
+}
