@@ -22,6 +22,19 @@ pub fn plugin_dir() -> PathBuf {
     target.join("plugins")
 }
 
+/// The value of `answer`, after checking that the active version named `policy` gave it (no
+/// fallback, no fault); `case` names the input in the failure message.
+pub fn active<T>(answer: luciole_wasm::Answer<T>, policy: &str, case: &str) -> T {
+    assert!(
+        matches!(&answer.by, luciole_wasm::AnsweredBy::Active(m) if m.name == policy),
+        "{policy} / {case}: answered by {:?}, faults {:?}, declined {:?}",
+        answer.by,
+        answer.faults,
+        answer.declined
+    );
+    answer.value
+}
+
 /// Directory of the built JavaScript and Python examples: `target/examples`.
 pub fn example_dir() -> PathBuf {
     plugin_dir().with_file_name("examples")

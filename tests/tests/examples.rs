@@ -5,7 +5,7 @@
 use luciole_proto::BubbleId;
 use luciole_proto::placement::Bubble;
 use luciole_tests::vectors::{self, CoordinatorCase, PlacementCase};
-use luciole_tests::{cached_engine, example, load, view};
+use luciole_tests::{active, cached_engine, example, load, view};
 use luciole_wasm::{
     AnsweredBy, Coordinator, EngineConfig, FaultReason, Placement, PolicyEngine, PolicySlot,
 };
@@ -26,15 +26,8 @@ fn js_and_python_coordinators_match_the_shared_vectors() {
         let mut checked = 0;
         for case in &cases {
             let Some(want) = case.expect("lowest-id") else { continue };
-            let answer = slot.choose(&case.view().into(), case.current());
-            assert!(
-                matches!(&answer.by, AnsweredBy::Active(m) if m.name == policy),
-                "{component} / {}: answered by {:?}, faults {:?}",
-                case.name,
-                answer.by,
-                answer.faults
-            );
-            assert_eq!(answer.value, want, "{component}: {}", case.name);
+            let got = active(slot.choose(&case.view().into(), case.current()), policy, &case.name);
+            assert_eq!(got, want, "{component}: {}", case.name);
             checked += 1;
         }
         assert!(checked >= 3, "{component}: only {checked} cases");
@@ -53,15 +46,8 @@ fn js_and_python_placements_match_the_shared_vectors() {
         let mut checked = 0;
         for case in &cases {
             let Some(want) = case.expect("rendezvous") else { continue };
-            let answer = slot.place(&case.view().into(), &case.bubbles(), &case.current());
-            assert!(
-                matches!(&answer.by, AnsweredBy::Active(m) if m.name == policy),
-                "{component} / {}: answered by {:?}, faults {:?}",
-                case.name,
-                answer.by,
-                answer.faults
-            );
-            assert_eq!(answer.value, want, "{component}: {}", case.name);
+            let placed = slot.place(&case.view().into(), &case.bubbles(), &case.current());
+            assert_eq!(active(placed, policy, &case.name), want, "{component}: {}", case.name);
             checked += 1;
         }
         assert!(checked >= 3, "{component}: only {checked} cases");

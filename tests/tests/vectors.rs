@@ -8,19 +8,8 @@ use luciole_proto::{View, builtin};
 use luciole_tests::vectors::{
     self, CoordinatorCase, MigrationCase, MigrationDecider, PlacementCase,
 };
-use luciole_tests::{engine, load};
-use luciole_wasm::{Answer, AnsweredBy, Coordinator, Placement, PolicySlot};
-
-fn active<T>(answer: Answer<T>, policy: &str, case: &str) -> T {
-    assert!(
-        matches!(&answer.by, AnsweredBy::Active(m) if m.name == policy),
-        "{policy} / {case}: answered by {:?}, faults {:?}, declined {:?}",
-        answer.by,
-        answer.faults,
-        answer.declined
-    );
-    answer.value
-}
+use luciole_tests::{active, engine, load};
+use luciole_wasm::{Coordinator, Placement, PolicySlot};
 
 #[test]
 fn coordinator_components_match_the_vectors() {

@@ -104,10 +104,20 @@ fn wal(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (Run, f
     std::thread::sleep(duration);
     stop.store(true, Ordering::Relaxed);
     let latencies_ns: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    finish(wal, &log_dir, latencies_ns, started)
+}
+
+/// Closes the log, removes it, and returns the run with the records per write it achieved.
+fn finish(
+    wal: Arc<Wal<FileStorage>>,
+    log_dir: &Path,
+    latencies_ns: Vec<u64>,
+    started: Instant,
+) -> (Run, f64) {
     let elapsed = started.elapsed();
     let stats = wal.stats();
     Arc::into_inner(wal).unwrap().close().unwrap();
-    std::fs::remove_dir_all(&log_dir).unwrap();
+    std::fs::remove_dir_all(log_dir).unwrap();
     let per_write = stats.records as f64 / stats.writes.max(1) as f64;
     (Run { ops: latencies_ns.len() as u64, elapsed, latencies_ns }, per_write)
 }
@@ -140,12 +150,7 @@ fn wal_tasks(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (
     stop.store(true, Ordering::Relaxed);
     let latencies_ns: Vec<u64> =
         runtime.block_on(async { futures_join(tasks).await }).into_iter().flatten().collect();
-    let elapsed = started.elapsed();
-    let stats = wal.stats();
-    Arc::into_inner(wal).unwrap().close().unwrap();
-    std::fs::remove_dir_all(&log_dir).unwrap();
-    let per_write = stats.records as f64 / stats.writes.max(1) as f64;
-    (Run { ops: latencies_ns.len() as u64, elapsed, latencies_ns }, per_write)
+    finish(wal, &log_dir, latencies_ns, started)
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Vec<u64>>>) -> Vec<Vec<u64>> {
