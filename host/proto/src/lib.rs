@@ -13,6 +13,7 @@ pub mod builtin;
 pub mod check;
 pub mod ids;
 pub mod limits;
+pub mod membership;
 pub mod migration;
 pub mod placement;
 pub mod view;
