@@ -90,7 +90,7 @@ pub struct CutDetector {
 }
 
 /// A proposed cut: the subjects to remove and to add, each sorted.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cut {
     /// Members to remove.
     pub down: Vec<MemberId>,
