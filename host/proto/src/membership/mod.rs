@@ -4,11 +4,13 @@
 //! ([`rings::Rings`], K pseudo-random rings, each member observed by its predecessors) and
 //! multi-node cut detection ([`cut::CutDetector`], Rapid's high/low watermarks, so that many
 //! simultaneous failures or joins become one proposed view change), and the fast path of
-//! agreement on a cut ([`fast::FastRound`], decided by a ⌈3n/4⌉ quorum of identical proposals).
-//! Not built yet: the monitoring and gossip state machine (accuse, rebut with a higher
-//! incarnation), the classic consensus fallback, joins through seeds, the node that ties them
-//! together in the `handle_*` / `poll_*` shape, and the deterministic simulator that runs them.
+//! agreement on a cut ([`fast::FastRound`], decided by a ⌈3n/4⌉ quorum of identical proposals),
+//! and monitoring ([`monitor::Monitor`]: probe, accuse after silence, rebut with a higher
+//! incarnation, alert when an accusation stands). Not built yet: the classic consensus fallback,
+//! joins through seeds, the node that ties them together in the `handle_*` / `poll_*` shape
+//! (with its messages), and the deterministic simulator that runs them.
 
 pub mod cut;
 pub mod fast;
+pub mod monitor;
 pub mod rings;

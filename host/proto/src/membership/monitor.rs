@@ -1,0 +1,315 @@
+//! Monitoring (after Fireflies): each member probes the subjects it observes on the rings; a
+//! subject silent for `misses_max` probe periods is **accused**; the accused, if alive, hears
+//! the accusation and **rebuts** it with a higher incarnation; an accusation not rebutted within
+//! `rebut_window_ms` becomes an [`Alert`] for the cut detectors — one per ring on which this
+//! member observes the subject.
+//!
+//! Sans-IO in the calling shape of the other cores: `handle_*(now_ms, …)` in, `poll_output` and
+//! `poll_timeout` out. Time is milliseconds from any origin, given by the caller.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::cut::{Alert, Change};
+use super::rings::Rings;
+use crate::ids::MemberId;
+
+/// A member's incarnation: raised to refute an accusation; a member evicted from the view must
+/// rejoin with a higher one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Incarnation(pub u64);
+
+/// Monitoring settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonitorConfig {
+    /// Time between probes of one subject, in ms.
+    pub probe_period_ms: u64,
+    /// Probe periods without an answer before the subject is accused.
+    pub misses_max: u32,
+    /// Time an accused member has to rebut before the accusation becomes an alert, in ms.
+    pub rebut_window_ms: u64,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self { probe_period_ms: 100, misses_max: 4, rebut_window_ms: 200 }
+    }
+}
+
+/// What the monitor asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MonitorOutput {
+    /// Send a probe to this subject; its answer comes back through [`Monitor::handle_ack`].
+    Probe(MemberId),
+    /// Tell every member: this member accuses `subject` (known at `incarnation`).
+    Accuse {
+        /// The silent subject.
+        subject: MemberId,
+        /// Its incarnation as this member knows it.
+        incarnation: Incarnation,
+    },
+    /// Tell every member: this member is alive, at this (raised) incarnation.
+    Rebut(Incarnation),
+    /// An accusation stood: feed it to every member's cut detector.
+    Alert(Alert),
+}
+
+#[derive(Clone, Debug)]
+struct Watch {
+    rings: Vec<usize>,
+    last_heard_ms: u64,
+    next_probe_ms: u64,
+    accused: Option<Accusation>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Accusation {
+    since_ms: u64,
+    incarnation: Incarnation,
+    alerted: bool,
+}
+
+/// One member's monitoring of its subjects.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    me: MemberId,
+    incarnation: Incarnation,
+    config: MonitorConfig,
+    watches: BTreeMap<MemberId, Watch>,
+    known: BTreeMap<MemberId, Incarnation>,
+    out: VecDeque<MonitorOutput>,
+}
+
+impl Monitor {
+    /// Monitoring by `me` (at `incarnation`) of its subjects on `rings`, from `now_ms`.
+    pub fn new(
+        me: MemberId,
+        incarnation: Incarnation,
+        config: MonitorConfig,
+        rings: &Rings,
+        now_ms: u64,
+    ) -> Self {
+        let mut m = Self {
+            me,
+            incarnation,
+            config,
+            watches: BTreeMap::new(),
+            known: BTreeMap::new(),
+            out: VecDeque::new(),
+        };
+        m.install(rings, now_ms);
+        m
+    }
+
+    /// This member's incarnation (raised by each rebuttal).
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+
+    /// A new view: watch the subjects its rings give this member, each from `now_ms`.
+    pub fn install(&mut self, rings: &Rings, now_ms: u64) {
+        let mut by_subject: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
+        for (ring, subject) in rings.subjects_of(self.me) {
+            by_subject.entry(subject).or_default().push(ring);
+        }
+        self.watches = by_subject
+            .into_iter()
+            .map(|(s, rings)| {
+                (s, Watch { rings, last_heard_ms: now_ms, next_probe_ms: now_ms, accused: None })
+            })
+            .collect();
+        self.known.retain(|m, _| rings.contains(*m));
+    }
+
+    /// Time passes: probes fall due, silences become accusations, unrebutted accusations
+    /// become alerts.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        let c = self.config;
+        let silence_ms = c.probe_period_ms * u64::from(c.misses_max);
+        for (&subject, w) in &mut self.watches {
+            match &mut w.accused {
+                None if now_ms.saturating_sub(w.last_heard_ms) >= silence_ms => {
+                    let incarnation = self.known.get(&subject).copied().unwrap_or_default();
+                    w.accused = Some(Accusation { since_ms: now_ms, incarnation, alerted: false });
+                    self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
+                }
+                None if now_ms >= w.next_probe_ms => {
+                    w.next_probe_ms = now_ms + c.probe_period_ms;
+                    self.out.push_back(MonitorOutput::Probe(subject));
+                }
+                Some(a) if !a.alerted && now_ms.saturating_sub(a.since_ms) >= c.rebut_window_ms => {
+                    a.alerted = true;
+                    for &ring in &w.rings {
+                        let alert =
+                            Alert { observer: self.me, subject, ring, change: Change::Down };
+                        self.out.push_back(MonitorOutput::Alert(alert));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A subject answered a probe.
+    pub fn handle_ack(&mut self, now_ms: u64, from: MemberId, incarnation: Incarnation) {
+        self.learn(from, incarnation);
+        if let Some(w) = self.watches.get_mut(&from)
+            && w.accused.is_none()
+        {
+            w.last_heard_ms = now_ms;
+        }
+    }
+
+    /// Some member accused `subject`. If it is this member, and the accusation is not already
+    /// refuted by a higher incarnation, rebut it.
+    pub fn handle_accusation(&mut self, subject: MemberId, incarnation: Incarnation) {
+        if subject == self.me && incarnation >= self.incarnation {
+            self.incarnation = Incarnation(incarnation.0 + 1);
+            self.out.push_back(MonitorOutput::Rebut(self.incarnation));
+        }
+    }
+
+    /// `member` rebutted at `incarnation`: withdraw this member's accusation of it, unless the
+    /// accusation already became an alert (too late: it may be evicted and must rejoin).
+    pub fn handle_rebut(&mut self, now_ms: u64, member: MemberId, incarnation: Incarnation) {
+        self.learn(member, incarnation);
+        if let Some(w) = self.watches.get_mut(&member)
+            && let Some(a) = w.accused
+            && !a.alerted
+            && incarnation > a.incarnation
+        {
+            w.accused = None;
+            w.last_heard_ms = now_ms;
+        }
+    }
+
+    /// The next thing to do, if any.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<MonitorOutput> {
+        self.out.pop_front()
+    }
+
+    /// When [`Monitor::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let c = self.config;
+        let silence_ms = c.probe_period_ms * u64::from(c.misses_max);
+        self.watches
+            .values()
+            .filter_map(|w| match w.accused {
+                None => Some(w.next_probe_ms.min(w.last_heard_ms + silence_ms)),
+                Some(a) if !a.alerted => Some(a.since_ms + c.rebut_window_ms),
+                Some(_) => None,
+            })
+            .min()
+    }
+
+    fn learn(&mut self, member: MemberId, incarnation: Incarnation) {
+        let k = self.known.entry(member).or_default();
+        *k = (*k).max(incarnation);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (Vec<MemberId>, Rings, Monitor) {
+        let members: Vec<MemberId> = (1..=12).map(|i| MemberId(i * 977)).collect();
+        let rings = Rings::new(&members, 4);
+        let m = Monitor::new(members[0], Incarnation(0), MonitorConfig::default(), &rings, 0);
+        (members, rings, m)
+    }
+
+    fn drain(m: &mut Monitor) -> Vec<MonitorOutput> {
+        std::iter::from_fn(|| m.poll_output()).collect()
+    }
+
+    #[test]
+    fn subjects_are_probed_every_period() {
+        let (_, rings, mut m) = setup();
+        let subjects: std::collections::BTreeSet<MemberId> =
+            rings.subjects_of(MemberId(977)).into_iter().map(|(_, s)| s).collect();
+        m.handle_timeout(0);
+        let probes: Vec<_> = drain(&mut m);
+        assert_eq!(probes.len(), subjects.len());
+        assert!(
+            probes.iter().all(|o| matches!(o, MonitorOutput::Probe(s) if subjects.contains(s)))
+        );
+        m.handle_timeout(50);
+        assert!(drain(&mut m).is_empty(), "not due yet");
+        assert_eq!(m.poll_timeout(), Some(100));
+    }
+
+    #[test]
+    fn a_silent_subject_is_accused_then_alerted_on_each_of_its_rings() {
+        let (_, rings, mut m) = setup();
+        let me = MemberId(977);
+        let (_, silent) = rings.subjects_of(me)[0];
+        let silent_rings: Vec<usize> = rings
+            .subjects_of(me)
+            .into_iter()
+            .filter(|(_, s)| *s == silent)
+            .map(|(r, _)| r)
+            .collect();
+        let mut now = 0;
+        let mut accused_at = None;
+        while now <= 1000 {
+            m.handle_timeout(now);
+            for o in drain(&mut m) {
+                match o {
+                    MonitorOutput::Probe(s) if s != silent => m.handle_ack(now, s, Incarnation(0)),
+                    MonitorOutput::Accuse { subject, .. } => {
+                        assert_eq!(subject, silent, "only the silent one is accused");
+                        accused_at = Some(now);
+                    }
+                    MonitorOutput::Alert(a) => {
+                        assert_eq!((a.observer, a.subject, a.change), (me, silent, Change::Down));
+                        assert!(silent_rings.contains(&a.ring));
+                        assert_eq!(now - accused_at.unwrap(), 200, "after the rebut window");
+                    }
+                    _ => {}
+                }
+            }
+            now += 10;
+        }
+        assert_eq!(accused_at, Some(400), "four missed periods of 100 ms");
+    }
+
+    #[test]
+    fn a_rebuttal_in_time_withdraws_the_accusation() {
+        let (_, rings, mut m) = setup();
+        let (_, subject) = rings.subjects_of(MemberId(977))[0];
+        m.handle_timeout(400);
+        assert!(
+            drain(&mut m)
+                .iter()
+                .any(|o| matches!(o, MonitorOutput::Accuse { subject: s, .. } if *s == subject))
+        );
+        // A rebuttal that does not raise the incarnation does not count.
+        m.handle_rebut(450, subject, Incarnation(0));
+        m.handle_rebut(450, subject, Incarnation(1));
+        m.handle_ack(460, subject, Incarnation(1));
+        m.handle_timeout(700);
+        assert!(
+            !drain(&mut m)
+                .iter()
+                .any(|o| matches!(o, MonitorOutput::Alert(a) if a.subject == subject))
+        );
+    }
+
+    #[test]
+    fn the_accused_rebuts_with_a_higher_incarnation_once_per_accusation() {
+        let (_, _, mut m) = setup();
+        m.handle_accusation(MemberId(977), Incarnation(0));
+        assert_eq!(drain(&mut m), vec![MonitorOutput::Rebut(Incarnation(1))]);
+        // A stale accusation (already refuted) changes nothing; a newer one is rebutted again.
+        m.handle_accusation(MemberId(977), Incarnation(0));
+        assert!(drain(&mut m).is_empty());
+        m.handle_accusation(MemberId(977), Incarnation(1));
+        assert_eq!(drain(&mut m), vec![MonitorOutput::Rebut(Incarnation(2))]);
+        assert_eq!(m.incarnation(), Incarnation(2));
+        // Accusations of others are not this member's to rebut.
+        m.handle_accusation(MemberId(5), Incarnation(9));
+        assert!(drain(&mut m).is_empty());
+    }
+}
