@@ -6,11 +6,13 @@
 //! simultaneous failures or joins become one proposed view change), and the fast path of
 //! agreement on a cut ([`fast::FastRound`], decided by a ⌈3n/4⌉ quorum of identical proposals),
 //! and monitoring ([`monitor::Monitor`]: probe, accuse after silence, rebut with a higher
-//! incarnation, alert when an accusation stands). Not built yet: the classic consensus fallback,
-//! joins through seeds, the node that ties them together in the `handle_*` / `poll_*` shape
-//! (with its messages), and the deterministic simulator that runs them.
+//! incarnation, alert when an accusation stands), tied together by [`node::MemberNode`] in the
+//! `handle_*` / `poll_*` shape with its messages. `tests/membership.rs` runs members together on
+//! virtual time from a seed. Not built yet: the classic consensus fallback, joins through seeds,
+//! bringing a lagging member up to date, and the simulator with faults (`host/sim`).
 
 pub mod cut;
 pub mod fast;
 pub mod monitor;
+pub mod node;
 pub mod rings;
