@@ -1,0 +1,81 @@
+//! Membership under faults, on virtual time: a fixed list of seeds per scenario on every run;
+//! `LUCIOLE_SIM_SEEDS=200 cargo test -p luciole-sim --release` sweeps more. A failure names the
+//! seed and the `luciole-sim` command that replays it.
+
+use luciole_sim::membership::{Outcome, Scenario, run};
+
+fn seeds() -> std::ops::Range<u64> {
+    let n = std::env::var("LUCIOLE_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    1..1 + n
+}
+
+fn each(
+    scenario: Scenario,
+    nodes: usize,
+    seeds: std::ops::Range<u64>,
+    check: impl Fn(&Outcome) -> Result<(), String>,
+) {
+    for seed in seeds {
+        let replay = format!(
+            "cargo run -p luciole-sim -- --scenario {scenario:?} --nodes {nodes} --seed {seed}"
+        );
+        let outcome = run(scenario, nodes, seed)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\nreplay: {replay}"));
+        if let Err(e) = check(&outcome) {
+            panic!("seed {seed}: {e} ({outcome:?})\nreplay: {replay}");
+        }
+    }
+}
+
+fn one_change_within(bound_ms: u64) -> impl Fn(&Outcome) -> Result<(), String> {
+    move |o| {
+        if o.view_changes != 1 {
+            return Err(format!("{} view changes, want exactly 1", o.view_changes));
+        }
+        match o.detection_ms.iter().max() {
+            Some(&worst) if worst <= bound_ms => {}
+            other => return Err(format!("fault to view {other:?} ms, want at most {bound_ms}")),
+        }
+        if o.false_evictions > 0 {
+            return Err(format!("{} healthy members evicted", o.false_evictions));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn one_crash_is_one_view_change_at_every_survivor() {
+    each(Scenario::Crash, 20, seeds(), one_change_within(2_000));
+}
+
+#[test]
+fn three_simultaneous_crashes_are_one_view_change() {
+    each(Scenario::Crashes, 30, seeds(), one_change_within(2_000));
+}
+
+#[test]
+fn a_cut_off_fifth_is_removed_in_one_view_change() {
+    each(Scenario::Partition, 20, seeds(), one_change_within(2_000));
+}
+
+#[test]
+fn five_percent_loss_for_a_minute_evicts_nobody() {
+    each(Scenario::Loss, 20, 1..3, |o| {
+        if o.view_changes == 0 && o.false_evictions == 0 {
+            Ok(())
+        } else {
+            Err(format!("{} view changes, {} false evictions", o.view_changes, o.false_evictions))
+        }
+    });
+}
+
+#[test]
+fn a_node_losing_most_messages_costs_no_healthy_member() {
+    each(Scenario::BadNode, 20, 1..3, |o| {
+        if o.false_evictions == 0 {
+            Ok(())
+        } else {
+            Err(format!("{} false evictions", o.false_evictions))
+        }
+    });
+}
