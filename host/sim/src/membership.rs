@@ -64,10 +64,15 @@ pub fn cluster(n: usize, seed: u64) -> Sim<Member> {
         .map(|i| MemberId(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)))
         .collect();
     ids.sort_unstable();
+    // Members start at different moments within the first probe period, so their probes are
+    // not in lockstep.
+    let mut starts = crate::Rng::new(seed ^ 0x5eed_57a7);
+    let period = MonitorConfig::default().probe_period_ms;
     let nodes = ids
         .iter()
         .map(|&m| {
-            let node = MemberNode::new(m, Epoch(1), ids.clone(), MonitorConfig::default(), 0);
+            let start = starts.between(0, period - 1);
+            let node = MemberNode::new(m, Epoch(1), ids.clone(), MonitorConfig::default(), start);
             (m, Member { node, installed: Vec::new(), evicted_at: None, last_now: 0 })
         })
         .collect();
