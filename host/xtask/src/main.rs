@@ -198,7 +198,10 @@ fn examples(root: &Path) -> anyhow::Result<()> {
     )?;
     // JavaScript: componentize-js from npm, pinned in examples/js/package.json.
     let js = root.join("examples/js");
-    if !js.join("node_modules/.bin/componentize-js").exists() {
+    // Reinstall when the pins changed since the last install (npm writes
+    // node_modules/.package-lock.json on every install).
+    let installed = js.join("node_modules/.package-lock.json");
+    if !up_to_date(&installed, &[&js.join("package.json"), &js.join("package-lock.json")])? {
         run(
             "npm install componentize-js (pinned)",
             Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(&js),
