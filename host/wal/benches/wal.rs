@@ -119,6 +119,15 @@ fn finish(
     Arc::into_inner(wal).unwrap().close().unwrap();
     std::fs::remove_dir_all(log_dir).unwrap();
     let per_write = stats.records as f64 / stats.writes.max(1) as f64;
+    if std::env::var_os("LUCIOLE_WAL_BENCH_DETAIL").is_some() {
+        let writes = stats.writes.max(1);
+        eprintln!(
+            "    {} writes: write+sync {} µs and gathering {} µs per write",
+            stats.writes,
+            stats.io_us / writes,
+            stats.gather_us / writes
+        );
+    }
     (Run { ops: latencies_ns.len() as u64, elapsed, latencies_ns }, per_write)
 }
 

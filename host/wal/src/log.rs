@@ -94,6 +94,10 @@ pub struct WalStats {
     pub segments_created: u64,
     /// Segments removed after checkpoints.
     pub segments_removed: u64,
+    /// Time spent writing and syncing, in microseconds.
+    pub io_us: u64,
+    /// Time writers spent gathering records for a write, in microseconds.
+    pub gather_us: u64,
 }
 
 pub(crate) struct Inner<S: Storage> {
@@ -119,6 +123,8 @@ pub(crate) struct Stats {
     pub(crate) bytes: AtomicU64,
     pub(crate) segments_created: AtomicU64,
     pub(crate) segments_removed: AtomicU64,
+    pub(crate) io_us: AtomicU64,
+    pub(crate) gather_us: AtomicU64,
 }
 
 pub(crate) struct State {
@@ -355,6 +361,8 @@ impl<S: Storage> Wal<S> {
             bytes: s.bytes.load(Ordering::Relaxed),
             segments_created: s.segments_created.load(Ordering::Relaxed),
             segments_removed: s.segments_removed.load(Ordering::Relaxed),
+            io_us: s.io_us.load(Ordering::Relaxed),
+            gather_us: s.gather_us.load(Ordering::Relaxed),
         }
     }
 

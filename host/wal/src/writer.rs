@@ -124,13 +124,19 @@ impl<S: Storage> Inner<S> {
             st.gather_records = core.last_records;
             st = self.arrivals.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
             st.gatherers -= 1;
+            let waited = now.elapsed().as_micros() as u64;
+            self.stats.gather_us.fetch_add(waited, Ordering::Relaxed);
         }
     }
 
     /// Writes and syncs `write`, then acknowledges its records. A failure stops the log.
     fn publish(&self, core: &mut Core<S>, write: Write) -> Result<(), WalError> {
         let bytes = write.bytes.len();
-        if let Err(e) = core.perform(self, &write) {
+        let started = Instant::now();
+        let done = core.perform(self, &write);
+        let io = started.elapsed().as_micros() as u64;
+        self.stats.io_us.fetch_add(io, Ordering::Relaxed);
+        if let Err(e) = done {
             tracing::error!(error = %e, "write-ahead log stopped");
             self.lock().failed = Some(e.clone());
             self.durability.fail(e.clone());
