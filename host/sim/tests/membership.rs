@@ -79,3 +79,8 @@ fn a_node_losing_most_messages_costs_no_healthy_member() {
         }
     });
 }
+
+#[test]
+fn a_node_joins_through_a_seed_in_one_view_change() {
+    each(Scenario::Join, 20, seeds(), one_change_within(2_000));
+}

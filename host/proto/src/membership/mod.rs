@@ -13,6 +13,7 @@
 
 pub mod cut;
 pub mod fast;
+pub mod join;
 pub mod monitor;
 pub mod node;
 pub mod rings;
