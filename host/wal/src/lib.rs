@@ -1,9 +1,11 @@
 //! luciole's write-ahead log: *acknowledged means durable*.
 //!
 //! [`Wal::append`] numbers a record and returns a [`Pending`] that completes only once the
-//! record is on disk (`fdatasync`). Appenders on many threads share syncs: one writer thread
-//! writes everything queued since its last sync as one write (group commit). A failed sync
-//! stops the log; reopening recovers it.
+//! record is on disk (`fdatasync`); [`Wal::append_wait`] appends and blocks until then.
+//! Appenders on many threads and tasks share syncs: one writer at a time — the background
+//! thread, or a thread blocked in `append_wait` when no write is in progress — writes
+//! everything queued since the last sync as one write (group commit). A failed sync stops the
+//! log; reopening recovers it.
 //!
 //! [`Wal::open`] recovers a log: it returns the live records, cuts a torn tail (a write the
 //! crash interrupted, never acknowledged), and refuses corruption in the middle of the log with
