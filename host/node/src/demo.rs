@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use luciole_proto::migration::{Load, Migration as Move, Phase, Role, Status};
 use luciole_proto::placement::{Assignment, Bubble};
+use luciole_proto::rand::SplitMix64;
 use luciole_proto::{BubbleId, EntityId, Epoch, Member, MemberId, MigrationId, View, check};
 use luciole_wasm::{
     AnsweredBy, ArtifactCache, Coordinator, EngineConfig, LoadedPolicy, Migration, Placement,
@@ -97,17 +98,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "no --plugins: the built-in native defaults decide (lowest-id, rendezvous, standard)"
         ),
     }
-    let mut rng = Rng(args.seed);
+    let mut rng = SplitMix64::new(args.seed);
     let mut next_id = 0u128;
-    let mut fresh = |rng: &mut Rng| {
+    let mut fresh = |rng: &mut SplitMix64| {
         next_id += 1;
         Member::new(
-            MemberId(((rng.next() as u128) << 64) | next_id),
-            50 + (rng.next() % 4) as u32 * 50,
+            MemberId(((rng.next_u64() as u128) << 64) | next_id),
+            50 + (rng.next_u64() % 4) as u32 * 50,
         )
     };
     let bubbles: Vec<Bubble> = (0..args.bubbles)
-        .map(|i| Bubble { load: (rng.next() % 100) as u32, ..Bubble::new(BubbleId(i)) })
+        .map(|i| Bubble { load: (rng.next_u64() % 100) as u32, ..Bubble::new(BubbleId(i)) })
         .collect();
     let mut view = View::new(Epoch(1), (0..args.members).map(|_| fresh(&mut rng)).collect())?;
     let mut coordinator = None;
@@ -115,9 +116,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for step in 1..=args.views {
         if step > 1 {
             let mut members = view.members().to_vec();
-            let roll = rng.next() % 3;
+            let roll = rng.next_u64() % 3;
             if roll != 0 && members.len() > 2 {
-                members.remove((rng.next() % members.len() as u64) as usize);
+                members.remove((rng.next_u64() % members.len() as u64) as usize);
             }
             if roll != 1 {
                 members.push(fresh(&mut rng));
@@ -335,18 +336,5 @@ fn default_cache_dir() -> PathBuf {
     match std::env::var_os("HOME") {
         Some(home) => PathBuf::from(home).join(".cache/luciole/artifacts"),
         None => std::env::temp_dir().join("luciole-artifacts"),
-    }
-}
-
-/// splitmix64: the demo's synthetic membership only; nothing in the product draws from it.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }

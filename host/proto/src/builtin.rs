@@ -8,6 +8,7 @@ use crate::migration::{
     Admission, Load, Outcome, PendingAction, Phase, Refusal, Status, TimeoutAction,
 };
 use crate::placement::{Assignment, Bubble};
+use crate::rand::{GOLDEN, mix};
 use crate::view::View;
 
 /// Coordinator `lowest-id`: the member with the lowest id (unsigned big-endian compare).
@@ -54,13 +55,7 @@ pub fn member_key(id: MemberId) -> u64 {
 /// Rendezvous weight of a bubble on a member: `mix(member_key ^ bubble * 0x9e3779b97f4a7c15)`
 /// (wrapping multiply), where `mix` is the splitmix64 finaliser.
 pub fn rendezvous_weight(member_key: u64, bubble: BubbleId) -> u64 {
-    mix(member_key ^ bubble.0.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    mix(member_key ^ bubble.0.wrapping_mul(GOLDEN))
 }
 
 /// Per-phase attempts before the `standard` policy gives up on an abortable migration.

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod membership;
 pub mod migration;
 pub mod placement;
+pub mod rand;
 pub mod view;
 pub mod wal;
 

@@ -17,6 +17,7 @@ pub mod membership;
 use std::collections::{BTreeMap, BTreeSet};
 
 use luciole_proto::MemberId;
+use luciole_proto::rand::SplitMix64;
 
 /// A simulated node: a protocol core in its calling shape.
 pub trait Actor {
@@ -32,23 +33,19 @@ pub trait Actor {
     fn poll_timeout(&self) -> Option<u64>;
 }
 
-/// splitmix64: the simulator's only source of randomness.
+/// The simulator's only source of randomness: splitmix64 from one seed.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     /// A generator from `seed`.
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(SplitMix64::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// True with probability `p` (0.0–1.0).

@@ -84,3 +84,18 @@ fn a_node_losing_most_messages_costs_no_healthy_member() {
 fn a_node_joins_through_a_seed_in_one_view_change() {
     each(Scenario::Join, 20, seeds(), one_change_within(2_000));
 }
+
+#[test]
+fn a_run_replays_exactly_from_its_seed() {
+    // Same seed, same run: the views installed and the times they were installed.
+    let run = |seed| {
+        let mut sim = luciole_sim::membership::cluster(10, seed);
+        sim.run_until(300, luciole_sim::membership::check).unwrap();
+        let victim = sim.live()[seed as usize % 10];
+        sim.crash(victim);
+        sim.run_until(2_000, luciole_sim::membership::check).unwrap();
+        sim.nodes.values().map(|m| m.installed.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(run(42), run(42));
+    assert_ne!(run(42), run(43), "different seeds, different runs");
+}

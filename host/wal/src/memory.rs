@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use luciole_proto::rand::SplitMix64;
+
 use crate::storage::{SegmentFile, Storage};
 
 /// Granularity at which a crash keeps or loses unsynced bytes (a disk sector).
@@ -101,7 +103,7 @@ impl MemStorage {
         disk.names = disk.durable_names.clone();
         let mut rng = match mode {
             CrashMode::LoseUnsynced => None,
-            CrashMode::Scramble { seed } => Some(SplitMix(seed)),
+            CrashMode::Scramble { seed } => Some(SplitMix64::new(seed)),
         };
         let mut lost = 0;
         let live: Vec<u64> = disk.names.values().copied().collect();
@@ -110,17 +112,17 @@ impl MemStorage {
             lost += file.unsynced.len() as u64;
             let mut image = file.durable.clone();
             if let Some(rng) = rng.as_mut() {
-                let tear = rng.next() % 2 == 0;
+                let tear = rng.next_u64() % 2 == 0;
                 let mut torn = false;
                 for &(offset, len) in &file.unsynced {
                     let (start, end) = (offset as usize, offset as usize + len);
                     let mut s = start;
                     while s < end {
                         let e = ((s / SECTOR_BYTES + 1) * SECTOR_BYTES).min(end);
-                        if rng.next() % 2 == 0 {
-                            let cut = if tear && !torn && rng.next() % 4 == 0 {
+                        if rng.next_u64() % 2 == 0 {
+                            let cut = if tear && !torn && rng.next_u64() % 4 == 0 {
                                 torn = true;
-                                s + (rng.next() as usize % (e - s))
+                                s + (rng.next_u64() as usize % (e - s))
                             } else {
                                 e
                             };
@@ -273,19 +275,5 @@ impl SegmentFile for MemFile {
             }
             Ok(())
         })
-    }
-}
-
-/// splitmix64: the crash's seeded choices (no thread RNG anywhere near the tests).
-#[derive(Debug)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }

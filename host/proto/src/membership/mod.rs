@@ -7,9 +7,9 @@
 //! agreement on a cut ([`fast::FastRound`], decided by a ⌈3n/4⌉ quorum of identical proposals),
 //! and monitoring ([`monitor::Monitor`]: probe, accuse after silence, rebut with a higher
 //! incarnation, alert when an accusation stands), tied together by [`node::MemberNode`] in the
-//! `handle_*` / `poll_*` shape with its messages. `tests/membership.rs` runs members together on
-//! virtual time from a seed. Not built yet: the classic consensus fallback, joins through seeds,
-//! bringing a lagging member up to date, and the simulator with faults (`host/sim`).
+//! `handle_*` / `poll_*` shape with its messages, with joins through a seed ([`join::Joiner`])
+//! and catching up a member that fell behind. `host/sim` runs members together on virtual time
+//! from a seed, with faults. Not built yet: the classic consensus fallback.
 
 pub mod cut;
 pub mod fast;

@@ -6,6 +6,7 @@
 //! A joiner's expected observers are the members that would precede it if it were in the view.
 
 use crate::ids::MemberId;
+use crate::rand::{GOLDEN, mix};
 
 /// Most rings: enough that a member is watched by many independent observers, few enough that
 /// monitoring traffic stays small.
@@ -105,13 +106,7 @@ impl Rings {
 fn position(r: usize, m: MemberId) -> u64 {
     let hi = (m.0 >> 64) as u64;
     let lo = m.0 as u64;
-    mix(mix(lo ^ (r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) ^ hi)
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    mix(mix(lo ^ (r as u64).wrapping_mul(GOLDEN)) ^ hi)
 }
 
 #[cfg(test)]
