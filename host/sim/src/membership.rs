@@ -166,8 +166,7 @@ pub enum Scenario {
     BadNode,
     /// A fifth of the members are cut off from the rest (both directions).
     Partition,
-    /// One node joins through a seed. (Several at once can split the fast round, which then
-    /// stays stuck until the classic round exists; see docs/ARCHITECTURE.md.)
+    /// Two nodes join at the same moment through one seed.
     Join,
 }
 
@@ -227,7 +226,7 @@ pub fn run(scenario: Scenario, n: usize, seed: u64) -> Result<Outcome, String> {
         }
         Scenario::Join => {
             let seed_member = ids[0];
-            for i in 0..1 {
+            for i in 0..2 {
                 let id = MemberId(sim.rng().next_u64() as u128 | (u128::from(i as u64) << 64));
                 let joiner = Joiner::new(id, seed_member, 1_000, fault_at);
                 let state = State::Joining(id, joiner);

@@ -80,9 +80,15 @@ fn a_node_losing_most_messages_costs_no_healthy_member() {
     });
 }
 
+/// Usually one view change admits both; when three quarters of the members see one joiner's
+/// alerts settle before the other's begin, the first is admitted alone and the second asks
+/// again (seed 22 of 30 does that).
 #[test]
-fn a_node_joins_through_a_seed_in_one_view_change() {
-    each(Scenario::Join, 20, seeds(), one_change_within(2_000));
+fn two_nodes_join_through_a_seed_at_once() {
+    each(Scenario::Join, 20, seeds(), |o| match (o.view_changes, o.detection_ms.iter().max()) {
+        (1..=2, Some(&worst)) if worst <= 2_000 => Ok(()),
+        (changes, worst) => Err(format!("{changes} view changes, admitted after {worst:?} ms")),
+    });
 }
 
 #[test]

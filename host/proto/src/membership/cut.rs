@@ -114,6 +114,14 @@ impl CutDetector {
     /// Counts `alert`, checked against the view's `rings` and membership. Returns a cut when
     /// one is ready. A repeated alert (same subject and ring) changes nothing.
     pub fn alert(&mut self, rings: &Rings, alert: Alert) -> Result<Option<Cut>, AlertError> {
+        self.record(rings, alert)?;
+        Ok(self.take_cut())
+    }
+
+    /// Counts `alert` without proposing: a batch of alerts is recorded whole, then
+    /// [`CutDetector::take_cut`] says whether a cut is ready, so that a batch naming several
+    /// subjects proposes them together.
+    pub fn record(&mut self, rings: &Rings, alert: Alert) -> Result<(), AlertError> {
         let member = rings.contains(alert.subject);
         let observers = match (alert.change, member) {
             (Change::Down, true) => rings.observers_of(alert.subject),
@@ -127,14 +135,31 @@ impl CutDetector {
                 ring: alert.ring,
             });
         }
-        Ok(self.count(alert.subject, alert.ring, alert.observer, alert.change))
+        self.count(alert.subject, alert.ring, alert.observer, alert.change);
+        Ok(())
+    }
+
+    /// The cut, when one is ready: some subject is stable and none is unstable. Everything
+    /// stable so far is in it, and none of it is proposed again in this view.
+    pub fn take_cut(&mut self) -> Option<Cut> {
+        if self.stable.is_empty() || !self.unstable.is_empty() {
+            return None;
+        }
+        let mut cut = Cut::default();
+        for s in std::mem::take(&mut self.stable) {
+            match self.reports[&s].0 {
+                Change::Down => cut.down.push(s),
+                Change::Join => cut.join.push(s),
+            }
+            self.proposed.insert(s);
+        }
+        Some(cut)
     }
 
     /// Counts, for every unstable subject, the rings whose observer is itself stable or
     /// unstable (failing or leaving too) as implicit alerts. Call after alerts arrive when the
     /// tally has unstable subjects and no new alerts come. Returns a cut when one is ready.
     pub fn invalidate_failing_edges(&mut self, rings: &Rings) -> Option<Cut> {
-        let mut cut = None;
         let unstable: Vec<MemberId> = self.unstable.iter().copied().collect();
         for subject in unstable {
             let Some(&(change, _)) = self.reports.get(&subject) else { continue };
@@ -146,12 +171,12 @@ impl CutDetector {
                 let failing = self.stable.contains(&observer)
                     || self.unstable.contains(&observer)
                     || self.proposed.contains(&observer);
-                if failing && let Some(c) = self.count(subject, ring, observer, change) {
-                    cut = Some(c);
+                if failing {
+                    self.count(subject, ring, observer, change);
                 }
             }
         }
-        cut
+        self.take_cut()
     }
 
     /// Subjects that hold the cut back (unstable).
@@ -167,42 +192,23 @@ impl CutDetector {
         self.proposed.clear();
     }
 
-    fn count(
-        &mut self,
-        subject: MemberId,
-        ring: usize,
-        observer: MemberId,
-        change: Change,
-    ) -> Option<Cut> {
+    fn count(&mut self, subject: MemberId, ring: usize, observer: MemberId, change: Change) {
         if self.proposed.contains(&subject) {
-            return None;
+            return;
         }
         let (_, by_ring) = self.reports.entry(subject).or_insert_with(|| (change, BTreeMap::new()));
         if by_ring.insert(ring, observer).is_some() {
             // Already counted: duplicates and retransmissions change nothing.
-            return None;
+            return;
         }
         let n = by_ring.len();
         if n == self.marks.low && n < self.marks.high {
             self.unstable.insert(subject);
         }
-        if n != self.marks.high {
-            return None;
+        if n == self.marks.high {
+            self.unstable.remove(&subject);
+            self.stable.insert(subject);
         }
-        self.unstable.remove(&subject);
-        self.stable.insert(subject);
-        if !self.unstable.is_empty() {
-            return None;
-        }
-        let mut cut = Cut::default();
-        for s in std::mem::take(&mut self.stable) {
-            match self.reports[&s].0 {
-                Change::Down => cut.down.push(s),
-                Change::Join => cut.join.push(s),
-            }
-            self.proposed.insert(s);
-        }
-        Some(cut)
     }
 }
 

@@ -11,6 +11,7 @@
 //! and catching up a member that fell behind. `host/sim` runs members together on virtual time
 //! from a seed, with faults. Not built yet: the classic consensus fallback.
 
+pub mod classic;
 pub mod cut;
 pub mod fast;
 pub mod join;

@@ -27,11 +27,27 @@ pub struct MonitorConfig {
     pub misses_max: u32,
     /// Time an accused member has to rebut before the accusation becomes an alert, in ms.
     pub rebut_window_ms: u64,
+    /// After the first vote of a view change, how long the fast round has before a member
+    /// coordinates a classic round, in ms (plus jitter; a fifth of the jitter when the fast
+    /// round is visibly stuck). Also the delay between classic attempts.
+    pub classic_after_ms: u64,
+    /// Per-member spread of that delay, in ms, so that coordinators seldom compete.
+    pub classic_jitter_ms: u64,
+    /// How long alerts are gathered before they are sent as one message, in ms: alerts about
+    /// many subjects then arrive together and become one cut.
+    pub alert_batch_ms: u64,
 }
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        Self { probe_period_ms: 100, misses_max: 4, rebut_window_ms: 200 }
+        Self {
+            probe_period_ms: 100,
+            misses_max: 4,
+            rebut_window_ms: 200,
+            classic_after_ms: 500,
+            classic_jitter_ms: 500,
+            alert_batch_ms: 50,
+        }
     }
 }
 

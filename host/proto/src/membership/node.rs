@@ -4,16 +4,26 @@
 //!
 //! Joins go through a seed ([`super::join::Joiner`]). A member that sees a newer epoch asks the
 //! sender for its view and installs it (views are agreed, so any member's copy is the one).
-//! In progress: no classic consensus fallback (a fast round that gets stuck stays stuck).
 //! Other messages for another epoch are dropped.
+//!
+//! Agreement: every member that proposes a cut broadcasts it as its fast-round vote; a cut
+//! with ⌈3n/4⌉ votes is decided. A member that has seen any vote arms a timer; when it fires
+//! (soon, if the fast round is visibly stuck), the member coordinates a classic round
+//! ([`super::classic::Classic`]), and again with a higher rank while no view is decided. The
+//! delays carry a per-member jitter so that coordinators seldom compete.
 
 use std::collections::VecDeque;
 
+use super::classic::{Accepted, Classic, Rank};
 use super::cut::{Alert, Change, Cut, CutDetector, Watermarks};
 use super::fast::FastRound;
 use super::monitor::{Incarnation, Monitor, MonitorConfig, MonitorOutput};
 use super::rings::{Rings, rings_for};
 use crate::ids::{Epoch, MemberId};
+use crate::rand::{GOLDEN, mix};
+
+/// Most alerts in one `Alerts` message; a longer batch is split.
+pub const ALERTS_PER_MESSAGE_MAX: usize = 1024;
 
 /// What members send each other.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,8 +41,9 @@ pub enum Message {
     },
     /// The sender is alive, at this incarnation.
     Rebut(Incarnation),
-    /// An accusation stood.
-    Alert(Alert),
+    /// Accusations that stood and joins vouched for, gathered for a while and sent together
+    /// (at most [`ALERTS_PER_MESSAGE_MAX`]).
+    Alerts(Vec<Alert>),
     /// The sender proposes this cut for the next view.
     Vote(Cut),
     /// A node outside the view asks a member (its seed) how to join.
@@ -46,6 +57,29 @@ pub enum Message {
     Welcome(Vec<MemberId>),
     /// The sender saw a newer epoch from the receiver: send me your view.
     ViewRequest,
+    /// Classic round, phase 1: the sender coordinates at this rank; promise to ignore lower.
+    Prepare(Rank),
+    /// The answer to `Prepare`: what the sender accepted so far in this epoch.
+    Promise {
+        /// The coordinator's rank.
+        rank: Rank,
+        /// The sender's acceptance, if any (its fast vote counts, at [`Rank::FAST`]).
+        accepted: Accepted,
+    },
+    /// Classic round, phase 2: the coordinator proposes `cut`.
+    Accept {
+        /// The coordinator's rank.
+        rank: Rank,
+        /// The cut.
+        cut: Cut,
+    },
+    /// The sender accepted `cut` at `rank` (to everyone: a majority decides).
+    Accepted {
+        /// The rank.
+        rank: Rank,
+        /// The cut.
+        cut: Cut,
+    },
 }
 
 /// A message with the epoch of the view it belongs to and its sender.
@@ -83,6 +117,13 @@ pub struct MemberNode {
     monitor: Monitor,
     detector: CutDetector,
     round: FastRound,
+    classic: Classic,
+    /// When to coordinate a classic round, if no view is decided by then.
+    classic_at: Option<u64>,
+    /// Alerts waiting for the next batch, and when it goes.
+    pending: Vec<Alert>,
+    flush_at: Option<u64>,
+    config: MonitorConfig,
     voted: bool,
     evicted: bool,
     /// Joiners this member vouched for in this view: welcomed once a view admits them.
@@ -110,6 +151,11 @@ impl MemberNode {
             epoch,
             detector: CutDetector::new(Watermarks::for_rings(rings.len())),
             round: FastRound::new(epoch, members.clone()),
+            classic: Classic::new(members.clone(), me),
+            classic_at: None,
+            pending: Vec::new(),
+            flush_at: None,
+            config,
             members,
             rings,
             monitor,
@@ -143,10 +189,13 @@ impl MemberNode {
                 return;
             }
             Message::JoinAsk(ring) => {
-                let alert = Alert { observer: self.me, subject: from, ring, change: Change::Join };
-                // Only an expected observer of a non-member vouches (the detector checks).
-                if self.alert(now_ms, alert) {
-                    self.broadcast(Message::Alert(alert));
+                // Only an expected observer of a non-member vouches.
+                let fits = self.rings.expected_observers_of(from).contains(&(ring, self.me))
+                    && !self.is_member(from);
+                if fits && self.vouched.len() < crate::limits::MEMBERS_MAX {
+                    let alert =
+                        Alert { observer: self.me, subject: from, ring, change: Change::Join };
+                    self.queue_alert(now_ms, alert);
                     if !self.vouched.contains(&from) {
                         self.vouched.push(from);
                     }
@@ -184,10 +233,43 @@ impl MemberNode {
                 self.monitor.handle_accusation(subject, incarnation)
             }
             Message::Rebut(inc) => self.monitor.handle_rebut(now_ms, from, inc),
-            Message::Alert(alert) => {
-                self.alert(now_ms, alert);
+            Message::Alerts(alerts) => {
+                if alerts.len() <= ALERTS_PER_MESSAGE_MAX {
+                    self.alerts(now_ms, &alerts);
+                }
             }
-            Message::Vote(cut) => self.vote(now_ms, from, cut),
+            Message::Vote(cut) => {
+                if self.valid(&cut) {
+                    self.vote(now_ms, from, cut)
+                }
+            }
+            Message::Prepare(rank) => {
+                if self.is_member(from)
+                    && let Some(accepted) = self.classic.handle_prepare(rank)
+                {
+                    self.send(from, Message::Promise { rank, accepted });
+                    // Someone coordinates: give it time before trying ourselves.
+                    self.arm_classic(now_ms, true);
+                }
+            }
+            Message::Promise { rank, accepted } => {
+                if accepted.as_ref().is_none_or(|(_, c)| self.valid(c))
+                    && let Some(cut) = self.classic.handle_promise(from, rank, accepted)
+                {
+                    self.broadcast(Message::Accept { rank, cut: cut.clone() });
+                    self.accept(now_ms, rank, cut);
+                }
+            }
+            Message::Accept { rank, cut } => {
+                if self.is_member(from) && self.valid(&cut) {
+                    self.accept(now_ms, rank, cut);
+                }
+            }
+            Message::Accepted { rank, cut } => {
+                if self.valid(&cut) {
+                    self.learn(now_ms, from, rank, cut);
+                }
+            }
             Message::JoinRequest
             | Message::JoinObservers(_)
             | Message::JoinAsk(_)
@@ -204,6 +286,18 @@ impl MemberNode {
         }
         self.monitor.handle_timeout(now_ms);
         self.drain_monitor(now_ms);
+        if self.flush_at.is_some_and(|t| t <= now_ms) {
+            self.flush_alerts(now_ms);
+        }
+        if self.classic_at.is_some_and(|t| t <= now_ms) {
+            let rank = self.classic.start();
+            self.broadcast(Message::Prepare(rank));
+            self.arm_classic(now_ms, true);
+            // A view of one decides alone.
+            if let Some(cut) = self.classic.handle_promise(self.me, rank, None) {
+                self.accept(now_ms, rank, cut);
+            }
+        }
     }
 
     /// The next message to send, and to whom.
@@ -221,30 +315,107 @@ impl MemberNode {
     /// When [`MemberNode::handle_timeout`] must next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        if self.evicted { None } else { self.monitor.poll_timeout() }
+        if self.evicted {
+            return None;
+        }
+        [self.monitor.poll_timeout(), self.classic_at, self.flush_at].into_iter().flatten().min()
+    }
+
+    fn is_member(&self, m: MemberId) -> bool {
+        self.members.binary_search(&m).is_ok()
+    }
+
+    /// Whether `cut` can follow this view: removes members, admits non-members, each list
+    /// sorted and unique, not empty.
+    fn valid(&self, cut: &Cut) -> bool {
+        let sorted = |v: &[MemberId]| v.windows(2).all(|w| w[0] < w[1]);
+        (!cut.down.is_empty() || !cut.join.is_empty())
+            && sorted(&cut.down)
+            && sorted(&cut.join)
+            && cut.down.iter().all(|m| self.is_member(*m))
+            && cut.join.iter().all(|m| !self.is_member(*m))
+    }
+
+    /// Arms the classic-round timer: `retry` pushes it a full delay ahead (a round is under
+    /// way); otherwise it is set once, at the first vote seen, and pulled in when the fast
+    /// round is stuck.
+    fn arm_classic(&mut self, now_ms: u64, retry: bool) {
+        let c = &self.config;
+        let jitter = mix(self.me.lo()
+            ^ self.epoch.0.wrapping_mul(GOLDEN)
+            ^ u64::from(self.classic.highest_round()))
+            % (c.classic_jitter_ms + 1);
+        let full = now_ms + c.classic_after_ms + jitter;
+        if retry {
+            self.classic_at = Some(full);
+            return;
+        }
+        let at = if self.round.stuck() { now_ms + jitter / 5 } else { full };
+        self.classic_at = Some(self.classic_at.map_or(at, |t| t.min(at)));
+    }
+
+    /// A classic proposal: accept it if the promises allow, and tell everyone.
+    fn accept(&mut self, now_ms: u64, rank: Rank, cut: Cut) {
+        if self.classic.handle_accept(rank, &cut) {
+            self.broadcast(Message::Accepted { rank, cut: cut.clone() });
+            self.learn(now_ms, self.me, rank, cut);
+        }
+    }
+
+    fn learn(&mut self, now_ms: u64, from: MemberId, rank: Rank, cut: Cut) {
+        if let Some(decided) = self.classic.handle_accepted(from, rank, cut) {
+            let decided = decided.clone();
+            self.decide(now_ms, decided);
+        }
     }
 
     fn drain_monitor(&mut self, now_ms: u64) {
         while let Some(out) = self.monitor.poll_output() {
             match out {
                 MonitorOutput::Probe(to) => self.send(to, Message::Probe),
+                // Only the accused can rebut, and only its observers accuse it.
                 MonitorOutput::Accuse { subject, incarnation } => {
-                    self.broadcast(Message::Accuse { subject, incarnation })
+                    self.send(subject, Message::Accuse { subject, incarnation })
                 }
-                MonitorOutput::Rebut(inc) => self.broadcast(Message::Rebut(inc)),
-                MonitorOutput::Alert(alert) => {
-                    self.broadcast(Message::Alert(alert));
-                    self.alert(now_ms, alert);
+                MonitorOutput::Rebut(inc) => {
+                    let mut observers: Vec<MemberId> =
+                        self.rings.observers_of(self.me).into_iter().map(|(_, o)| o).collect();
+                    observers.sort_unstable();
+                    observers.dedup();
+                    for o in observers {
+                        self.send(o, Message::Rebut(inc));
+                    }
                 }
+                MonitorOutput::Alert(alert) => self.queue_alert(now_ms, alert),
             }
         }
     }
 
-    /// Counts `alert`; whether it fit the view.
-    fn alert(&mut self, now_ms: u64, alert: Alert) -> bool {
+    /// Holds `alert` for the next batch.
+    fn queue_alert(&mut self, now_ms: u64, alert: Alert) {
+        if !self.pending.contains(&alert) {
+            self.pending.push(alert);
+        }
+        self.flush_at.get_or_insert(now_ms + self.config.alert_batch_ms);
+    }
+
+    /// Sends the batch of alerts and counts it here.
+    fn flush_alerts(&mut self, now_ms: u64) {
+        self.flush_at = None;
+        let pending = std::mem::take(&mut self.pending);
+        for chunk in pending.chunks(ALERTS_PER_MESSAGE_MAX) {
+            self.broadcast(Message::Alerts(chunk.to_vec()));
+        }
+        self.alerts(now_ms, &pending);
+    }
+
+    /// Counts a batch of alerts, then proposes a cut if one is ready.
+    fn alerts(&mut self, now_ms: u64, alerts: &[Alert]) {
         // Alerts that do not fit the view are dropped: a member cannot make another look dead.
-        let Ok(cut) = self.detector.alert(&self.rings, alert) else { return false };
-        let cut = cut.or_else(|| {
+        for &alert in alerts {
+            let _ = self.detector.record(&self.rings, alert);
+        }
+        let cut = self.detector.take_cut().or_else(|| {
             if self.detector.unstable().next().is_some() {
                 self.detector.invalidate_failing_edges(&self.rings)
             } else {
@@ -255,17 +426,29 @@ impl MemberNode {
             && !self.voted
         {
             self.voted = true;
-            self.broadcast(Message::Vote(cut.clone()));
-            self.vote(now_ms, self.me, cut);
+            // After promising a classic coordinator, a fast vote is no longer allowed.
+            if self.classic.vote_fast(&cut) {
+                self.broadcast(Message::Vote(cut.clone()));
+                self.vote(now_ms, self.me, cut);
+            }
         }
-        true
     }
 
     fn vote(&mut self, now_ms: u64, from: MemberId, cut: Cut) {
+        self.classic.saw(&cut);
         let decided = match self.round.vote(self.epoch, from, cut) {
             Ok(Some(cut)) => cut.clone(),
-            _ => return,
+            Ok(None) => {
+                self.arm_classic(now_ms, false);
+                return;
+            }
+            Err(_) => return,
         };
+        self.decide(now_ms, decided);
+    }
+
+    /// `decided` is the agreed cut: install the next view.
+    fn decide(&mut self, now_ms: u64, decided: Cut) {
         let mut members: Vec<MemberId> = self
             .members
             .iter()
@@ -303,6 +486,10 @@ impl MemberNode {
         self.monitor.install(&self.rings, now_ms);
         self.detector = CutDetector::new(Watermarks::for_rings(self.rings.len()));
         self.round = FastRound::new(self.epoch, self.members.clone());
+        self.classic = Classic::new(self.members.clone(), self.me);
+        self.classic_at = None;
+        self.pending.clear();
+        self.flush_at = None;
         self.voted = false;
         self.vouched.clear();
         self.events
@@ -370,6 +557,60 @@ mod tests {
         assert_eq!(n.view().0, Epoch(3));
     }
 
+    /// Delivers every message among `nodes` (1 ms each way) and fires their timers, until
+    /// `until_ms`.
+    fn run(nodes: &mut [MemberNode], from_ms: u64, until_ms: u64) {
+        let mut wire: Vec<(u64, MemberId, Envelope)> = Vec::new();
+        for now in from_ms..until_ms {
+            let (due, later): (Vec<_>, Vec<_>) = wire.into_iter().partition(|(t, _, _)| *t <= now);
+            wire = later;
+            for (_, to, envelope) in due {
+                if let Some(n) = nodes.iter_mut().find(|n| n.me == to) {
+                    n.handle_message(now, envelope);
+                }
+            }
+            for n in nodes.iter_mut() {
+                if n.poll_timeout().is_some_and(|t| t <= now) {
+                    n.handle_timeout(now);
+                }
+                wire.extend(sent(n).into_iter().map(|(to, e)| (now + 1, to, e)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_split_fast_round_is_decided_by_a_classic_round_with_the_union() {
+        let m: Vec<MemberId> = (1..=5).map(MemberId).collect();
+        let (x, y) = (MemberId(100), MemberId(101));
+        let mut nodes: Vec<MemberNode> = m
+            .iter()
+            .map(|&me| MemberNode::new(me, Epoch(1), m.clone(), MonitorConfig::default(), 0))
+            .collect();
+        // Fast votes split 3 to 2: no cut reaches ⌈15/4⌉ = 4.
+        let only_x = Cut { down: vec![], join: vec![x] };
+        let both = Cut { down: vec![], join: vec![x, y] };
+        for (i, &voter) in m.iter().enumerate() {
+            let cut = if i < 3 { only_x.clone() } else { both.clone() };
+            for n in nodes.iter_mut() {
+                n.handle_message(
+                    0,
+                    Envelope { epoch: Epoch(1), from: voter, message: Message::Vote(cut.clone()) },
+                );
+            }
+        }
+        run(&mut nodes, 0, 2_000);
+        let expected: Vec<MemberId> = m.iter().copied().chain([x, y]).collect();
+        for n in &mut nodes {
+            // (x and y never answer a probe, so a later view evicts them again.)
+            assert_eq!(
+                n.poll_event(),
+                Some(Event::ViewInstalled { epoch: Epoch(2), members: expected.clone() }),
+                "{} installed the union",
+                n.me
+            );
+        }
+    }
+
     #[test]
     fn a_member_answers_a_view_request_with_its_view() {
         let [a, b, _] = ids()[..] else { unreachable!() };
@@ -395,17 +636,25 @@ mod tests {
         let mut n = node(me);
         let ask = Envelope { epoch: Epoch(0), from: joiner, message: Message::JoinAsk(0) };
         n.handle_message(1, ask);
-        assert!(sent(&mut n).is_empty(), "no alert broadcast");
+        n.handle_timeout(60);
+        assert!(
+            !sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Alerts(_))),
+            "no alert broadcast"
+        );
         let (ring, observer) = observers[0];
         let mut n = node(observer);
         n.handle_message(
             1,
             Envelope { epoch: Epoch(0), from: joiner, message: Message::JoinAsk(ring) },
         );
+        assert!(sent(&mut n).is_empty(), "alerts wait for their batch");
+        n.handle_timeout(50);
+        assert!(sent(&mut n).iter().all(|(_, e)| !matches!(e.message, Message::Alerts(_))));
+        n.handle_timeout(51);
         assert!(
             sent(&mut n)
                 .iter()
-                .any(|(_, e)| matches!(e.message, Message::Alert(al) if al.subject == joiner))
+                .any(|(_, e)| matches!(&e.message, Message::Alerts(al) if al[0].subject == joiner))
         );
     }
 }

@@ -1,0 +1,341 @@
+//! The classic round of view-change agreement: Paxos among the members of a view, for when the
+//! fast round ([`super::fast::FastRound`]) cannot decide (proposals split, or too many members
+//! silent). Any member may coordinate; ranks order the attempts.
+//!
+//! The fast round is Paxos's round at [`Rank::FAST`] where every member accepts its own
+//! proposal: a member's fast vote is its acceptance at that rank. A coordinator gathers
+//! promises from a majority. If some of them accepted at a classic rank, the value of the
+//! highest such rank is the only one it may propose. If they accepted only in the fast round, a
+//! value that may have been decided there — one that reached a fast quorum — has at least
+//! `⌈3n/4⌉ - (n - q)` votes among the `q` promises, and (with `q > n/2`) at most one value can;
+//! the coordinator proposes it. Otherwise it is free, and proposes the union of the cuts it
+//! was told (each a valid successor of the same view, so their union is one too). A value
+//! accepted by a majority at one rank is decided.
+//!
+//! This is pure state for one epoch; [`super::node::MemberNode`] sends what it returns.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::cut::Cut;
+use super::fast::fast_quorum;
+use crate::ids::MemberId;
+
+/// The order of attempts: a round number, then the coordinator's index in the view, so two
+/// coordinators never share a rank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Rank {
+    /// 1 is the fast round; classic rounds count from 2.
+    pub round: u32,
+    /// The coordinator's index in the view (0 for the fast round).
+    pub node: u32,
+}
+
+impl Rank {
+    /// The fast round's rank.
+    pub const FAST: Rank = Rank { round: 1, node: 0 };
+    /// Below every round: nothing promised yet.
+    pub const NONE: Rank = Rank { round: 0, node: 0 };
+}
+
+/// What an acceptor accepted: the rank and the cut.
+pub type Accepted = Option<(Rank, Cut)>;
+
+/// Ranks of `Accepted` messages remembered at once (older ranks are forgotten; a later round
+/// decides the same value).
+const RANKS_KEPT: usize = 4;
+
+/// One member's classic-round state for one epoch: acceptor, coordinator and learner.
+#[derive(Clone, Debug)]
+pub struct Classic {
+    members: Vec<MemberId>,
+    me: u32,
+    promised: Rank,
+    accepted: Accepted,
+    /// The coordinator's attempt: its rank, the promises so far, whether it proposed.
+    leading: Option<(Rank, BTreeMap<MemberId, Accepted>, bool)>,
+    /// Per rank, who accepted what.
+    learned: BTreeMap<Rank, BTreeMap<MemberId, Cut>>,
+    highest_round: u32,
+    decided: Option<Cut>,
+    /// The union of the fast votes this member saw: what it proposes as coordinator when no
+    /// promise carries a value.
+    seen: Option<Cut>,
+}
+
+impl Classic {
+    /// The round state of member `me` in a view of `members` (sorted, containing `me`).
+    pub fn new(members: Vec<MemberId>, me: MemberId) -> Self {
+        let me = members.binary_search(&me).expect("a member of its view") as u32;
+        Self {
+            members,
+            me,
+            promised: Rank::NONE,
+            accepted: None,
+            leading: None,
+            learned: BTreeMap::new(),
+            highest_round: 1,
+            decided: None,
+            seen: None,
+        }
+    }
+
+    /// This member proposes `cut` in the fast round. False when it may not any more: it
+    /// promised a classic coordinator, or already accepted a value (its fast vote must then
+    /// not be sent).
+    pub fn vote_fast(&mut self, cut: &Cut) -> bool {
+        if self.promised > Rank::FAST || self.accepted.is_some() {
+            return false;
+        }
+        self.promised = Rank::FAST;
+        self.accepted = Some((Rank::FAST, cut.clone()));
+        self.saw(cut);
+        true
+    }
+
+    /// A fast vote for `cut` was seen (from anyone): a coordinator with no better value
+    /// proposes the union of those.
+    pub fn saw(&mut self, cut: &Cut) {
+        let seen = self.seen.get_or_insert_with(Cut::default);
+        merge(seen, cut);
+    }
+
+    /// Whether this member proposed or accepted anything in this epoch.
+    pub fn has_accepted(&self) -> bool {
+        self.accepted.is_some()
+    }
+
+    /// The decided cut, once one is.
+    pub fn decided(&self) -> Option<&Cut> {
+        self.decided.as_ref()
+    }
+
+    /// Starts coordinating a new classic round above every round seen: broadcast
+    /// `Prepare(rank)` (this member's own promise is already counted).
+    pub fn start(&mut self) -> Rank {
+        self.highest_round = self.highest_round.max(1) + 1;
+        let rank = Rank { round: self.highest_round, node: self.me };
+        self.promised = rank;
+        let mut promises = BTreeMap::new();
+        promises.insert(self.members[self.me as usize], self.accepted.clone());
+        self.leading = Some((rank, promises, false));
+        rank
+    }
+
+    /// A coordinator asks for a promise. Returns what to answer it, if anything.
+    pub fn handle_prepare(&mut self, rank: Rank) -> Option<Accepted> {
+        self.highest_round = self.highest_round.max(rank.round);
+        if rank < self.promised || rank.round < 2 {
+            return None;
+        }
+        self.promised = rank;
+        Some(self.accepted.clone())
+    }
+
+    /// A promise for the round this member coordinates. Returns the cut to propose once a
+    /// majority promised: broadcast `Accept`, and accept it here too
+    /// ([`Classic::handle_accept`]).
+    pub fn handle_promise(
+        &mut self,
+        from: MemberId,
+        rank: Rank,
+        accepted: Accepted,
+    ) -> Option<Cut> {
+        let n = self.members.len();
+        let fallback = self.seen.clone();
+        let (lead, promises, proposed) = self.leading.as_mut()?;
+        if *lead != rank || *proposed || self.members.binary_search(&from).is_err() {
+            return None;
+        }
+        promises.insert(from, accepted);
+        if promises.len() * 2 <= n {
+            return None;
+        }
+        *proposed = true;
+        choose(n, promises).or(fallback)
+    }
+
+    /// A coordinator proposes `cut` at `rank`. True when this member accepted it: broadcast
+    /// `Accepted(rank, cut)` (and count it here with [`Classic::handle_accepted`]).
+    pub fn handle_accept(&mut self, rank: Rank, cut: &Cut) -> bool {
+        self.highest_round = self.highest_round.max(rank.round);
+        if rank < self.promised || rank.round < 2 {
+            return false;
+        }
+        self.promised = rank;
+        self.accepted = Some((rank, cut.clone()));
+        true
+    }
+
+    /// A member accepted `cut` at `rank`. Returns the decided cut once a majority accepted one
+    /// value at one rank.
+    pub fn handle_accepted(&mut self, from: MemberId, rank: Rank, cut: Cut) -> Option<&Cut> {
+        if self.decided.is_none() && rank.round >= 2 && self.members.binary_search(&from).is_ok() {
+            self.highest_round = self.highest_round.max(rank.round);
+            let at = self.learned.entry(rank).or_default();
+            at.insert(from, cut);
+            let n = self.members.len();
+            let mut tally: BTreeMap<&Cut, usize> = BTreeMap::new();
+            for c in at.values() {
+                *tally.entry(c).or_default() += 1;
+            }
+            self.decided = tally.into_iter().find(|(_, k)| k * 2 > n).map(|(c, _)| c.clone());
+            while self.learned.len() > RANKS_KEPT {
+                self.learned.pop_first();
+            }
+        }
+        self.decided.as_ref()
+    }
+
+    /// The highest round number seen (for choosing the next attempt's rank).
+    pub fn highest_round(&self) -> u32 {
+        self.highest_round
+    }
+}
+
+/// The value a coordinator must propose, given a majority of promises from a view of `n`;
+/// `None` when no promise carries any value.
+fn choose(n: usize, promises: &BTreeMap<MemberId, Accepted>) -> Option<Cut> {
+    let highest = promises.values().flatten().map(|(r, _)| *r).max()?;
+    if highest > Rank::FAST {
+        return promises.values().flatten().find(|(r, _)| *r == highest).map(|(_, c)| c.clone());
+    }
+    let mut tally: BTreeMap<&Cut, usize> = BTreeMap::new();
+    for (_, c) in promises.values().flatten() {
+        *tally.entry(c).or_default() += 1;
+    }
+    let silent = n - promises.len();
+    let needed = fast_quorum(n).saturating_sub(silent);
+    // At most one value can reach `needed` (see the module docs) and it must be kept.
+    if let Some((cut, _)) = tally.iter().find(|(_, k)| **k >= needed) {
+        return Some((*cut).clone());
+    }
+    // Otherwise any value is safe: the union of the proposals, so that what split the fast
+    // round (joins or failures seen by some members first) goes into one view change.
+    let mut union = Cut::default();
+    for cut in tally.keys() {
+        merge(&mut union, cut);
+    }
+    Some(union)
+}
+
+/// `into` ∪ `cut`, each list kept sorted and unique.
+fn merge(into: &mut Cut, cut: &Cut) {
+    into.down.extend_from_slice(&cut.down);
+    into.join.extend_from_slice(&cut.join);
+    for list in [&mut into.down, &mut into.join] {
+        list.sort_unstable();
+        list.dedup();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(n: u128) -> Vec<MemberId> {
+        (1..=n).map(MemberId).collect()
+    }
+
+    fn cut(down: &[u128]) -> Cut {
+        Cut { down: down.iter().map(|&d| MemberId(d)).collect(), join: vec![] }
+    }
+
+    fn promises(entries: &[(u128, Accepted)]) -> BTreeMap<MemberId, Accepted> {
+        entries.iter().map(|(m, a)| (MemberId(*m), a.clone())).collect()
+    }
+
+    #[test]
+    fn a_value_that_may_have_won_the_fast_round_is_kept() {
+        // n = 8, fast quorum 6. Five promises, four for {8}: with the three silent members
+        // {8} could have had 7 ≥ 6 fast votes, so it must be chosen, not the union.
+        let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
+        let p = promises(&[(1, f(&[8])), (2, f(&[8])), (3, f(&[8])), (4, f(&[8])), (5, f(&[7]))]);
+        assert_eq!(choose(8, &p), Some(cut(&[8])));
+        // Three of five for {7}, two for {8}: {8} could have had 2 + 3 = 5 < 6, {7} 3 + 3 = 6.
+        let p = promises(&[(1, f(&[8])), (2, f(&[8])), (3, f(&[7])), (4, f(&[7])), (5, f(&[7]))]);
+        assert_eq!(choose(8, &p), Some(cut(&[7])));
+    }
+
+    #[test]
+    fn the_highest_classic_acceptance_wins_over_fast_votes() {
+        let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
+        let r = Rank { round: 3, node: 2 };
+        let p = promises(&[(1, f(&[8])), (2, f(&[8])), (3, Some((r, cut(&[6])))), (4, None)]);
+        assert_eq!(choose(5, &p), Some(cut(&[6])));
+        assert_eq!(choose(5, &promises(&[(1, None), (2, None), (3, None)])), None);
+    }
+
+    #[test]
+    fn a_free_coordinator_proposes_the_union() {
+        let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
+        // n = 8, five promises: {9} has 2 + 3 silent = 5 < 6, {8} likewise: free.
+        let p = promises(&[(1, f(&[9])), (2, f(&[9])), (3, f(&[8])), (4, f(&[8])), (5, None)]);
+        assert_eq!(choose(8, &p), Some(cut(&[8, 9])));
+    }
+
+    /// Drives one classic round among `n` members where member 0 coordinates, delivering
+    /// everything.
+    #[test]
+    fn a_split_fast_round_is_decided_by_one_classic_round() {
+        let m = members(4);
+        let mut nodes: Vec<Classic> = m.iter().map(|&me| Classic::new(m.clone(), me)).collect();
+        // Two vote {4} + {3}, two vote {3, 4}... none reaches 3 of 4.
+        assert!(nodes[0].vote_fast(&cut(&[4])));
+        assert!(nodes[1].vote_fast(&cut(&[4])));
+        assert!(nodes[2].vote_fast(&cut(&[3, 4])));
+        assert!(nodes[3].vote_fast(&cut(&[3, 4])));
+        let rank = nodes[0].start();
+        assert_eq!(rank, Rank { round: 2, node: 0 });
+        let mut proposal = None;
+        for i in 1..4 {
+            let answer = nodes[i].handle_prepare(rank).expect("promises");
+            if let Some(c) = nodes[0].handle_promise(m[i], rank, answer) {
+                assert!(proposal.is_none(), "proposes once");
+                proposal = Some(c);
+            }
+        }
+        let proposal = proposal.expect("a majority promised");
+        // After promising rank 2 nobody may still cast a fast vote.
+        assert!(!nodes[1].vote_fast(&cut(&[1])));
+        let mut decided = None;
+        for i in 0..4 {
+            assert!(nodes[i].handle_accept(rank, &proposal));
+            for node in nodes.iter_mut() {
+                if let Some(c) = node.handle_accepted(m[i], rank, proposal.clone()) {
+                    decided.get_or_insert(c.clone());
+                }
+            }
+        }
+        assert_eq!(decided, Some(proposal.clone()));
+        assert!(nodes.iter().all(|n| n.decided() == Some(&proposal)));
+    }
+
+    #[test]
+    fn a_lower_rank_is_refused_after_a_higher_promise() {
+        let m = members(3);
+        let mut a = Classic::new(m.clone(), m[0]);
+        assert!(a.handle_prepare(Rank { round: 3, node: 1 }).is_some());
+        assert!(a.handle_prepare(Rank { round: 2, node: 2 }).is_none());
+        assert!(!a.handle_accept(Rank { round: 2, node: 2 }, &cut(&[1])));
+        assert!(a.handle_accept(Rank { round: 3, node: 1 }, &cut(&[1])));
+        // The next attempt of this member ranks above everything it saw.
+        assert_eq!(a.start().round, 4);
+        // A fast-round rank is never a classic one.
+        assert!(a.handle_prepare(Rank::FAST).is_none());
+    }
+
+    #[test]
+    fn accepted_messages_need_a_majority_at_one_rank() {
+        let m = members(5);
+        let mut a = Classic::new(m.clone(), m[0]);
+        let r2 = Rank { round: 2, node: 0 };
+        let r3 = Rank { round: 3, node: 1 };
+        assert!(a.handle_accepted(m[1], r2, cut(&[5])).is_none());
+        assert!(a.handle_accepted(m[2], r2, cut(&[5])).is_none());
+        assert!(a.handle_accepted(m[3], r3, cut(&[5])).is_none(), "2 + 1 across ranks");
+        assert!(a.handle_accepted(MemberId(99), r2, cut(&[5])).is_none(), "not a member");
+        assert_eq!(a.handle_accepted(m[4], r2, cut(&[5])), Some(&cut(&[5])));
+    }
+}
