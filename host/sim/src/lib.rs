@@ -9,8 +9,8 @@
 //! messages and cuts links (both ways or one way); nodes crash and restart. After every step the
 //! caller's invariant checks run.
 //!
-//! In progress (the membership issue): node pauses, clock offset and drift, flapping links and
-//! the report are not built yet.
+//! Nodes also pause (messages and timers wait) and each has its own clock, offset and drifting
+//! from global time; links flap. Traffic is counted per node in messages and wire bytes.
 
 pub mod membership;
 
@@ -19,18 +19,79 @@ use std::collections::{BTreeMap, BTreeSet};
 use luciole_proto::MemberId;
 use luciole_proto::rand::SplitMix64;
 
-/// A simulated node: a protocol core in its calling shape.
+/// A simulated node: a protocol core in its calling shape. Times are the node's own clock
+/// (see [`Clock`]): a core never sees the simulator's global time.
 pub trait Actor {
     /// What nodes send each other.
     type Message: Clone + std::fmt::Debug;
-    /// A message from `from` arrived at virtual time `now_ms`.
+    /// A message from `from` arrived at local time `now_ms`.
     fn handle_message(&mut self, now_ms: u64, from: MemberId, message: Self::Message);
-    /// Virtual time reached a timeout the node asked for.
+    /// Local time reached a timeout the node asked for.
     fn handle_timeout(&mut self, now_ms: u64);
     /// The next message to send.
     fn poll_transmit(&mut self) -> Option<(MemberId, Self::Message)>;
-    /// When the node next needs [`Actor::handle_timeout`].
+    /// When (local time) the node next needs [`Actor::handle_timeout`].
     fn poll_timeout(&self) -> Option<u64>;
+    /// Bytes `message` takes on the wire, for the traffic figures.
+    fn wire_size(message: &Self::Message) -> usize;
+}
+
+/// A node's clock: `local = global + offset + global × drift_ppm / 1e6`. Offsets are not
+/// negative so that local time starts at or above 0; drift is bounded so time never runs back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// Local minus global time at global 0, ms.
+    pub offset_ms: u64,
+    /// Parts per million the clock runs fast (positive) or slow (negative), within ±100,000.
+    pub drift_ppm: i64,
+}
+
+impl Clock {
+    /// Local time at global `g`.
+    pub fn local(&self, g: u64) -> u64 {
+        let skew = i128::from(g) * i128::from(self.drift_ppm) / 1_000_000;
+        (i128::from(g) + i128::from(self.offset_ms) + skew).max(0) as u64
+    }
+
+    /// The first global time at which local time reaches `l`.
+    pub fn global(&self, l: u64) -> u64 {
+        let rate = 1_000_000 + i128::from(self.drift_ppm);
+        let mut g = ((i128::from(l) - i128::from(self.offset_ms)) * 1_000_000 / rate).max(0) as u64;
+        while g > 0 && self.local(g - 1) >= l {
+            g -= 1;
+        }
+        while self.local(g) < l {
+            g += 1;
+        }
+        g
+    }
+}
+
+/// Messages and bytes a node sent and received (received: delivered to it, duplicates
+/// included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages handed to the network.
+    pub sent_msgs: u64,
+    /// Their bytes.
+    pub sent_bytes: u64,
+    /// Messages delivered.
+    pub recv_msgs: u64,
+    /// Their bytes.
+    pub recv_bytes: u64,
+}
+
+/// A link that goes down for `down_ms` at the start of every `period_ms` (both directions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flap {
+    /// One end.
+    pub a: MemberId,
+    /// The other end.
+    pub b: MemberId,
+    /// Cycle length, ms.
+    pub period_ms: u64,
+    /// Down time at the start of each cycle, ms.
+    pub down_ms: u64,
 }
 
 /// The simulator's only source of randomness: splitmix64 from one seed.
@@ -72,6 +133,8 @@ pub struct Network {
     pub node_loss: BTreeMap<MemberId, f64>,
     /// Cut links: `(from, to)` never delivers. Cut both directions for a symmetric partition.
     pub cut: BTreeSet<(MemberId, MemberId)>,
+    /// Links that go down and up on a cycle.
+    pub flaps: Vec<Flap>,
 }
 
 impl Default for Network {
@@ -82,6 +145,7 @@ impl Default for Network {
             duplication: 0.0,
             node_loss: BTreeMap::new(),
             cut: BTreeSet::new(),
+            flaps: Vec::new(),
         }
     }
 }
@@ -97,44 +161,89 @@ impl Network {
         }
     }
 
-    /// Heals every cut link.
+    /// Heals every cut and flapping link.
     pub fn heal(&mut self) {
         self.cut.clear();
+        self.flaps.clear();
+    }
+
+    /// Whether `from` → `to` is down at global time `now_ms`.
+    pub fn down(&self, from: MemberId, to: MemberId, now_ms: u64) -> bool {
+        self.cut.contains(&(from, to))
+            || self.flaps.iter().any(|f| {
+                ((f.a, f.b) == (from, to) || (f.a, f.b) == (to, from))
+                    && now_ms % f.period_ms < f.down_ms
+            })
     }
 }
 
-/// A cluster of actors on virtual time.
+/// A cluster of actors on virtual time. Event-driven: time jumps to the next delivery or
+/// timer, so idle stretches cost nothing.
 #[derive(Debug)]
 pub struct Sim<A: Actor> {
     /// The nodes, crashed ones included.
     pub nodes: BTreeMap<MemberId, A>,
     /// Nodes that are down: they neither send, receive nor time out.
     pub crashed: BTreeSet<MemberId>,
+    /// Nodes paused until a global time: messages to them wait, their timers wait (a long GC
+    /// pause, a stopped VM). They resume where they were.
+    pub paused: BTreeMap<MemberId, u64>,
+    /// Per node clock; nodes not listed keep global time.
+    pub clocks: BTreeMap<MemberId, Clock>,
     /// The network.
     pub network: Network,
-    /// Virtual time, ms.
+    /// Global virtual time, ms.
     pub now_ms: u64,
-    /// Messages sent: for the bytes-per-node figures (counted by the caller's sizing).
-    pub sent: u64,
+    /// Per node traffic since the start (or the last [`Sim::reset_traffic`]).
+    pub traffic: BTreeMap<MemberId, Traffic>,
     rng: Rng,
     /// (due, sequence) → (from, to, message).
     wire: BTreeMap<(u64, u64), (MemberId, MemberId, A::Message)>,
+    /// (global due, node): the timer each node asked for.
+    timers: BTreeSet<(u64, MemberId)>,
+    timer_of: BTreeMap<MemberId, u64>,
     seq: u64,
 }
 
 impl<A: Actor> Sim<A> {
     /// A simulation of `nodes` from `seed`.
     pub fn new(nodes: BTreeMap<MemberId, A>, seed: u64) -> Self {
-        Self {
-            nodes,
+        let mut sim = Self {
+            nodes: BTreeMap::new(),
             crashed: BTreeSet::new(),
+            paused: BTreeMap::new(),
+            clocks: BTreeMap::new(),
             network: Network::default(),
             now_ms: 0,
-            sent: 0,
+            traffic: BTreeMap::new(),
             rng: Rng::new(seed),
             wire: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            timer_of: BTreeMap::new(),
             seq: 0,
+        };
+        for (id, node) in nodes {
+            sim.add(id, node);
         }
+        sim
+    }
+
+    /// Adds (or replaces) node `id`, running from now.
+    pub fn add(&mut self, id: MemberId, node: A) {
+        self.nodes.insert(id, node);
+        self.crashed.remove(&id);
+        self.schedule(id);
+    }
+
+    /// Sets `id`'s clock (before it starts: a core's times are not rewritten).
+    pub fn set_clock(&mut self, id: MemberId, clock: Clock) {
+        self.clocks.insert(id, clock);
+        self.schedule(id);
+    }
+
+    /// `id`'s local time now.
+    pub fn local_now(&self, id: MemberId) -> u64 {
+        self.clocks.get(&id).map_or(self.now_ms, |c| c.local(self.now_ms))
     }
 
     /// The simulation's generator, for scenario choices that must replay too.
@@ -147,50 +256,115 @@ impl<A: Actor> Sim<A> {
         self.nodes.keys().copied().filter(|m| !self.crashed.contains(m)).collect()
     }
 
-    /// Crashes `m`: its messages in flight to it are lost, it stops.
+    /// Crashes `m`: messages in flight to it are lost, it stops for good (a restart is a new
+    /// node, see [`Sim::add`]).
     pub fn crash(&mut self, m: MemberId) {
         self.crashed.insert(m);
+        if let Some(t) = self.timer_of.remove(&m) {
+            self.timers.remove(&(t, m));
+        }
     }
 
-    /// Runs until virtual time `until_ms`, one millisecond at a time, calling `check` after
-    /// every millisecond; stops at the first violation it returns.
+    /// Pauses `m` for `ms` from now.
+    pub fn pause(&mut self, m: MemberId, ms: u64) {
+        self.paused.insert(m, self.now_ms + ms);
+    }
+
+    /// Forgets the traffic counted so far.
+    pub fn reset_traffic(&mut self) {
+        self.traffic.clear();
+    }
+
+    /// Runs until global time `until_ms`, calling `check` after every step (every moment
+    /// something happened); stops at the first violation it returns.
     pub fn run_until(
         &mut self,
         until_ms: u64,
         mut check: impl FnMut(&Self) -> Result<(), String>,
     ) -> Result<(), String> {
-        while self.now_ms < until_ms {
-            self.now_ms += 1;
-            self.step();
-            check(self).map_err(|e| format!("at {} ms: {e}", self.now_ms))?;
+        loop {
+            let next_wire = self.wire.keys().next().map(|k| k.0);
+            let next_timer = self.timers.iter().next().map(|k| k.0);
+            let next = [next_wire, next_timer].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= until_ms => {
+                    self.now_ms = self.now_ms.max(t);
+                    self.step();
+                    check(self).map_err(|e| format!("at {} ms: {e}", self.now_ms))?;
+                }
+                _ => {
+                    self.now_ms = self.now_ms.max(until_ms);
+                    return Ok(());
+                }
+            }
         }
-        Ok(())
     }
 
     fn step(&mut self) {
         let now = self.now_ms;
-        let due: Vec<(u64, u64)> = self.wire.range(..=(now, u64::MAX)).map(|(k, _)| *k).collect();
-        for k in due {
-            let (from, to, message) = self.wire.remove(&k).expect("listed");
-            if self.crashed.contains(&to) {
+        while let Some((&(due, seq), _)) = self.wire.first_key_value() {
+            if due > now {
+                break;
+            }
+            let (from, to, message) = self.wire.remove(&(due, seq)).expect("listed");
+            if self.crashed.contains(&to) || !self.nodes.contains_key(&to) {
                 continue;
             }
-            if let Some(node) = self.nodes.get_mut(&to) {
-                node.handle_message(now, from, message);
-                self.flush(to);
+            if let Some(&until) = self.paused.get(&to) {
+                if until > now {
+                    self.seq += 1;
+                    self.wire.insert((until, self.seq), (from, to, message));
+                    continue;
+                }
+                self.paused.remove(&to);
             }
+            let t = self.traffic.entry(to).or_default();
+            t.recv_msgs += 1;
+            t.recv_bytes += A::wire_size(&message) as u64;
+            let local = self.local_now(to);
+            self.nodes.get_mut(&to).expect("checked").handle_message(local, from, message);
+            self.flush(to);
         }
-        let ids: Vec<MemberId> = self.nodes.keys().copied().collect();
-        for m in ids {
+        while let Some(&(due, m)) = self.timers.first() {
+            if due > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.timer_of.remove(&m);
             if self.crashed.contains(&m) {
                 continue;
             }
-            let node = self.nodes.get_mut(&m).expect("listed");
-            if node.poll_timeout().is_some_and(|t| t <= now) {
-                node.handle_timeout(now);
-                self.flush(m);
+            if let Some(&until) = self.paused.get(&m) {
+                if until > now {
+                    self.timers.insert((until, m));
+                    self.timer_of.insert(m, until);
+                    continue;
+                }
+                self.paused.remove(&m);
             }
+            let local = self.local_now(m);
+            let node = self.nodes.get_mut(&m).expect("a timer of a node");
+            if node.poll_timeout().is_some_and(|t| t <= local) {
+                node.handle_timeout(local);
+            }
+            self.flush(m);
         }
+    }
+
+    /// Re-reads `m`'s timer.
+    fn schedule(&mut self, m: MemberId) {
+        if let Some(t) = self.timer_of.remove(&m) {
+            self.timers.remove(&(t, m));
+        }
+        if self.crashed.contains(&m) {
+            return;
+        }
+        let Some(local) = self.nodes.get(&m).and_then(|n| n.poll_timeout()) else { return };
+        let global = self.clocks.get(&m).map_or(local, |c| c.global(local)).max(self.now_ms);
+        // A timer already due fires in this step's timer pass or the next moment.
+        let global = if global <= self.now_ms { self.now_ms + 1 } else { global };
+        self.timers.insert((global, m));
+        self.timer_of.insert(m, global);
     }
 
     fn flush(&mut self, from: MemberId) {
@@ -199,10 +373,14 @@ impl<A: Actor> Sim<A> {
         while let Some(t) = node.poll_transmit() {
             out.push(t);
         }
+        self.schedule(from);
         for (to, message) in out {
-            self.sent += 1;
+            let size = A::wire_size(&message) as u64;
+            let t = self.traffic.entry(from).or_default();
+            t.sent_msgs += 1;
+            t.sent_bytes += size;
             let net = &self.network;
-            if net.cut.contains(&(from, to)) {
+            if net.down(from, to, self.now_ms) {
                 continue;
             }
             let extra = net.node_loss.get(&from).copied().unwrap_or(0.0)
@@ -213,7 +391,7 @@ impl<A: Actor> Sim<A> {
             }
             let copies = if self.rng.chance(dup) { 2 } else { 1 };
             for _ in 0..copies {
-                let delay = self.rng.between(lo, hi);
+                let delay = self.rng.between(lo, hi).max(1);
                 self.seq += 1;
                 self.wire.insert((self.now_ms + delay, self.seq), (from, to, message.clone()));
             }

@@ -2,7 +2,7 @@
 //! invariant prints the seed and the command that replays it, and exits 1.
 
 use clap::Parser;
-use luciole_sim::membership::{Scenario, run};
+use luciole_sim::membership::{Scenario, Settings, run_with};
 
 /// Run a deterministic membership scenario on virtual time.
 #[derive(Parser, Debug)]
@@ -20,25 +20,40 @@ struct Args {
     /// Run this many seeds from `--seed` on.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     seeds: u64,
+    /// Simultaneous crashes for `--scenario crashes`.
+    #[arg(long, default_value_t = 3)]
+    crashes: usize,
+    /// Members at 80 % loss for `--scenario bad-node`.
+    #[arg(long, default_value_t = 1)]
+    bad: usize,
+    /// How long loss, bad nodes and flapping last, in simulated ms.
+    #[arg(long, default_value_t = 60_000)]
+    duration_ms: u64,
 }
 
 fn main() {
     let args = Args::parse();
     let mut failed = false;
     for seed in args.seed..args.seed + args.seeds {
-        match run(args.scenario, args.nodes as usize, seed) {
+        let settings =
+            Settings { crashes: args.crashes, bad: args.bad, duration_ms: args.duration_ms };
+        let wall = std::time::Instant::now();
+        match run_with(args.scenario, args.nodes as usize, seed, settings) {
             Ok(o) => {
                 let mut d = o.detection_ms.clone();
                 d.sort_unstable();
                 let (p50, max) = (d.get(d.len() / 2).copied(), d.last().copied());
                 println!(
-                    "seed {seed}: {:?} on {} members: {} view change(s), fault to view p50 {} max {} ms, false evictions {}",
+                    "seed {seed}: {:?} on {} members: {} view change(s), fault to view p50 {} max {} ms, false evictions {}, bytes/s per node mean {:.0} max {:.0}, {:.0}x real time",
                     args.scenario,
                     args.nodes,
                     o.view_changes,
                     p50.map_or("-".into(), |v| v.to_string()),
                     max.map_or("-".into(), |v| v.to_string()),
-                    o.false_evictions
+                    o.false_evictions,
+                    o.bytes_per_s.0,
+                    o.bytes_per_s.1,
+                    o.simulated_ms as f64 / 1_000.0 / wall.elapsed().as_secs_f64()
                 );
             }
             Err(e) => {

@@ -11,11 +11,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use super::rings::Rings;
 use crate::ids::MemberId;
 
 /// What an alert reports about its subject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Change {
     /// A member stopped answering its observer.
     Down,
@@ -24,7 +26,7 @@ pub enum Change {
 }
 
 /// One observer's report about one subject, on one ring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     /// Who reports.
     pub observer: MemberId,
@@ -90,7 +92,7 @@ pub struct CutDetector {
 }
 
 /// A proposed cut: the subjects to remove and to add, each sorted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Cut {
     /// Members to remove.
     pub down: Vec<MemberId>,

@@ -19,13 +19,24 @@ pub struct Joiner {
     retry_ms: u64,
     next_request_ms: u64,
     admitted: Option<(Epoch, Vec<MemberId>)>,
+    /// The newest view whose observers were asked (answers about older views are ignored, so
+    /// that several answers about one view cost one round of asks).
+    asked_epoch: Option<Epoch>,
     out: VecDeque<(MemberId, Envelope)>,
 }
 
 impl Joiner {
     /// `me` joining through `seed`, asking first at `now_ms` and again every `retry_ms`.
     pub fn new(me: MemberId, seed: MemberId, retry_ms: u64, now_ms: u64) -> Self {
-        Self { me, seed, retry_ms, next_request_ms: now_ms, admitted: None, out: VecDeque::new() }
+        Self {
+            me,
+            seed,
+            retry_ms,
+            next_request_ms: now_ms,
+            admitted: None,
+            asked_epoch: None,
+            out: VecDeque::new(),
+        }
     }
 
     /// A message arrived.
@@ -34,7 +45,10 @@ impl Joiner {
             return;
         }
         match envelope.message {
-            Message::JoinObservers(observers) => {
+            Message::JoinObservers(observers)
+                if self.asked_epoch.is_none_or(|e| e < envelope.epoch) =>
+            {
+                self.asked_epoch = Some(envelope.epoch);
                 for (ring, observer) in observers {
                     self.send(observer, Message::JoinAsk(ring));
                 }
@@ -50,6 +64,8 @@ impl Joiner {
     pub fn handle_timeout(&mut self, now_ms: u64) {
         if self.admitted.is_none() && now_ms >= self.next_request_ms {
             self.next_request_ms = now_ms + self.retry_ms;
+            // A retry asks the observers of whatever view the seed has now, even the same one.
+            self.asked_epoch = None;
             self.send(self.seed, Message::JoinRequest);
         }
     }

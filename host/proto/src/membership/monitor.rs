@@ -15,7 +15,19 @@ use crate::ids::MemberId;
 
 /// A member's incarnation: raised to refute an accusation; a member evicted from the view must
 /// rejoin with a higher one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Incarnation(pub u64);
 
 /// Monitoring settings.

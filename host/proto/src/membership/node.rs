@@ -14,6 +14,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use super::classic::{Accepted, Classic, Rank};
 use super::cut::{Alert, Change, Cut, CutDetector, Watermarks};
 use super::fast::FastRound;
@@ -26,7 +28,7 @@ use crate::rand::{GOLDEN, mix};
 pub const ALERTS_PER_MESSAGE_MAX: usize = 1024;
 
 /// What members send each other.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Are you there?
     Probe,
@@ -83,7 +85,7 @@ pub enum Message {
 }
 
 /// A message with the epoch of the view it belongs to and its sender.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The view the sender is in.
     pub epoch: Epoch,
@@ -199,6 +201,10 @@ impl MemberNode {
                     if !self.vouched.contains(&from) {
                         self.vouched.push(from);
                     }
+                } else if !self.is_member(from) && !self.vouched.contains(&from) {
+                    // The view changed since the joiner was told whom to ask: tell it again
+                    // rather than let it wait for its retry.
+                    self.send(from, Message::JoinObservers(self.rings.expected_observers_of(from)));
                 }
                 return;
             }
@@ -464,10 +470,13 @@ impl MemberNode {
             return;
         }
         // The joiners this member vouched for and the view admitted learn their first view;
-        // the others ask again.
+        // the others learn whom to ask in the new view, rather than wait for their retry.
         for joiner in vouched {
             if decided.join.contains(&joiner) {
                 self.send(joiner, Message::Welcome(self.members.clone()));
+            } else {
+                let observers = self.rings.expected_observers_of(joiner);
+                self.send(joiner, Message::JoinObservers(observers));
             }
         }
     }
