@@ -35,7 +35,7 @@ impl Member {
     }
 
     /// A member of the view `epoch` of `members` from local time `now_ms`.
-    pub fn member(me: MemberId, epoch: Epoch, members: Vec<MemberId>, now_ms: u64) -> Self {
+    pub fn active(me: MemberId, epoch: Epoch, members: Vec<MemberId>, now_ms: u64) -> Self {
         let node = MemberNode::new(me, epoch, members, MonitorConfig::default(), now_ms);
         Self {
             state: State::Active(Box::new(node)),
@@ -148,7 +148,7 @@ pub fn cluster(n: usize, seed: u64) -> Sim<Member> {
         let clock = random_clock(sim.rng());
         let start = sim.rng().between(0, period - 1);
         sim.set_clock(m, clock);
-        sim.add(m, Member::member(m, Epoch(1), ids.clone(), clock.local(0) + start));
+        sim.add(m, Member::active(m, Epoch(1), ids.clone(), clock.local(0) + start));
     }
     sim
 }
@@ -407,8 +407,7 @@ pub fn run_with(
         return Err(format!("{s} paused 3 s, was removed, and never learned it"));
     }
     let seconds = (sim.now_ms - fault_at) as f64 / 1_000.0;
-    let per_node: Vec<f64> =
-        sim.traffic.values().map(|t| t.sent_bytes as f64 / seconds).collect();
+    let per_node: Vec<f64> = sim.traffic.values().map(|t| t.sent_bytes as f64 / seconds).collect();
     let mean = per_node.iter().sum::<f64>() / per_node.len().max(1) as f64;
     let max = per_node.iter().copied().fold(0.0, f64::max);
     Ok(Outcome {
@@ -460,7 +459,10 @@ pub fn joins(n: usize, seed: u64, limit_ms: u64) -> Result<JoinsOutcome, String>
         if std::env::var_os("LUCIOLE_SIM_TRACE").is_some() {
             let seed_view = sim.nodes[&seed_member].installed.last();
             let members = sim.nodes.values().filter(|m| m.view().is_some()).count();
-            eprintln!("{step_ms} ms: seed at {:?}, {members} nodes have a view", seed_view.map(|v| (v.1.0, v.2.len())));
+            eprintln!(
+                "{step_ms} ms: seed at {:?}, {members} nodes have a view",
+                seed_view.map(|v| (v.1.0, v.2.len()))
+            );
         }
     }
     let mut epochs: Vec<Epoch> =

@@ -2,7 +2,7 @@
 //! `LUCIOLE_SIM_SEEDS=200 cargo test -p luciole-sim --release` sweeps more. A failure names the
 //! seed and the `luciole-sim` command that replays it.
 
-use luciole_sim::membership::{Outcome, Scenario, run};
+use luciole_sim::membership::{Outcome, Scenario, Settings, joins, run, run_with};
 
 fn seeds() -> std::ops::Range<u64> {
     let n = std::env::var("LUCIOLE_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
@@ -89,6 +89,53 @@ fn two_nodes_join_through_a_seed_at_once() {
         (1..=2, Some(&worst)) if worst <= 2_000 => Ok(()),
         (changes, worst) => Err(format!("{changes} view changes, admitted after {worst:?} ms")),
     });
+}
+
+#[test]
+fn ten_simultaneous_crashes_of_a_hundred_are_one_view_change() {
+    let settings = Settings { crashes: 10, ..Settings::default() };
+    for seed in seeds().take(2) {
+        let o = run_with(Scenario::Crashes, 100, seed, settings)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\nreplay: cargo run -p luciole-sim -- --scenario crashes --crashes 10 --nodes 100 --seed {seed}"));
+        one_change_within(2_000)(&o).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+}
+
+/// The crashed incarnation is removed (one view change) and the restarted one, a new id, is
+/// admitted after it asks 2 s later (a second).
+#[test]
+fn a_restarted_member_comes_back_as_a_new_incarnation() {
+    each(Scenario::Restart, 20, seeds(), |o| match (o.view_changes, o.detection_ms.iter().max()) {
+        (1..=2, Some(&worst)) if worst <= 4_000 => Ok(()),
+        (changes, worst) => Err(format!("{changes} view changes, done after {worst:?} ms")),
+    });
+}
+
+/// 300 ms of pause is survived; 3 s is not, and the sleeper learns it was removed.
+#[test]
+fn a_long_pause_evicts_and_a_short_one_does_not() {
+    each(Scenario::Pause, 20, seeds(), one_change_within(2_000));
+}
+
+#[test]
+fn a_flapping_link_evicts_nobody() {
+    let settings = Settings { duration_ms: 20_000, ..Settings::default() };
+    for seed in seeds() {
+        let o = run_with(Scenario::Flap, 20, seed, settings).unwrap();
+        assert_eq!((o.view_changes, o.false_evictions), (0, 0), "seed {seed}: {o:?}");
+    }
+}
+
+/// Joiners start over a second; each view change admits those whose alerts settled, so the
+/// views follow the arrivals (7–11 in seeds 1–6), and all are in shortly after the last asks.
+#[test]
+fn fifty_nodes_join_one_seed_in_few_views() {
+    for seed in seeds().take(2) {
+        let o = joins(50, seed, 3_000).unwrap_or_else(|e| {
+            panic!("seed {seed}: {e}\nreplay: cargo run -p luciole-sim -- --scenario joins --nodes 50 --seed {seed}")
+        });
+        assert!(o.views <= 15, "seed {seed}: {} views", o.views);
+    }
 }
 
 #[test]

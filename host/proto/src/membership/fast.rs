@@ -43,6 +43,9 @@ pub struct FastRound {
     epoch: Epoch,
     members: Vec<MemberId>,
     votes: BTreeMap<MemberId, Cut>,
+    /// Votes per distinct cut, and the largest count.
+    tally: BTreeMap<Cut, usize>,
+    best: usize,
     decided: Option<Cut>,
 }
 
@@ -50,7 +53,14 @@ impl FastRound {
     /// A round among `members` (the view of `epoch`, sorted), deciding its successor.
     pub fn new(epoch: Epoch, members: Vec<MemberId>) -> Self {
         debug_assert!(members.windows(2).all(|w| w[0] < w[1]), "members sorted, unique");
-        Self { epoch, members, votes: BTreeMap::new(), decided: None }
+        Self {
+            epoch,
+            members,
+            votes: BTreeMap::new(),
+            tally: BTreeMap::new(),
+            best: 0,
+            decided: None,
+        }
     }
 
     /// Counts `voter`'s proposal. Returns the decided cut once one has a fast quorum (every
@@ -72,16 +82,15 @@ impl FastRound {
             Some(previous) if *previous != cut => return Err(VoteError::Changed(voter)),
             Some(_) => {}
             None => {
+                let count = self.tally.entry(cut.clone()).or_default();
+                *count += 1;
+                let count = *count;
+                self.best = self.best.max(count);
+                if self.decided.is_none() && count >= fast_quorum(self.members.len()) {
+                    self.decided = Some(cut.clone());
+                }
                 self.votes.insert(voter, cut);
             }
-        }
-        if self.decided.is_none() {
-            let quorum = fast_quorum(self.members.len());
-            let mut tally: BTreeMap<&Cut, usize> = BTreeMap::new();
-            for c in self.votes.values() {
-                *tally.entry(c).or_default() += 1;
-            }
-            self.decided = tally.into_iter().find(|(_, n)| *n >= quorum).map(|(c, _)| c.clone());
         }
         Ok(self.decided.as_ref())
     }
@@ -94,12 +103,7 @@ impl FastRound {
         }
         let quorum = fast_quorum(self.members.len());
         let silent = self.members.len() - self.votes.len();
-        let mut tally: BTreeMap<&Cut, usize> = BTreeMap::new();
-        for c in self.votes.values() {
-            *tally.entry(c).or_default() += 1;
-        }
-        let best = tally.values().copied().max().unwrap_or(0);
-        best + silent < quorum
+        self.best + silent < quorum
     }
 }
 

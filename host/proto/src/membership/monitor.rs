@@ -68,14 +68,15 @@ impl Default for MonitorConfig {
 pub enum MonitorOutput {
     /// Send a probe to this subject; its answer comes back through [`Monitor::handle_ack`].
     Probe(MemberId),
-    /// Tell every member: this member accuses `subject` (known at `incarnation`).
+    /// Tell `subject` that this member accuses it (known at `incarnation`); repeated each
+    /// probe period until rebutted or alerted.
     Accuse {
         /// The silent subject.
         subject: MemberId,
         /// Its incarnation as this member knows it.
         incarnation: Incarnation,
     },
-    /// Tell every member: this member is alive, at this (raised) incarnation.
+    /// Tell this member's observers: it is alive, at this (raised) incarnation.
     Rebut(Incarnation),
     /// An accusation stood: feed it to every member's cut detector.
     Alert(Alert),
@@ -158,6 +159,7 @@ impl Monitor {
                 None if now_ms.saturating_sub(w.last_heard_ms) >= silence_ms => {
                     let incarnation = self.known.get(&subject).copied().unwrap_or_default();
                     w.accused = Some(Accusation { since_ms: now_ms, incarnation, alerted: false });
+                    w.next_probe_ms = now_ms + c.probe_period_ms;
                     self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
                 }
                 None if now_ms >= w.next_probe_ms => {
@@ -172,6 +174,12 @@ impl Monitor {
                         self.out.push_back(MonitorOutput::Alert(alert));
                     }
                 }
+                // The accusation or its rebuttal may be lost: accuse again each period.
+                Some(a) if !a.alerted && now_ms >= w.next_probe_ms => {
+                    w.next_probe_ms = now_ms + c.probe_period_ms;
+                    let (subject, incarnation) = (subject, a.incarnation);
+                    self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
+                }
                 _ => {}
             }
         }
@@ -180,20 +188,29 @@ impl Monitor {
     /// A subject answered a probe.
     pub fn handle_ack(&mut self, now_ms: u64, from: MemberId, incarnation: Incarnation) {
         self.learn(from, incarnation);
-        if let Some(w) = self.watches.get_mut(&from)
-            && w.accused.is_none()
-        {
-            w.last_heard_ms = now_ms;
+        let Some(w) = self.watches.get_mut(&from) else { return };
+        match w.accused {
+            None => w.last_heard_ms = now_ms,
+            // An answer at a raised incarnation is a rebuttal that came with the ack.
+            Some(a) if !a.alerted && incarnation > a.incarnation => {
+                w.accused = None;
+                w.last_heard_ms = now_ms;
+            }
+            Some(_) => {}
         }
     }
 
     /// Some member accused `subject`. If it is this member, and the accusation is not already
     /// refuted by a higher incarnation, rebut it.
     pub fn handle_accusation(&mut self, subject: MemberId, incarnation: Incarnation) {
-        if subject == self.me && incarnation >= self.incarnation {
-            self.incarnation = Incarnation(incarnation.0 + 1);
-            self.out.push_back(MonitorOutput::Rebut(self.incarnation));
+        if subject != self.me {
+            return;
         }
+        // An accusation repeated because the rebuttal was lost is answered again.
+        if incarnation >= self.incarnation {
+            self.incarnation = Incarnation(incarnation.0 + 1);
+        }
+        self.out.push_back(MonitorOutput::Rebut(self.incarnation));
     }
 
     /// `member` rebutted at `incarnation`: withdraw this member's accusation of it, unless the
@@ -225,7 +242,9 @@ impl Monitor {
             .values()
             .filter_map(|w| match w.accused {
                 None => Some(w.next_probe_ms.min(w.last_heard_ms + silence_ms)),
-                Some(a) if !a.alerted => Some(a.since_ms + c.rebut_window_ms),
+                Some(a) if !a.alerted => {
+                    Some((a.since_ms + c.rebut_window_ms).min(w.next_probe_ms))
+                }
                 Some(_) => None,
             })
             .min()
@@ -288,7 +307,9 @@ mod tests {
                     MonitorOutput::Probe(s) if s != silent => m.handle_ack(now, s, Incarnation(0)),
                     MonitorOutput::Accuse { subject, .. } => {
                         assert_eq!(subject, silent, "only the silent one is accused");
-                        accused_at = Some(now);
+                        // Repeated each period until the alert.
+                        let first = *accused_at.get_or_insert(now);
+                        assert_eq!((now - first) % 100, 0);
                     }
                     MonitorOutput::Alert(a) => {
                         assert_eq!((a.observer, a.subject, a.change), (me, silent, Change::Down));
@@ -315,6 +336,28 @@ mod tests {
         );
         // A rebuttal that does not raise the incarnation does not count.
         m.handle_rebut(450, subject, Incarnation(0));
+        m.handle_ack(450, subject, Incarnation(0));
+        m.handle_timeout(600);
+        assert!(
+            drain(&mut m)
+                .iter()
+                .any(|o| matches!(o, MonitorOutput::Alert(a) if a.subject == subject)),
+            "stands without a raised incarnation"
+        );
+        // Raised, by a rebuttal or by an ack, it is withdrawn.
+        let (_, rings, mut m) = setup();
+        let (_, subject) = rings.subjects_of(MemberId(977))[0];
+        m.handle_timeout(400);
+        m.handle_ack(450, subject, Incarnation(1));
+        m.handle_timeout(700);
+        assert!(
+            !drain(&mut m)
+                .iter()
+                .any(|o| matches!(o, MonitorOutput::Alert(a) if a.subject == subject))
+        );
+        let (_, rings, mut m) = setup();
+        let (_, subject) = rings.subjects_of(MemberId(977))[0];
+        m.handle_timeout(400);
         m.handle_rebut(450, subject, Incarnation(1));
         m.handle_ack(460, subject, Incarnation(1));
         m.handle_timeout(700);
@@ -330,9 +373,10 @@ mod tests {
         let (_, _, mut m) = setup();
         m.handle_accusation(MemberId(977), Incarnation(0));
         assert_eq!(drain(&mut m), vec![MonitorOutput::Rebut(Incarnation(1))]);
-        // A stale accusation (already refuted) changes nothing; a newer one is rebutted again.
+        // A repeated accusation (the rebuttal was lost) is answered at the same incarnation;
+        // a newer one raises it again.
         m.handle_accusation(MemberId(977), Incarnation(0));
-        assert!(drain(&mut m).is_empty());
+        assert_eq!(drain(&mut m), vec![MonitorOutput::Rebut(Incarnation(1))]);
         m.handle_accusation(MemberId(977), Incarnation(1));
         assert_eq!(drain(&mut m), vec![MonitorOutput::Rebut(Incarnation(2))]);
         assert_eq!(m.incarnation(), Incarnation(2));
