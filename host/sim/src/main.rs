@@ -1,6 +1,8 @@
 //! `luciole-sim`: runs one membership scenario from a seed and prints what happened. A broken
 //! invariant prints the seed and the command that replays it, and exits 1.
 
+mod report;
+
 use clap::Parser;
 use luciole_sim::membership::{Scenario, Settings, run_with};
 
@@ -29,10 +31,21 @@ struct Args {
     /// How long loss, bad nodes and flapping last, in simulated ms.
     #[arg(long, default_value_t = 60_000)]
     duration_ms: u64,
+    /// Instead of one scenario, run the whole membership report (BENCHMARKS.md) and print it
+    /// as Markdown; takes minutes. `--seeds` is ignored.
+    #[arg(long)]
+    report: bool,
 }
 
 fn main() {
     let args = Args::parse();
+    if args.report {
+        if let Err(e) = report::run(args.seed) {
+            eprintln!("INVARIANT BROKEN: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let mut failed = false;
     for seed in args.seed..args.seed + args.seeds {
         let settings =

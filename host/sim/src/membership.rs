@@ -217,6 +217,8 @@ pub enum Scenario {
     /// `--nodes` nodes join a one-member cluster through it, all starting within a second
     /// ([`joins`]).
     Joins,
+    /// Nothing goes wrong for `--duration-ms`: the steady-state traffic.
+    Quiet,
 }
 
 /// Knobs of a scenario run beyond its kind.
@@ -354,6 +356,7 @@ pub fn run_with(
             }
             (Vec::new(), Vec::new(), fault_at + settings.duration_ms)
         }
+        Scenario::Quiet => (Vec::new(), Vec::new(), fault_at + settings.duration_ms),
         Scenario::Joins => unreachable!("handled above"),
     };
     joiners.sort_unstable();

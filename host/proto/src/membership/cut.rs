@@ -69,6 +69,9 @@ pub enum AlertError {
         /// Ring.
         ring: usize,
     },
+    /// The tally already follows as many subjects as a view may hold members.
+    #[error("{0}: too many subjects in one view's tally")]
+    Full(MemberId),
     /// A `Down` about a non-member, or a `Join` about a member.
     #[error("{subject}: a {change:?} alert does not fit its membership")]
     Mismatch {
@@ -136,6 +139,11 @@ impl CutDetector {
                 subject: alert.subject,
                 ring: alert.ring,
             });
+        }
+        if self.reports.len() >= crate::limits::MEMBERS_MAX
+            && !self.reports.contains_key(&alert.subject)
+        {
+            return Err(AlertError::Full(alert.subject));
         }
         self.count(alert.subject, alert.ring, alert.observer, alert.change);
         Ok(())

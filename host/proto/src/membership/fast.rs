@@ -1,8 +1,8 @@
 //! The fast path of view-change agreement (Rapid's Fast Paxos round): every member broadcasts
 //! the cut its detector proposed; a cut that at least three quarters of the current view
 //! proposed is decided, with no further round. Members that see no such quorum (proposals
-//! split, or too many members silent) fall back to a classic consensus round, which is not
-//! built yet.
+//! split, or too many members silent) fall back to a classic consensus round
+//! ([`super::classic`]).
 //!
 //! Why three quarters: with a fast quorum of ⌈3n/4⌉, any two fast quorums and any classic
 //! majority intersect enough that the classic round can recover a value the fast path may

@@ -46,14 +46,19 @@ impl Joiner {
         }
         match envelope.message {
             Message::JoinObservers(observers)
-                if self.asked_epoch.is_none_or(|e| e < envelope.epoch) =>
+                if observers.len() <= super::rings::RINGS_MAX
+                    && self.asked_epoch.is_none_or(|e| e < envelope.epoch) =>
             {
                 self.asked_epoch = Some(envelope.epoch);
                 for (ring, observer) in observers {
                     self.send(observer, Message::JoinAsk(ring));
                 }
             }
-            Message::Welcome(members) if members.binary_search(&self.me).is_ok() => {
+            Message::Welcome(members)
+                if members.len() <= crate::limits::MEMBERS_MAX
+                    && members.windows(2).all(|w| w[0] < w[1])
+                    && members.binary_search(&self.me).is_ok() =>
+            {
                 self.admitted = Some((envelope.epoch, members));
             }
             _ => {}

@@ -251,6 +251,10 @@ impl Monitor {
     }
 
     fn learn(&mut self, member: MemberId, incarnation: Incarnation) {
+        // Only subjects are remembered: the map stays as small as the watch list.
+        if !self.watches.contains_key(&member) {
+            return;
+        }
         let k = self.known.entry(member).or_default();
         *k = (*k).max(incarnation);
     }

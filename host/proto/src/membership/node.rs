@@ -22,6 +22,7 @@ use super::fast::FastRound;
 use super::monitor::{Incarnation, Monitor, MonitorConfig, MonitorOutput};
 use super::rings::{Rings, rings_for};
 use crate::ids::{Epoch, MemberId};
+use crate::limits::MEMBERS_MAX;
 use crate::rand::{GOLDEN, mix};
 
 /// Most alerts in one `Alerts` message; a longer batch is split.
@@ -194,7 +195,7 @@ impl MemberNode {
                 // Only an expected observer of a non-member vouches.
                 let fits = self.rings.expected_observers_of(from).contains(&(ring, self.me))
                     && !self.is_member(from);
-                if fits && self.vouched.len() < crate::limits::MEMBERS_MAX {
+                if fits && self.vouched.len() < MEMBERS_MAX {
                     let alert =
                         Alert { observer: self.me, subject: from, ring, change: Change::Join };
                     self.queue_alert(now_ms, alert);
@@ -217,7 +218,10 @@ impl MemberNode {
             Message::Welcome(members) => {
                 // A member that fell behind catches up: every member installs the same view
                 // for an epoch, so any member's copy is the agreed one.
-                if envelope.epoch > self.epoch && members.windows(2).all(|w| w[0] < w[1]) {
+                if envelope.epoch > self.epoch
+                    && members.len() <= MEMBERS_MAX
+                    && members.windows(2).all(|w| w[0] < w[1])
+                {
                     self.install(now_ms, envelope.epoch, members);
                 }
                 return;
@@ -336,6 +340,7 @@ impl MemberNode {
     fn valid(&self, cut: &Cut) -> bool {
         let sorted = |v: &[MemberId]| v.windows(2).all(|w| w[0] < w[1]);
         (!cut.down.is_empty() || !cut.join.is_empty())
+            && self.members.len() + cut.join.len() <= MEMBERS_MAX
             && sorted(&cut.down)
             && sorted(&cut.join)
             && cut.down.iter().all(|m| self.is_member(*m))
