@@ -57,7 +57,7 @@ fn main() {
                 d.sort_unstable();
                 let (p50, max) = (d.get(d.len() / 2).copied(), d.last().copied());
                 println!(
-                    "seed {seed}: {:?} on {} members: {} view change(s), fault to view p50 {} max {} ms, false evictions {}, bytes/s per node mean {:.0} max {:.0}, {:.0}x real time",
+                    "seed {seed}: {:?} on {} members: {} view change(s), fault to view p50 {} max {} ms, false evictions {}, bytes/s per node mean {:.0} max {:.0}, settled {} ms after the faults stopped, {:.0}x real time",
                     args.scenario,
                     args.nodes,
                     o.view_changes,
@@ -66,6 +66,7 @@ fn main() {
                     o.false_evictions,
                     o.bytes_per_s.0,
                     o.bytes_per_s.1,
+                    o.settled_ms,
                     o.simulated_ms as f64 / 1_000.0 / wall.elapsed().as_secs_f64()
                 );
             }

@@ -254,6 +254,9 @@ pub struct Outcome {
     pub bytes_per_s: (f64, f64),
     /// Global virtual ms the run covered.
     pub simulated_ms: u64,
+    /// After the faults stopped (network healed, evicted nodes back as new incarnations),
+    /// ms until every live node had the same view, of exactly the live nodes.
+    pub settled_ms: u64,
 }
 
 /// Runs `scenario` on `n` members from `seed` with default settings.
@@ -278,6 +281,7 @@ pub fn run_with(
             false_evictions: 0,
             bytes_per_s: (0.0, 0.0),
             simulated_ms: o.all_in_ms,
+            settled_ms: 0,
         });
     }
     let mut sim = cluster(n, seed);
@@ -409,7 +413,8 @@ pub fn run_with(
     {
         return Err(format!("{s} paused 3 s, was removed, and never learned it"));
     }
-    let seconds = (sim.now_ms - fault_at) as f64 / 1_000.0;
+    let (seconds, measured_ms) = ((sim.now_ms - fault_at) as f64 / 1_000.0, sim.now_ms);
+    let settled_ms = settle(&mut sim, &ids)?;
     let per_node: Vec<f64> = sim.traffic.values().map(|t| t.sent_bytes as f64 / seconds).collect();
     let mean = per_node.iter().sum::<f64>() / per_node.len().max(1) as f64;
     let max = per_node.iter().copied().fold(0.0, f64::max);
@@ -419,8 +424,80 @@ pub fn run_with(
         detection_ms,
         false_evictions,
         bytes_per_s: (mean, max),
-        simulated_ms: sim.now_ms,
+        simulated_ms: measured_ms,
+        settled_ms,
     })
+}
+
+/// How long [`settle`] waits for one view of exactly the live nodes, ms.
+pub const SETTLE_MS_MAX: u64 = 10_000;
+
+/// The faults stop: the network heals, every node that learned it was evicted comes back as a
+/// new incarnation (a new id, joining through a member of the first view that is still in),
+/// and within [`SETTLE_MS_MAX`] every live node must have one view of exactly the live nodes.
+/// Returns how long that took.
+fn settle(sim: &mut Sim<Member>, first_view: &[MemberId]) -> Result<u64, String> {
+    let start = sim.now_ms;
+    sim.network.heal();
+    sim.network.loss = 0.0;
+    sim.network.node_loss.clear();
+    sim.paused.clear();
+    let settled = |sim: &Sim<Member>| {
+        let live = sim.live();
+        live.iter().all(|m| match &sim.nodes[m].state {
+            State::Active(n) => n.view().1 == &live[..],
+            State::Joining(..) => false,
+        })
+    };
+    loop {
+        rejoin_evicted(sim, first_view)?;
+        if settled(sim) {
+            break;
+        }
+        if sim.now_ms >= start + SETTLE_MS_MAX {
+            let live = sim.live();
+            let states: Vec<String> = live
+                .iter()
+                .map(|m| match &sim.nodes[m].state {
+                    State::Active(n) => {
+                        let (e, v) = n.view();
+                        format!("{} epoch {} of {}", &m.to_string()[..6], e.0, v.len())
+                    }
+                    State::Joining(..) => format!("{} joining", &m.to_string()[..6]),
+                })
+                .collect();
+            return Err(format!(
+                "{SETTLE_MS_MAX} ms after the faults stopped, the {} live nodes still have no common view of themselves: {states:?}",
+                live.len()
+            ));
+        }
+        let next = sim.now_ms + 10;
+        sim.run_until(next, check)?;
+    }
+    Ok(sim.now_ms - start)
+}
+
+/// Every live node that learned it was evicted stops, and comes back as a new incarnation.
+fn rejoin_evicted(sim: &mut Sim<Member>, first_view: &[MemberId]) -> Result<(), String> {
+    let evicted: Vec<MemberId> = sim
+        .nodes
+        .iter()
+        .filter(|(id, m)| !sim.crashed.contains(id) && m.evicted_at.is_some())
+        .map(|(id, _)| *id)
+        .collect();
+    for old in evicted {
+        sim.crash(old);
+        let seed_member = *sim
+            .live()
+            .iter()
+            .find(|m| first_view.contains(m) && sim.nodes[m].evicted_at.is_none())
+            .ok_or("no member left to join through")?;
+        let id = MemberId(old.0.wrapping_add(1));
+        let clock = random_clock(sim.rng());
+        sim.set_clock(id, clock);
+        sim.add(id, Member::joining(id, seed_member, clock.local(sim.now_ms)));
+    }
+    Ok(())
 }
 
 /// What [`joins`] found.

@@ -180,6 +180,12 @@ impl Monitor {
                     let (subject, incarnation) = (subject, a.incarnation);
                     self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
                 }
+                // Alerted: keep probing, so that a member cut off from the rest still talks to
+                // them and learns of the view that removed it once the cut heals.
+                Some(a) if a.alerted && now_ms >= w.next_probe_ms => {
+                    w.next_probe_ms = now_ms + c.probe_period_ms;
+                    self.out.push_back(MonitorOutput::Probe(subject));
+                }
                 _ => {}
             }
         }
@@ -240,12 +246,10 @@ impl Monitor {
         let silence_ms = c.probe_period_ms * u64::from(c.misses_max);
         self.watches
             .values()
-            .filter_map(|w| match w.accused {
-                None => Some(w.next_probe_ms.min(w.last_heard_ms + silence_ms)),
-                Some(a) if !a.alerted => {
-                    Some((a.since_ms + c.rebut_window_ms).min(w.next_probe_ms))
-                }
-                Some(_) => None,
+            .map(|w| match w.accused {
+                None => w.next_probe_ms.min(w.last_heard_ms + silence_ms),
+                Some(a) if !a.alerted => (a.since_ms + c.rebut_window_ms).min(w.next_probe_ms),
+                Some(_) => w.next_probe_ms,
             })
             .min()
     }

@@ -25,6 +25,9 @@ use crate::ids::{Epoch, MemberId};
 use crate::limits::MEMBERS_MAX;
 use crate::rand::{GOLDEN, mix};
 
+/// A member behind asks for a newer view again after this long without it, ms.
+pub const VIEW_REASK_MS: u64 = 500;
+
 /// Most alerts in one `Alerts` message; a longer batch is split.
 pub const ALERTS_PER_MESSAGE_MAX: usize = 1024;
 
@@ -60,6 +63,9 @@ pub enum Message {
     Welcome(Vec<MemberId>),
     /// The sender saw a newer epoch from the receiver: send me your view.
     ViewRequest,
+    /// The receiver's message was for an older view that no longer has it (the envelope
+    /// carries the newer epoch, so the receiver asks for that view).
+    Stale,
     /// Classic round, phase 1: the sender coordinates at this rank; promise to ignore lower.
     Prepare(Rank),
     /// The answer to `Prepare`: what the sender accepted so far in this epoch.
@@ -131,8 +137,10 @@ pub struct MemberNode {
     evicted: bool,
     /// Joiners this member vouched for in this view: welcomed once a view admits them.
     vouched: Vec<MemberId>,
-    /// The newest epoch this member asked a peer's view for (one request per epoch).
+    /// The newest epoch this member asked a peer's view for.
     asked_epoch: Epoch,
+    /// When it asked (a lost request or answer is asked again after [`VIEW_REASK_MS`]).
+    asked_at_ms: u64,
     transmits: VecDeque<(MemberId, Envelope)>,
     events: VecDeque<Event>,
 }
@@ -166,6 +174,7 @@ impl MemberNode {
             evicted: false,
             vouched: Vec::new(),
             asked_epoch: epoch,
+            asked_at_ms: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -227,13 +236,21 @@ impl MemberNode {
                 return;
             }
             _ if envelope.epoch > self.epoch => {
-                if self.asked_epoch < envelope.epoch {
+                if self.asked_epoch < envelope.epoch || now_ms >= self.asked_at_ms + VIEW_REASK_MS {
                     self.asked_epoch = envelope.epoch;
+                    self.asked_at_ms = now_ms;
                     self.send(from, Message::ViewRequest);
                 }
                 return;
             }
-            _ if envelope.epoch != self.epoch => return,
+            _ if envelope.epoch < self.epoch => {
+                // A node removed while it could not hear (partitioned, paused) still talks in
+                // its old view: show it the newer epoch, so it asks for the view and learns.
+                if !self.is_member(from) {
+                    self.send(from, Message::Stale);
+                }
+                return;
+            }
             _ => {}
         }
         match envelope.message {
@@ -284,7 +301,8 @@ impl MemberNode {
             | Message::JoinObservers(_)
             | Message::JoinAsk(_)
             | Message::Welcome(_)
-            | Message::ViewRequest => {}
+            | Message::ViewRequest
+            | Message::Stale => {}
         }
         self.drain_monitor(now_ms);
     }
