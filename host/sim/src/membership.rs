@@ -429,7 +429,7 @@ pub fn run_with(
     })
 }
 
-/// How long [`settle`] waits for one view of exactly the live nodes, ms.
+/// How long a run waits, after its faults stop, for one view of exactly the live nodes, ms.
 pub const SETTLE_MS_MAX: u64 = 10_000;
 
 /// The faults stop: the network heals, every node that learned it was evicted comes back as a
