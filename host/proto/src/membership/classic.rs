@@ -112,15 +112,17 @@ impl Classic {
     }
 
     /// Starts coordinating a new classic round above every round seen: broadcast
-    /// `Prepare(rank)` (this member's own promise is already counted).
-    pub fn start(&mut self) -> Rank {
+    /// `Prepare(rank)`. This member's own promise, with what it accepted, is counted here; in
+    /// a view of one it is the majority, and the cut to propose comes back at once (as from
+    /// [`Classic::handle_promise`]).
+    pub fn start(&mut self) -> (Rank, Option<Cut>) {
         self.highest_round = self.highest_round.max(1) + 1;
         let rank = Rank { round: self.highest_round, node: self.me };
         self.promised = rank;
         let mut promises = BTreeMap::new();
         promises.insert(self.members[self.me as usize], self.accepted.clone());
         self.leading = Some((rank, promises, false));
-        rank
+        (rank, self.proposal())
     }
 
     /// A coordinator asks for a promise. Returns what to answer it, if anything.
@@ -142,18 +144,25 @@ impl Classic {
         rank: Rank,
         accepted: Accepted,
     ) -> Option<Cut> {
-        let n = self.members.len();
-        let fallback = self.seen.clone();
+        // Its own promise was counted by `start`, with what it accepted; never replaced.
+        let other = self.members.binary_search(&from).is_ok_and(|i| i as u32 != self.me);
         let (lead, promises, proposed) = self.leading.as_mut()?;
-        if *lead != rank || *proposed || self.members.binary_search(&from).is_err() {
+        if *lead != rank || *proposed || !other {
             return None;
         }
         promises.insert(from, accepted);
-        if promises.len() * 2 <= n {
+        self.proposal()
+    }
+
+    /// The cut to propose, once (the first time a majority has promised).
+    fn proposal(&mut self) -> Option<Cut> {
+        let n = self.members.len();
+        let (_, promises, proposed) = self.leading.as_mut()?;
+        if *proposed || promises.len() * 2 <= n {
             return None;
         }
         *proposed = true;
-        choose(n, promises).or(fallback)
+        choose(n, promises).or_else(|| self.seen.clone())
     }
 
     /// A coordinator proposes `cut` at `rank`. True when this member accepted it: broadcast
@@ -286,8 +295,9 @@ mod tests {
         assert!(nodes[1].vote_fast(&cut(&[4])));
         assert!(nodes[2].vote_fast(&cut(&[3, 4])));
         assert!(nodes[3].vote_fast(&cut(&[3, 4])));
-        let rank = nodes[0].start();
+        let (rank, early) = nodes[0].start();
         assert_eq!(rank, Rank { round: 2, node: 0 });
+        assert_eq!(early, None, "one promise of four is no majority");
         let mut proposal = None;
         for i in 1..4 {
             let answer = nodes[i].handle_prepare(rank).expect("promises");
@@ -313,6 +323,25 @@ mod tests {
     }
 
     #[test]
+    fn the_coordinators_own_fast_vote_counts_among_the_promises() {
+        // n = 4, fast quorum 3. The coordinator and one other voted {4}, one voted {3}: with
+        // the silent fourth, {4} may have had 3 votes, so it is forced, not the union.
+        let m = members(4);
+        let mut c = Classic::new(m.clone(), m[0]);
+        assert!(c.vote_fast(&cut(&[4])));
+        let (rank, early) = c.start();
+        assert_eq!(early, None);
+        // An empty promise in its own name does not replace the one `start` counted.
+        assert_eq!(c.handle_promise(m[0], rank, None), None);
+        assert_eq!(c.handle_promise(m[1], rank, Some((Rank::FAST, cut(&[4])))), None);
+        assert_eq!(c.handle_promise(m[2], rank, Some((Rank::FAST, cut(&[3])))), Some(cut(&[4])));
+        // A view of one: its own promise is the majority.
+        let mut alone = Classic::new(vec![m[0]], m[0]);
+        assert!(alone.vote_fast(&cut(&[9])));
+        assert_eq!(alone.start().1, Some(cut(&[9])));
+    }
+
+    #[test]
     fn a_lower_rank_is_refused_after_a_higher_promise() {
         let m = members(3);
         let mut a = Classic::new(m.clone(), m[0]);
@@ -321,7 +350,7 @@ mod tests {
         assert!(!a.handle_accept(Rank { round: 2, node: 2 }, &cut(&[1])));
         assert!(a.handle_accept(Rank { round: 3, node: 1 }, &cut(&[1])));
         // The next attempt of this member ranks above everything it saw.
-        assert_eq!(a.start().round, 4);
+        assert_eq!(a.start().0.round, 4);
         // A fast-round rank is never a classic one.
         assert!(a.handle_prepare(Rank::FAST).is_none());
     }

@@ -318,11 +318,11 @@ impl MemberNode {
             self.flush_alerts(now_ms);
         }
         if self.classic_at.is_some_and(|t| t <= now_ms) {
-            let rank = self.classic.start();
+            let (rank, proposal) = self.classic.start();
             self.broadcast(Message::Prepare(rank));
             self.arm_classic(now_ms, true);
-            // A view of one decides alone.
-            if let Some(cut) = self.classic.handle_promise(self.me, rank, None) {
+            if let Some(cut) = proposal {
+                self.broadcast(Message::Accept { rank, cut: cut.clone() });
                 self.accept(now_ms, rank, cut);
             }
         }
