@@ -14,7 +14,7 @@
 //!
 //! This is pure state for one epoch; [`super::node::MemberNode`] sends what it returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -55,8 +55,9 @@ pub struct Classic {
     accepted: Accepted,
     /// The coordinator's attempt: its rank, the promises so far, whether it proposed.
     leading: Option<(Rank, BTreeMap<MemberId, Accepted>, bool)>,
-    /// Per rank, who accepted what.
-    learned: BTreeMap<Rank, BTreeMap<MemberId, Cut>>,
+    /// Per rank, the cut accepted there and who accepted it. A rank has one coordinator,
+    /// which proposes one cut, so a different cut at a known rank is not a correct member's.
+    learned: BTreeMap<Rank, (Cut, BTreeSet<MemberId>)>,
     highest_round: u32,
     decided: Option<Cut>,
     /// The union of the fast votes this member saw: what it proposes as coordinator when no
@@ -99,11 +100,6 @@ impl Classic {
     pub fn saw(&mut self, cut: &Cut) {
         let seen = self.seen.get_or_insert_with(Cut::default);
         merge(seen, cut);
-    }
-
-    /// Whether this member proposed or accepted anything in this epoch.
-    pub fn has_accepted(&self) -> bool {
-        self.accepted.is_some()
     }
 
     /// The decided cut, once one is.
@@ -182,14 +178,14 @@ impl Classic {
     pub fn handle_accepted(&mut self, from: MemberId, rank: Rank, cut: Cut) -> Option<&Cut> {
         if self.decided.is_none() && rank.round >= 2 && self.members.binary_search(&from).is_ok() {
             self.highest_round = self.highest_round.max(rank.round);
-            let at = self.learned.entry(rank).or_default();
-            at.insert(from, cut);
-            let n = self.members.len();
-            let mut tally: BTreeMap<&Cut, usize> = BTreeMap::new();
-            for c in at.values() {
-                *tally.entry(c).or_default() += 1;
+            let (value, by) =
+                self.learned.entry(rank).or_insert_with(|| (cut.clone(), BTreeSet::new()));
+            if *value == cut {
+                by.insert(from);
+                if by.len() * 2 > self.members.len() {
+                    self.decided = Some(cut);
+                }
             }
-            self.decided = tally.into_iter().find(|(_, k)| k * 2 > n).map(|(c, _)| c.clone());
             while self.learned.len() > RANKS_KEPT {
                 self.learned.pop_first();
             }
@@ -242,14 +238,7 @@ fn merge(into: &mut Cut, cut: &Cut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn members(n: u128) -> Vec<MemberId> {
-        (1..=n).map(MemberId).collect()
-    }
-
-    fn cut(down: &[u128]) -> Cut {
-        Cut { down: down.iter().map(|&d| MemberId(d)).collect(), join: vec![] }
-    }
+    use crate::membership::testing::{cut, members};
 
     fn promises(entries: &[(u128, Accepted)]) -> BTreeMap<MemberId, Accepted> {
         entries.iter().map(|(m, a)| (MemberId(*m), a.clone())).collect()

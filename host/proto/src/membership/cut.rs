@@ -82,7 +82,25 @@ pub enum AlertError {
     },
 }
 
-/// The tally of one view's alerts. Cleared when a view is installed.
+/// Whether `alert` fits the view of `rings`: a `Down` about a member from one of its
+/// observers, or a `Join` about a non-member from one of its expected observers, on that ring.
+pub fn fits(rings: &Rings, alert: &Alert) -> Result<(), AlertError> {
+    let observers = match (alert.change, rings.contains(alert.subject)) {
+        (Change::Down, true) => rings.observers_of(alert.subject),
+        (Change::Join, false) => rings.expected_observers_of(alert.subject),
+        _ => return Err(AlertError::Mismatch { subject: alert.subject, change: alert.change }),
+    };
+    if !observers.contains(&(alert.ring, alert.observer)) {
+        return Err(AlertError::NotObserver {
+            observer: alert.observer,
+            subject: alert.subject,
+            ring: alert.ring,
+        });
+    }
+    Ok(())
+}
+
+/// The tally of one view's alerts; a new view starts a new tally.
 #[derive(Clone, Debug)]
 pub struct CutDetector {
     marks: Watermarks,
@@ -127,19 +145,7 @@ impl CutDetector {
     /// [`CutDetector::take_cut`] says whether a cut is ready, so that a batch naming several
     /// subjects proposes them together.
     pub fn record(&mut self, rings: &Rings, alert: Alert) -> Result<(), AlertError> {
-        let member = rings.contains(alert.subject);
-        let observers = match (alert.change, member) {
-            (Change::Down, true) => rings.observers_of(alert.subject),
-            (Change::Join, false) => rings.expected_observers_of(alert.subject),
-            _ => return Err(AlertError::Mismatch { subject: alert.subject, change: alert.change }),
-        };
-        if !observers.contains(&(alert.ring, alert.observer)) {
-            return Err(AlertError::NotObserver {
-                observer: alert.observer,
-                subject: alert.subject,
-                ring: alert.ring,
-            });
-        }
+        fits(rings, &alert)?;
         if self.reports.len() >= crate::limits::MEMBERS_MAX
             && !self.reports.contains_key(&alert.subject)
         {
@@ -167,8 +173,8 @@ impl CutDetector {
     }
 
     /// Counts, for every unstable subject, the rings whose observer is itself stable or
-    /// unstable (failing or leaving too) as implicit alerts. Call after alerts arrive when the
-    /// tally has unstable subjects and no new alerts come. Returns a cut when one is ready.
+    /// unstable (failing or leaving too) as implicit alerts. Call after each batch of alerts;
+    /// with no unstable subject it only takes the cut. Returns a cut when one is ready.
     pub fn invalidate_failing_edges(&mut self, rings: &Rings) -> Option<Cut> {
         let unstable: Vec<MemberId> = self.unstable.iter().copied().collect();
         for subject in unstable {
@@ -192,14 +198,6 @@ impl CutDetector {
     /// Subjects that hold the cut back (unstable).
     pub fn unstable(&self) -> impl Iterator<Item = MemberId> + '_ {
         self.unstable.iter().copied()
-    }
-
-    /// Forgets everything: a new view was installed.
-    pub fn clear(&mut self) {
-        self.reports.clear();
-        self.unstable.clear();
-        self.stable.clear();
-        self.proposed.clear();
     }
 
     fn count(&mut self, subject: MemberId, ring: usize, observer: MemberId, change: Change) {

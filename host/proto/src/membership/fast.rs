@@ -52,7 +52,7 @@ pub struct FastRound {
 impl FastRound {
     /// A round among `members` (the view of `epoch`, sorted), deciding its successor.
     pub fn new(epoch: Epoch, members: Vec<MemberId>) -> Self {
-        debug_assert!(members.windows(2).all(|w| w[0] < w[1]), "members sorted, unique");
+        debug_assert!(super::sorted_ids(&members), "members sorted, unique");
         Self {
             epoch,
             members,
@@ -110,14 +110,7 @@ impl FastRound {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn members(n: u128) -> Vec<MemberId> {
-        (1..=n).map(MemberId).collect()
-    }
-
-    fn cut(down: &[u128]) -> Cut {
-        Cut { down: down.iter().map(|&d| MemberId(d)).collect(), join: vec![] }
-    }
+    use crate::membership::testing::{cut, members};
 
     #[test]
     fn the_fast_quorum_is_three_quarters_rounded_up() {

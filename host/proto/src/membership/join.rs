@@ -55,9 +55,7 @@ impl Joiner {
                 }
             }
             Message::Welcome(members)
-                if members.len() <= crate::limits::MEMBERS_MAX
-                    && members.windows(2).all(|w| w[0] < w[1])
-                    && members.binary_search(&self.me).is_ok() =>
+                if super::sorted_ids(&members) && members.binary_search(&self.me).is_ok() =>
             {
                 self.admitted = Some((envelope.epoch, members));
             }

@@ -10,6 +10,31 @@
 //! [`node::MemberNode`] in the `handle_*` / `poll_*` shape. `host/sim` runs members together on
 //! virtual time from a seed, with faults.
 
+use crate::ids::MemberId;
+use crate::limits::MEMBERS_MAX;
+
+/// Whether `ids` can be a view's member list, or a cut's list: strictly increasing (sorted,
+/// no duplicates) and no longer than [`MEMBERS_MAX`].
+pub fn sorted_ids(ids: &[MemberId]) -> bool {
+    ids.len() <= MEMBERS_MAX && ids.windows(2).all(|w| w[0] < w[1])
+}
+
+#[cfg(test)]
+mod testing {
+    use super::cut::Cut;
+    use crate::ids::MemberId;
+
+    /// Members 1..=n.
+    pub fn members(n: u128) -> Vec<MemberId> {
+        (1..=n).map(MemberId).collect()
+    }
+
+    /// A cut removing `down`.
+    pub fn cut(down: &[u128]) -> Cut {
+        Cut { down: down.iter().map(|&d| MemberId(d)).collect(), join: vec![] }
+    }
+}
+
 pub mod classic;
 pub mod cut;
 pub mod fast;

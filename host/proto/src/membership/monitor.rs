@@ -332,8 +332,9 @@ mod tests {
         assert_eq!(accused_at, Some(400), "four missed periods of 100 ms");
     }
 
-    #[test]
-    fn a_rebuttal_in_time_withdraws_the_accusation() {
+    /// Lets the first subject go silent until it is accused at 400 ms, runs `answer` at
+    /// 450 ms, and says whether the accusation became an alert by 700 ms.
+    fn alert_stands(answer: impl FnOnce(&mut Monitor, MemberId)) -> bool {
         let (_, rings, mut m) = setup();
         let (_, subject) = rings.subjects_of(MemberId(977))[0];
         m.handle_timeout(400);
@@ -342,38 +343,24 @@ mod tests {
                 .iter()
                 .any(|o| matches!(o, MonitorOutput::Accuse { subject: s, .. } if *s == subject))
         );
-        // A rebuttal that does not raise the incarnation does not count.
-        m.handle_rebut(450, subject, Incarnation(0));
-        m.handle_ack(450, subject, Incarnation(0));
-        m.handle_timeout(600);
-        assert!(
-            drain(&mut m)
-                .iter()
-                .any(|o| matches!(o, MonitorOutput::Alert(a) if a.subject == subject)),
-            "stands without a raised incarnation"
-        );
+        answer(&mut m, subject);
+        m.handle_timeout(700);
+        drain(&mut m).iter().any(|o| matches!(o, MonitorOutput::Alert(a) if a.subject == subject))
+    }
+
+    #[test]
+    fn a_rebuttal_in_time_withdraws_the_accusation() {
+        // A rebuttal or ack that does not raise the incarnation does not count.
+        assert!(alert_stands(|m, s| {
+            m.handle_rebut(450, s, Incarnation(0));
+            m.handle_ack(450, s, Incarnation(0));
+        }));
         // Raised, by a rebuttal or by an ack, it is withdrawn.
-        let (_, rings, mut m) = setup();
-        let (_, subject) = rings.subjects_of(MemberId(977))[0];
-        m.handle_timeout(400);
-        m.handle_ack(450, subject, Incarnation(1));
-        m.handle_timeout(700);
-        assert!(
-            !drain(&mut m)
-                .iter()
-                .any(|o| matches!(o, MonitorOutput::Alert(a) if a.subject == subject))
-        );
-        let (_, rings, mut m) = setup();
-        let (_, subject) = rings.subjects_of(MemberId(977))[0];
-        m.handle_timeout(400);
-        m.handle_rebut(450, subject, Incarnation(1));
-        m.handle_ack(460, subject, Incarnation(1));
-        m.handle_timeout(700);
-        assert!(
-            !drain(&mut m)
-                .iter()
-                .any(|o| matches!(o, MonitorOutput::Alert(a) if a.subject == subject))
-        );
+        assert!(!alert_stands(|m, s| m.handle_ack(450, s, Incarnation(1))));
+        assert!(!alert_stands(|m, s| {
+            m.handle_rebut(450, s, Incarnation(1));
+            m.handle_ack(460, s, Incarnation(1));
+        }));
     }
 
     #[test]

@@ -17,10 +17,11 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::classic::{Accepted, Classic, Rank};
-use super::cut::{Alert, Change, Cut, CutDetector, Watermarks};
+use super::cut::{Alert, Change, Cut, CutDetector, Watermarks, fits};
 use super::fast::FastRound;
 use super::monitor::{Incarnation, Monitor, MonitorConfig, MonitorOutput};
 use super::rings::{Rings, rings_for};
+use super::sorted_ids;
 use crate::ids::{Epoch, MemberId};
 use crate::limits::MEMBERS_MAX;
 use crate::rand::{GOLDEN, mix};
@@ -133,7 +134,6 @@ pub struct MemberNode {
     pending: Vec<Alert>,
     flush_at: Option<u64>,
     config: MonitorConfig,
-    voted: bool,
     evicted: bool,
     /// Joiners this member vouched for in this view: welcomed once a view admits them.
     vouched: Vec<MemberId>,
@@ -170,7 +170,6 @@ impl MemberNode {
             members,
             rings,
             monitor,
-            voted: false,
             evicted: false,
             vouched: Vec::new(),
             asked_epoch: epoch,
@@ -202,11 +201,8 @@ impl MemberNode {
             }
             Message::JoinAsk(ring) => {
                 // Only an expected observer of a non-member vouches.
-                let fits = self.rings.expected_observers_of(from).contains(&(ring, self.me))
-                    && !self.is_member(from);
-                if fits && self.vouched.len() < MEMBERS_MAX {
-                    let alert =
-                        Alert { observer: self.me, subject: from, ring, change: Change::Join };
+                let alert = Alert { observer: self.me, subject: from, ring, change: Change::Join };
+                if fits(&self.rings, &alert).is_ok() && self.vouched.len() < MEMBERS_MAX {
                     self.queue_alert(now_ms, alert);
                     if !self.vouched.contains(&from) {
                         self.vouched.push(from);
@@ -227,10 +223,7 @@ impl MemberNode {
             Message::Welcome(members) => {
                 // A member that fell behind catches up: every member installs the same view
                 // for an epoch, so any member's copy is the agreed one.
-                if envelope.epoch > self.epoch
-                    && members.len() <= MEMBERS_MAX
-                    && members.windows(2).all(|w| w[0] < w[1])
-                {
+                if envelope.epoch > self.epoch && sorted_ids(&members) {
                     self.install(now_ms, envelope.epoch, members);
                 }
                 return;
@@ -356,11 +349,10 @@ impl MemberNode {
     /// Whether `cut` can follow this view: removes members, admits non-members, each list
     /// sorted and unique, not empty.
     fn valid(&self, cut: &Cut) -> bool {
-        let sorted = |v: &[MemberId]| v.windows(2).all(|w| w[0] < w[1]);
         (!cut.down.is_empty() || !cut.join.is_empty())
             && self.members.len() + cut.join.len() <= MEMBERS_MAX
-            && sorted(&cut.down)
-            && sorted(&cut.join)
+            && sorted_ids(&cut.down)
+            && sorted_ids(&cut.join)
             && cut.down.iter().all(|m| self.is_member(*m))
             && cut.join.iter().all(|m| !self.is_member(*m))
     }
@@ -444,22 +436,15 @@ impl MemberNode {
         for &alert in alerts {
             let _ = self.detector.record(&self.rings, alert);
         }
-        let cut = self.detector.take_cut().or_else(|| {
-            if self.detector.unstable().next().is_some() {
-                self.detector.invalidate_failing_edges(&self.rings)
-            } else {
-                None
-            }
-        });
+        // Unstable subjects whose observers are failing too get those rings counted; then the
+        // cut, if one is ready.
+        let cut = self.detector.invalidate_failing_edges(&self.rings);
+        // One fast vote per view, and none after promising a classic coordinator.
         if let Some(cut) = cut
-            && !self.voted
+            && self.classic.vote_fast(&cut)
         {
-            self.voted = true;
-            // After promising a classic coordinator, a fast vote is no longer allowed.
-            if self.classic.vote_fast(&cut) {
-                self.broadcast(Message::Vote(cut.clone()));
-                self.vote(now_ms, self.me, cut);
-            }
+            self.broadcast(Message::Vote(cut.clone()));
+            self.vote(now_ms, self.me, cut);
         }
     }
 
@@ -522,7 +507,6 @@ impl MemberNode {
         self.classic_at = None;
         self.pending.clear();
         self.flush_at = None;
-        self.voted = false;
         self.vouched.clear();
         self.events
             .push_back(Event::ViewInstalled { epoch: self.epoch, members: self.members.clone() });
