@@ -81,19 +81,6 @@ pub struct Traffic {
     pub recv_bytes: u64,
 }
 
-/// A link that goes down for `down_ms` at the start of every `period_ms` (both directions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Flap {
-    /// One end.
-    pub a: MemberId,
-    /// The other end.
-    pub b: MemberId,
-    /// Cycle length, ms.
-    pub period_ms: u64,
-    /// Down time at the start of each cycle, ms.
-    pub down_ms: u64,
-}
-
 /// The simulator's only source of randomness: splitmix64 from one seed.
 #[derive(Clone, Debug)]
 pub struct Rng(SplitMix64);
@@ -133,8 +120,9 @@ pub struct Network {
     pub node_loss: BTreeMap<MemberId, f64>,
     /// Cut links: `(from, to)` never delivers. Cut both directions for a symmetric partition.
     pub cut: BTreeSet<(MemberId, MemberId)>,
-    /// Links that go down and up on a cycle.
-    pub flaps: Vec<Flap>,
+    /// Links that go down and up on a cycle: per link (lower id first), the cycle length and
+    /// the down time at the start of each cycle, ms. See [`Network::flap`].
+    pub flaps: BTreeMap<(MemberId, MemberId), (u64, u64)>,
 }
 
 impl Default for Network {
@@ -145,7 +133,7 @@ impl Default for Network {
             duplication: 0.0,
             node_loss: BTreeMap::new(),
             cut: BTreeSet::new(),
-            flaps: Vec::new(),
+            flaps: BTreeMap::new(),
         }
     }
 }
@@ -167,14 +155,30 @@ impl Network {
         self.flaps.clear();
     }
 
+    /// The link between `a` and `b` goes down (both ways) for `down_ms` at the start of every
+    /// `period_ms`.
+    pub fn flap(&mut self, a: MemberId, b: MemberId, period_ms: u64, down_ms: u64) {
+        self.flaps.insert((a.min(b), a.max(b)), (period_ms.max(1), down_ms));
+    }
+
     /// Whether `from` → `to` is down at global time `now_ms`.
     pub fn down(&self, from: MemberId, to: MemberId, now_ms: u64) -> bool {
         self.cut.contains(&(from, to))
-            || self.flaps.iter().any(|f| {
-                ((f.a, f.b) == (from, to) || (f.a, f.b) == (to, from))
-                    && now_ms % f.period_ms < f.down_ms
-            })
+            || self
+                .flaps
+                .get(&(from.min(to), from.max(to)))
+                .is_some_and(|&(period, down)| now_ms % period < down)
     }
+}
+
+/// A message on the network.
+#[derive(Debug)]
+struct InFlight<M> {
+    from: MemberId,
+    to: MemberId,
+    message: M,
+    /// Its wire size, computed once when sent.
+    size: u64,
 }
 
 /// A cluster of actors on virtual time. Event-driven: time jumps to the next delivery or
@@ -197,8 +201,8 @@ pub struct Sim<A: Actor> {
     /// Per node traffic since the start (or the last [`Sim::reset_traffic`]).
     pub traffic: BTreeMap<MemberId, Traffic>,
     rng: Rng,
-    /// (due, sequence) → (from, to, message).
-    wire: BTreeMap<(u64, u64), (MemberId, MemberId, A::Message)>,
+    /// (due, sequence) → the message.
+    wire: BTreeMap<(u64, u64), InFlight<A::Message>>,
     /// (global due, node): the timer each node asked for.
     timers: BTreeSet<(u64, MemberId)>,
     timer_of: BTreeMap<MemberId, u64>,
@@ -306,21 +310,23 @@ impl<A: Actor> Sim<A> {
             if due > now {
                 break;
             }
-            let (from, to, message) = self.wire.remove(&(due, seq)).expect("listed");
+            let m = self.wire.remove(&(due, seq)).expect("listed");
+            let to = m.to;
             if self.crashed.contains(&to) || !self.nodes.contains_key(&to) {
                 continue;
             }
             if let Some(&until) = self.paused.get(&to) {
                 if until > now {
                     self.seq += 1;
-                    self.wire.insert((until, self.seq), (from, to, message));
+                    self.wire.insert((until, self.seq), m);
                     continue;
                 }
                 self.paused.remove(&to);
             }
             let t = self.traffic.entry(to).or_default();
             t.recv_msgs += 1;
-            t.recv_bytes += A::wire_size(&message) as u64;
+            t.recv_bytes += m.size;
+            let (from, message) = (m.from, m.message);
             let local = self.local_now(to);
             self.nodes.get_mut(&to).expect("checked").handle_message(local, from, message);
             self.flush(to);
@@ -375,26 +381,34 @@ impl<A: Actor> Sim<A> {
         }
         self.schedule(from);
         for (to, message) in out {
-            let size = A::wire_size(&message) as u64;
-            let t = self.traffic.entry(from).or_default();
-            t.sent_msgs += 1;
-            t.sent_bytes += size;
-            let net = &self.network;
-            if net.down(from, to, self.now_ms) {
-                continue;
-            }
-            let extra = net.node_loss.get(&from).copied().unwrap_or(0.0)
-                + net.node_loss.get(&to).copied().unwrap_or(0.0);
-            let (loss, dup, (lo, hi)) = (net.loss + extra, net.duplication, net.delay_ms);
-            if self.rng.chance(loss) {
-                continue;
-            }
-            let copies = if self.rng.chance(dup) { 2 } else { 1 };
-            for _ in 0..copies {
-                let delay = self.rng.between(lo, hi).max(1);
-                self.seq += 1;
-                self.wire.insert((self.now_ms + delay, self.seq), (from, to, message.clone()));
-            }
+            self.send(from, to, message);
+        }
+    }
+
+    /// Puts `message` from `from` to `to` on the network, which delays, loses, duplicates or
+    /// drops it like any other: what nodes send goes through here, and a scenario can send a
+    /// message in a node's name (a forged or replayed one).
+    pub fn send(&mut self, from: MemberId, to: MemberId, message: A::Message) {
+        let size = A::wire_size(&message) as u64;
+        let t = self.traffic.entry(from).or_default();
+        t.sent_msgs += 1;
+        t.sent_bytes += size;
+        let net = &self.network;
+        if net.down(from, to, self.now_ms) {
+            return;
+        }
+        let extra = net.node_loss.get(&from).copied().unwrap_or(0.0)
+            + net.node_loss.get(&to).copied().unwrap_or(0.0);
+        let (loss, dup, (lo, hi)) = (net.loss + extra, net.duplication, net.delay_ms);
+        if self.rng.chance(loss) {
+            return;
+        }
+        let copies = if self.rng.chance(dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay = self.rng.between(lo, hi).max(1);
+            self.seq += 1;
+            let copy = InFlight { from, to, message: message.clone(), size };
+            self.wire.insert((self.now_ms + delay, self.seq), copy);
         }
     }
 }

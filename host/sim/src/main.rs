@@ -4,7 +4,7 @@
 mod report;
 
 use clap::Parser;
-use luciole_sim::membership::{Scenario, Settings, run_with};
+use luciole_sim::membership::{Scenario, Settings, replay, run_with};
 
 /// Run a deterministic membership scenario on virtual time.
 #[derive(Parser, Debug)]
@@ -73,10 +73,7 @@ fn main() {
             Err(e) => {
                 failed = true;
                 eprintln!("seed {seed}: INVARIANT BROKEN: {e}");
-                eprintln!(
-                    "replay: cargo run -p luciole-sim -- --scenario {:?} --nodes {} --seed {seed}",
-                    args.scenario, args.nodes
-                );
+                eprintln!("replay: {}", replay(args.scenario, args.nodes as usize, seed, settings));
             }
         }
     }

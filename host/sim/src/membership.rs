@@ -1,7 +1,7 @@
 //! The membership core as simulated nodes, the invariants it must keep, and the scenarios the
 //! tests and the `luciole-sim` binary run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use luciole_proto::membership::join::Joiner;
 use luciole_proto::membership::monitor::MonitorConfig;
@@ -162,34 +162,65 @@ fn random_clock(rng: &mut crate::Rng) -> Clock {
     Clock { offset_ms: rng.between(0, 60_000), drift_ppm: rng.between(0, 2_000) as i64 - 1_000 }
 }
 
-/// The invariants, checked after every step: every member that installed epoch `e` installed
-/// the same member set for it, and each member's epochs only increase.
-pub fn check(sim: &Sim<Member>) -> Result<(), String> {
-    let mut by_epoch: BTreeMap<Epoch, (&[MemberId], MemberId)> = BTreeMap::new();
-    for (&id, m) in &sim.nodes {
-        let mut last = Epoch(1);
-        for (_, epoch, members) in &m.installed {
-            if *epoch <= last {
-                return Err(format!("{id} installed epoch {} after {}", epoch.0, last.0));
+/// The invariants, checked after every step: every member that installed epoch `e`
+/// installed the same member set for it, and each member's epochs only increase. Incremental:
+/// each installed view is checked once.
+#[derive(Debug, Default)]
+pub struct Checker {
+    /// Per node, how many of its installed views are checked.
+    checked: BTreeMap<MemberId, usize>,
+    /// Per epoch, its member set and the first node seen to install it.
+    by_epoch: BTreeMap<Epoch, (Vec<MemberId>, MemberId)>,
+}
+
+impl Checker {
+    /// Checks the views installed since the last call.
+    pub fn check(&mut self, sim: &Sim<Member>) -> Result<(), String> {
+        for (&id, m) in &sim.nodes {
+            let done = self.checked.entry(id).or_default();
+            // A node replaced under the same id starts over.
+            if *done > m.installed.len() {
+                *done = 0;
             }
-            last = *epoch;
-            match by_epoch.get(epoch) {
-                Some((other, who)) if *other != &members[..] => {
-                    return Err(format!(
-                        "epoch {}: {id} installed {} members, {who} installed {}",
-                        epoch.0,
-                        members.len(),
-                        other.len()
-                    ));
+            for i in *done..m.installed.len() {
+                let (_, epoch, members) = &m.installed[i];
+                let last = if i == 0 { Epoch(1) } else { m.installed[i - 1].1 };
+                if *epoch <= last {
+                    return Err(format!("{id} installed epoch {} after {}", epoch.0, last.0));
                 }
-                Some(_) => {}
-                None => {
-                    by_epoch.insert(*epoch, (members, id));
+                match self.by_epoch.get(epoch) {
+                    Some((other, who)) if other != members => {
+                        return Err(format!(
+                            "epoch {}: {id} installed {} members, {who} installed {}",
+                            epoch.0,
+                            members.len(),
+                            other.len()
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.by_epoch.insert(*epoch, (members.clone(), id));
+                    }
                 }
             }
+            *done = m.installed.len();
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Distinct epochs installed by any node: the view changes of a run.
+fn views_installed(sim: &Sim<Member>) -> usize {
+    let epochs: BTreeSet<Epoch> =
+        sim.nodes.values().flat_map(|m| m.installed.iter().map(|v| v.1)).collect();
+    epochs.len()
+}
+
+/// Adds node `id`, with a random clock, joining through `seed` from global time `at_ms`.
+fn spawn_joiner(sim: &mut Sim<Member>, id: MemberId, seed: MemberId, at_ms: u64) {
+    let clock = random_clock(sim.rng());
+    sim.set_clock(id, clock);
+    sim.add(id, Member::joining(id, seed, clock.local(at_ms)));
 }
 
 /// The scenarios: what happens, and what must hold at the end.
@@ -238,6 +269,18 @@ impl Default for Settings {
     }
 }
 
+/// The `luciole-sim` command that replays a run exactly.
+pub fn replay(scenario: Scenario, nodes: usize, seed: u64, settings: Settings) -> String {
+    let name = clap::ValueEnum::to_possible_value(&scenario).expect("every scenario is named");
+    format!(
+        "cargo run --release -p luciole-sim -- --scenario {} --nodes {nodes} --seed {seed} --crashes {} --bad {} --duration-ms {}",
+        name.get_name(),
+        settings.crashes,
+        settings.bad,
+        settings.duration_ms
+    )
+}
+
 /// What a scenario run found. Times are global virtual ms.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -257,11 +300,6 @@ pub struct Outcome {
     /// After the faults stopped (network healed, evicted nodes back as new incarnations),
     /// ms until every live node had the same view, of exactly the live nodes.
     pub settled_ms: u64,
-}
-
-/// Runs `scenario` on `n` members from `seed` with default settings.
-pub fn run(scenario: Scenario, n: usize, seed: u64) -> Result<Outcome, String> {
-    run_with(scenario, n, seed, Settings::default())
 }
 
 /// Runs `scenario` on `n` members from `seed`. Errors name the broken invariant or the view
@@ -285,7 +323,8 @@ pub fn run_with(
         });
     }
     let mut sim = cluster(n, seed);
-    sim.run_until(1_000, check)?;
+    let mut checker = Checker::default();
+    sim.run_until(1_000, |s| checker.check(s))?;
     sim.reset_traffic();
     let ids: Vec<MemberId> = sim.nodes.keys().copied().collect();
     let pick = |sim: &mut Sim<Member>, k: usize| {
@@ -355,8 +394,7 @@ pub fn run_with(
         Scenario::Flap => {
             let flappy = pick(&mut sim, 1)[0];
             for &other in ids.iter().filter(|&&m| m != flappy) {
-                let flap = crate::Flap { a: flappy, b: other, period_ms: 1_000, down_ms: 250 };
-                sim.network.flaps.push(flap);
+                sim.network.flap(flappy, other, 1_000, 250);
             }
             (Vec::new(), Vec::new(), fault_at + settings.duration_ms)
         }
@@ -366,18 +404,14 @@ pub fn run_with(
     joiners.sort_unstable();
     late_joiners.sort_unstable();
     for (at, id) in late_joiners {
-        sim.run_until(at, check)?;
+        sim.run_until(at, |s| checker.check(s))?;
         let seed_member = *sim.live().iter().find(|m| ids.contains(m)).expect("a live seed");
-        let clock = random_clock(sim.rng());
-        sim.set_clock(id, clock);
-        sim.add(id, Member::joining(id, seed_member, clock.local(sim.now_ms)));
+        let now = sim.now_ms;
+        spawn_joiner(&mut sim, id, seed_member, now);
     }
-    sim.run_until(end, check)?;
+    sim.run_until(end, |s| checker.check(s))?;
     let all: Vec<MemberId> = sim.nodes.keys().copied().collect();
-    let mut epochs: Vec<Epoch> =
-        sim.nodes.values().flat_map(|m| m.installed.iter().map(|v| v.1)).collect();
-    epochs.sort_unstable();
-    epochs.dedup();
+    let view_changes = views_installed(&sim);
     let mut detection_ms = Vec::new();
     let mut false_evictions = 0;
     let healthy = |x: &MemberId| !failed.contains(x) && !exempt.contains(x);
@@ -414,13 +448,13 @@ pub fn run_with(
         return Err(format!("{s} paused 3 s, was removed, and never learned it"));
     }
     let (seconds, measured_ms) = ((sim.now_ms - fault_at) as f64 / 1_000.0, sim.now_ms);
-    let settled_ms = settle(&mut sim, &ids)?;
+    let settled_ms = settle(&mut sim, &mut checker, &ids)?;
     let per_node: Vec<f64> = sim.traffic.values().map(|t| t.sent_bytes as f64 / seconds).collect();
     let mean = per_node.iter().sum::<f64>() / per_node.len().max(1) as f64;
     let max = per_node.iter().copied().fold(0.0, f64::max);
     Ok(Outcome {
         failed,
-        view_changes: epochs.len(),
+        view_changes,
         detection_ms,
         false_evictions,
         bytes_per_s: (mean, max),
@@ -436,7 +470,11 @@ pub const SETTLE_MS_MAX: u64 = 10_000;
 /// new incarnation (a new id, joining through a member of the first view that is still in),
 /// and within [`SETTLE_MS_MAX`] every live node must have one view of exactly the live nodes.
 /// Returns how long that took.
-fn settle(sim: &mut Sim<Member>, first_view: &[MemberId]) -> Result<u64, String> {
+fn settle(
+    sim: &mut Sim<Member>,
+    checker: &mut Checker,
+    first_view: &[MemberId],
+) -> Result<u64, String> {
     let start = sim.now_ms;
     sim.network.heal();
     sim.network.loss = 0.0;
@@ -472,7 +510,7 @@ fn settle(sim: &mut Sim<Member>, first_view: &[MemberId]) -> Result<u64, String>
             ));
         }
         let next = sim.now_ms + 10;
-        sim.run_until(next, check)?;
+        sim.run_until(next, |s| checker.check(s))?;
     }
     Ok(sim.now_ms - start)
 }
@@ -492,10 +530,7 @@ fn rejoin_evicted(sim: &mut Sim<Member>, first_view: &[MemberId]) -> Result<(), 
             .iter()
             .find(|m| first_view.contains(m) && sim.nodes[m].evicted_at.is_none())
             .ok_or("no member left to join through")?;
-        let id = MemberId(old.0.wrapping_add(1));
-        let clock = random_clock(sim.rng());
-        sim.set_clock(id, clock);
-        sim.add(id, Member::joining(id, seed_member, clock.local(sim.now_ms)));
+        spawn_joiner(sim, MemberId(old.0.wrapping_add(1)), seed_member, sim.now_ms);
     }
     Ok(())
 }
@@ -517,14 +552,13 @@ pub fn joins(n: usize, seed: u64, limit_ms: u64) -> Result<JoinsOutcome, String>
     let mut everyone = vec![seed_member];
     for i in 0..n as u128 {
         let id = member_id(i + 2);
-        let clock = random_clock(sim.rng());
         let start = sim.rng().between(0, 999);
-        sim.set_clock(id, clock);
-        sim.add(id, Member::joining(id, seed_member, clock.local(start)));
+        spawn_joiner(&mut sim, id, seed_member, start);
         everyone.push(id);
     }
     everyone.sort_unstable();
     let all_in = |sim: &Sim<Member>| sim.nodes.values().all(|m| m.view() == Some(&everyone[..]));
+    let mut checker = Checker::default();
     let mut step_ms = 0;
     while !all_in(&sim) {
         if sim.now_ms >= limit_ms {
@@ -535,19 +569,7 @@ pub fn joins(n: usize, seed: u64, limit_ms: u64) -> Result<JoinsOutcome, String>
             ));
         }
         step_ms += 10;
-        sim.run_until(step_ms, check)?;
-        if std::env::var_os("LUCIOLE_SIM_TRACE").is_some() {
-            let seed_view = sim.nodes[&seed_member].installed.last();
-            let members = sim.nodes.values().filter(|m| m.view().is_some()).count();
-            eprintln!(
-                "{step_ms} ms: seed at {:?}, {members} nodes have a view",
-                seed_view.map(|v| (v.1.0, v.2.len()))
-            );
-        }
+        sim.run_until(step_ms, |s| checker.check(s))?;
     }
-    let mut epochs: Vec<Epoch> =
-        sim.nodes.values().flat_map(|m| m.installed.iter().map(|v| v.1)).collect();
-    epochs.sort_unstable();
-    epochs.dedup();
-    Ok(JoinsOutcome { all_in_ms: sim.now_ms, views: epochs.len() })
+    Ok(JoinsOutcome { all_in_ms: sim.now_ms, views: views_installed(&sim) })
 }

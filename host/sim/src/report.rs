@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use luciole_sim::membership::{Outcome, Scenario, Settings, joins, run_with};
+use luciole_sim::membership::{Outcome, Scenario, Settings, joins, replay, run_with};
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -24,7 +24,10 @@ fn runs(
     for seed in seeds {
         eprintln!("  {scenario:?} on {nodes}, seed {seed}");
         out.push(run_with(scenario, nodes, seed, settings).map_err(|e| {
-            format!("{scenario:?} on {nodes}, seed {seed}: {e}\nreplay: cargo run --release -p luciole-sim -- --scenario {scenario:?} --nodes {nodes} --seed {seed}")
+            format!(
+                "{scenario:?} on {nodes}, seed {seed}: {e}\nreplay: {}",
+                replay(scenario, nodes, seed, settings)
+            )
         })?);
     }
     Ok((out, wall.elapsed().as_secs_f64()))

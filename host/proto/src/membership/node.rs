@@ -573,60 +573,6 @@ mod tests {
         assert_eq!(n.view().0, Epoch(3));
     }
 
-    /// Delivers every message among `nodes` (1 ms each way) and fires their timers, until
-    /// `until_ms`.
-    fn run(nodes: &mut [MemberNode], from_ms: u64, until_ms: u64) {
-        let mut wire: Vec<(u64, MemberId, Envelope)> = Vec::new();
-        for now in from_ms..until_ms {
-            let (due, later): (Vec<_>, Vec<_>) = wire.into_iter().partition(|(t, _, _)| *t <= now);
-            wire = later;
-            for (_, to, envelope) in due {
-                if let Some(n) = nodes.iter_mut().find(|n| n.me == to) {
-                    n.handle_message(now, envelope);
-                }
-            }
-            for n in nodes.iter_mut() {
-                if n.poll_timeout().is_some_and(|t| t <= now) {
-                    n.handle_timeout(now);
-                }
-                wire.extend(sent(n).into_iter().map(|(to, e)| (now + 1, to, e)));
-            }
-        }
-    }
-
-    #[test]
-    fn a_split_fast_round_is_decided_by_a_classic_round_with_the_union() {
-        let m: Vec<MemberId> = (1..=5).map(MemberId).collect();
-        let (x, y) = (MemberId(100), MemberId(101));
-        let mut nodes: Vec<MemberNode> = m
-            .iter()
-            .map(|&me| MemberNode::new(me, Epoch(1), m.clone(), MonitorConfig::default(), 0))
-            .collect();
-        // Fast votes split 3 to 2: no cut reaches ⌈15/4⌉ = 4.
-        let only_x = Cut { down: vec![], join: vec![x] };
-        let both = Cut { down: vec![], join: vec![x, y] };
-        for (i, &voter) in m.iter().enumerate() {
-            let cut = if i < 3 { only_x.clone() } else { both.clone() };
-            for n in nodes.iter_mut() {
-                n.handle_message(
-                    0,
-                    Envelope { epoch: Epoch(1), from: voter, message: Message::Vote(cut.clone()) },
-                );
-            }
-        }
-        run(&mut nodes, 0, 2_000);
-        let expected: Vec<MemberId> = m.iter().copied().chain([x, y]).collect();
-        for n in &mut nodes {
-            // (x and y never answer a probe, so a later view evicts them again.)
-            assert_eq!(
-                n.poll_event(),
-                Some(Event::ViewInstalled { epoch: Epoch(2), members: expected.clone() }),
-                "{} installed the union",
-                n.me
-            );
-        }
-    }
-
     #[test]
     fn a_member_answers_a_view_request_with_its_view() {
         let [a, b, _] = ids()[..] else { unreachable!() };
