@@ -67,18 +67,13 @@ impl Clock {
     }
 }
 
-/// Messages and bytes a node sent and received (received: delivered to it, duplicates
-/// included).
+/// Messages and bytes a node handed to the network (lost ones included).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {
     /// Messages handed to the network.
     pub sent_msgs: u64,
     /// Their bytes.
     pub sent_bytes: u64,
-    /// Messages delivered.
-    pub recv_msgs: u64,
-    /// Their bytes.
-    pub recv_bytes: u64,
 }
 
 /// The simulator's only source of randomness: splitmix64 from one seed.
@@ -177,8 +172,6 @@ struct InFlight<M> {
     from: MemberId,
     to: MemberId,
     message: M,
-    /// Its wire size, computed once when sent.
-    size: u64,
 }
 
 /// A cluster of actors on virtual time. Event-driven: time jumps to the next delivery or
@@ -323,9 +316,6 @@ impl<A: Actor> Sim<A> {
                 }
                 self.paused.remove(&to);
             }
-            let t = self.traffic.entry(to).or_default();
-            t.recv_msgs += 1;
-            t.recv_bytes += m.size;
             let (from, message) = (m.from, m.message);
             let local = self.local_now(to);
             self.nodes.get_mut(&to).expect("checked").handle_message(local, from, message);
@@ -407,7 +397,7 @@ impl<A: Actor> Sim<A> {
         for _ in 0..copies {
             let delay = self.rng.between(lo, hi).max(1);
             self.seq += 1;
-            let copy = InFlight { from, to, message: message.clone(), size };
+            let copy = InFlight { from, to, message: message.clone() };
             self.wire.insert((self.now_ms + delay, self.seq), copy);
         }
     }
