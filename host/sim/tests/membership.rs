@@ -93,9 +93,10 @@ fn a_node_losing_most_messages_costs_no_healthy_member() {
     });
 }
 
-/// Usually one view change admits both; when three quarters of the members see one joiner's
-/// alerts settle before the other's begin, the first is admitted alone and the second asks
-/// again (seed 22 of 30 does that).
+/// Usually one view change admits both (seeds 1–30 all do, `luciole-sim --scenario join
+/// --nodes 20 --seed S`); when three quarters of the members see one joiner's alerts settle
+/// before the other's begin, the first is admitted alone and the second is told the new
+/// observers, so two are allowed.
 #[test]
 fn two_nodes_join_through_a_seed_at_once() {
     each(Scenario::Join, 20, seeds(), |o| match (o.view_changes, o.detection_ms.iter().max()) {
@@ -138,7 +139,8 @@ fn a_flapping_link_evicts_nobody() {
 }
 
 /// Joiners start over a second; each view change admits those whose alerts settled, so the
-/// views follow the arrivals (7–11 in seeds 1–6), and all are in shortly after the last asks.
+/// views follow the arrivals (9–11 in seeds 1–6, `luciole-sim --scenario joins --nodes 50`),
+/// and all are in shortly after the last asks.
 #[test]
 fn fifty_nodes_join_one_seed_in_few_views() {
     for seed in seeds().take(2) {
