@@ -23,6 +23,9 @@ use crate::log::{Inner, Write, segment_name, spare_name};
 use crate::storage::{SegmentFile, Storage};
 use crate::{WalConfig, WalError};
 
+/// How long a writer that is gathering lets woken tasks wake the others before it wakes them.
+const WAKE_BACKSTOP: Duration = Duration::from_micros(50);
+
 /// The writing end of the log.
 pub(crate) struct Core<S: Storage> {
     file: S::File,
@@ -43,6 +46,7 @@ impl<S: Storage> Core<S> {
 /// The background writer: writes whatever is queued and nobody else writes.
 pub(crate) fn background<S: Storage>(inner: Arc<Inner<S>>) {
     loop {
+        inner.durability.wake_ready();
         {
             let mut st = inner.lock();
             while st.queue.is_empty() && !st.closing && st.failed.is_none() {
@@ -86,6 +90,7 @@ impl<S: Storage> Inner<S> {
                     self.publish(&mut core, write)?;
                 }
                 drop(core);
+                self.durability.wake_ready();
                 // Records queued behind ours: the background writer takes them.
                 let st = self.lock();
                 if !st.queue.is_empty() && st.writer_idle {
@@ -120,17 +125,27 @@ impl<S: Storage> Inner<S> {
             if !wanted || now >= until {
                 return st.queue.pop_front();
             }
+            // Tasks left to wake by the first one woken: wake them after a short wait if it
+            // has not (it may not poll its record).
+            let leftovers = self.durability.has_ready();
+            let wait = if leftovers { (until - now).min(WAKE_BACKSTOP) } else { until - now };
             st.gatherers += 1;
             st.gather_records = core.last_records;
-            st = self.arrivals.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
+            st = self.arrivals.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
             st.gatherers -= 1;
             let waited = now.elapsed().as_micros() as u64;
             self.stats.gather_us.fetch_add(waited, Ordering::Relaxed);
+            if leftovers {
+                drop(st);
+                self.durability.wake_ready();
+                st = self.lock();
+            }
         }
     }
 
     /// Writes and syncs `write`, then acknowledges its records. A failure stops the log.
     fn publish(&self, core: &mut Core<S>, write: Write) -> Result<(), WalError> {
+        self.durability.wake_ready();
         let bytes = write.bytes.len();
         let started = Instant::now();
         let done = core.perform(self, &write);

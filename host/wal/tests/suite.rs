@@ -361,3 +361,66 @@ fn wait_for(cond: impl Fn() -> bool) {
         std::thread::yield_now();
     }
 }
+
+/// The writer wakes one task per sync and leaves the others to it; a task that never polls
+/// its record again must not keep the rest waiting.
+#[test]
+fn tasks_complete_when_the_task_woken_first_never_polls_again() {
+    use std::future::Future;
+    use std::time::Duration;
+
+    /// Polls `p` once, so that it registers this task's waker.
+    async fn poll_once(p: &mut luciole_wal::Pending) {
+        let mut p = std::pin::Pin::new(p);
+        std::future::poll_fn(|cx| {
+            assert!(p.as_mut().poll(cx).is_pending(), "syncs are held");
+            std::task::Poll::Ready(())
+        })
+        .await;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let storage = MemStorage::new();
+    let wal = Arc::new(Wal::open(storage.clone(), small()).unwrap().wal);
+    let (_never, parked) = tokio::sync::watch::channel(());
+    for round in 0..20 {
+        storage.hold_syncs(true);
+        let (polled_tx, mut polled) = tokio::sync::mpsc::unbounded_channel();
+        // Tasks that register their records, then wait for something else for good.
+        for _ in 0..7 {
+            let (wal, polled_tx, mut parked) = (wal.clone(), polled_tx.clone(), parked.clone());
+            runtime.spawn(async move {
+                let mut p = wal.append(user(16), b"stale").unwrap();
+                poll_once(&mut p).await;
+                polled_tx.send(()).unwrap();
+                let _ = parked.changed().await;
+                drop(p);
+            });
+        }
+        let live = {
+            let (wal, polled_tx) = (wal.clone(), polled_tx.clone());
+            runtime.spawn(async move {
+                let mut p = wal.append(user(16), b"live").unwrap();
+                poll_once(&mut p).await;
+                polled_tx.send(()).unwrap();
+                p.await
+            })
+        };
+        runtime.block_on(async {
+            for _ in 0..8 {
+                polled.recv().await.unwrap();
+            }
+        });
+        storage.hold_syncs(false);
+        let done =
+            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), live).await });
+        assert!(done.is_ok(), "round {round}: an append stayed unacknowledged");
+        done.unwrap().unwrap().unwrap();
+    }
+    drop(_never);
+    runtime.shutdown_timeout(Duration::from_secs(5));
+}
