@@ -1,7 +1,9 @@
 //! Log throughput and latency beside the raw disk, and recovery speed.
 //!
 //! `cargo bench -p luciole-wal --bench wal` (add `-- --quick` for a short run; `--sizes 256`,
-//! `--appenders 1,64` and `--recovery 64` pick rows, `--recovery ''` none). For each record
+//! `--appenders 1,64` and `--recovery 64` pick rows, `--recovery ''` none; `--runs 5` runs
+//! every row five times, interleaved, and prints each figure's median — this machine's disk
+//! varies from minute to minute; `--gather` and `--segment-mib` change the log's settings). For each record
 //! size, first the **raw baseline**: one thread writing records of that size into a
 //! preallocated file and calling `fdatasync` after each (`pwrite` + `fdatasync`, nothing else).
 //! Then the log with 1, 4, 16 and 64 appenders, each appending a record and waiting for it to
@@ -22,13 +24,17 @@ use std::time::{Duration, Instant};
 use luciole_proto::wal::format::frame_bytes;
 use luciole_wal::{FileStorage, RecordType, Wal, WalConfig};
 
-/// The log's settings: the defaults, but for `gather_us_max` when `--gather` gives it.
+/// The log's settings: the defaults, but for `gather_us_max` and `segment_bytes` when
+/// `--gather` (µs) and `--segment-mib` give them.
 fn config() -> WalConfig {
     let args: Vec<String> = std::env::args().collect();
-    let gather = args.iter().position(|a| a == "--gather").and_then(|i| args.get(i + 1));
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
     let mut config = WalConfig::default();
-    if let Some(g) = gather {
+    if let Some(g) = flag("--gather") {
         config.gather_us_max = g.parse().expect("--gather takes microseconds");
+    }
+    if let Some(m) = flag("--segment-mib") {
+        config.segment_bytes = m.parse::<u64>().expect("--segment-mib takes MiB") << 20;
     }
     config
 }
@@ -47,6 +53,37 @@ impl Run {
         self.latencies_ns.sort_unstable();
         let i = ((self.latencies_ns.len() as f64 - 1.0) * p).round() as usize;
         self.latencies_ns.get(i).copied().unwrap_or(0) as f64 / 1000.0
+    }
+}
+
+/// One row's figures from one run.
+#[derive(Clone, Copy)]
+struct Measured {
+    rate: f64,
+    p50_us: f64,
+    p99_us: f64,
+    per_write: f64,
+}
+
+impl Measured {
+    fn of(mut run: Run, per_write: f64) -> Self {
+        let (p50_us, p99_us) = (run.percentile_us(0.5), run.percentile_us(0.99));
+        Self { rate: run.rate(), p50_us, p99_us, per_write }
+    }
+
+    /// Each figure's median over the runs (for an even count, the upper middle).
+    fn median(runs: &[Measured]) -> Measured {
+        let mid = |f: fn(&Measured) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        Measured {
+            rate: mid(|m| m.rate),
+            p50_us: mid(|m| m.p50_us),
+            p99_us: mid(|m| m.p99_us),
+            per_write: mid(|m| m.per_write),
+        }
     }
 }
 
@@ -213,39 +250,55 @@ fn main() {
     let sizes = list("--sizes", &[64, 256, 4096]);
     let appender_counts = list("--appenders", &[1, 4, 16, 64]);
     let recovery_sizes = list("--recovery", &[64, 256]);
+    let runs = list("--runs", &[1]).first().copied().unwrap_or(1).max(1);
     let duration = Duration::from_millis(if quick { 500 } else { 3000 });
     let dir = std::env::var_os("LUCIOLE_WAL_BENCH_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/wal-bench"),
         PathBuf::from,
     );
     std::fs::create_dir_all(&dir).unwrap();
-    println!("wal bench in {} ({} s per row)\n", dir.display(), duration.as_secs_f64());
+    println!(
+        "wal bench in {} ({} s per row; each row's median of {runs} run(s), the runs interleaved)\n",
+        dir.display(),
+        duration.as_secs_f64()
+    );
     println!("| record | writer | appends/s | p50 µs | p99 µs | vs raw | records per sync |");
     println!("|---:|---|---:|---:|---:|---:|---:|");
     for &size in &sizes {
-        let mut base = raw(&dir, frame_bytes(size), duration);
-        let base_rate = base.rate();
-        println!(
-            "| {size} B | raw write+fdatasync ({} B) | {:.0} | {:.0} | {:.0} | 1.00 | 1 |",
-            frame_bytes(size),
-            base_rate,
-            base.percentile_us(0.5),
-            base.percentile_us(0.99)
-        );
-        for &appenders in &appender_counts {
-            let rows = [
-                ("threads", wal(&dir, size, appenders, duration)),
-                ("tokio tasks", wal_tasks(&dir, size, appenders, duration)),
-            ];
-            for (how, (mut run, per_write)) in rows {
-                println!(
-                    "| {size} B | log, {appenders} {how} | {:.0} | {:.0} | {:.0} | {:.2} | {per_write:.1} |",
-                    run.rate(),
-                    run.percentile_us(0.5),
-                    run.percentile_us(0.99),
-                    run.rate() / base_rate
-                );
+        // Row 0 is the raw baseline; then threads and tasks for each appender count.
+        let mut rows: Vec<Vec<Measured>> = Vec::new();
+        for run in 0..runs {
+            let mut measured = vec![Measured::of(raw(&dir, frame_bytes(size), duration), 1.0)];
+            for &appenders in &appender_counts {
+                let (r, w) = wal(&dir, size, appenders, duration);
+                measured.push(Measured::of(r, w));
+                let (r, w) = wal_tasks(&dir, size, appenders, duration);
+                measured.push(Measured::of(r, w));
             }
+            if runs > 1 {
+                eprintln!("  {size} B: run {} of {runs} done", run + 1);
+            }
+            rows.resize_with(measured.len(), Vec::new);
+            for (row, m) in rows.iter_mut().zip(measured) {
+                row.push(m);
+            }
+        }
+        let rows: Vec<Measured> = rows.iter().map(|r| Measured::median(r)).collect();
+        let base = rows[0].rate;
+        let mut names = vec![format!("raw write+fdatasync ({} B)", frame_bytes(size))];
+        for &appenders in &appender_counts {
+            names.push(format!("log, {appenders} threads"));
+            names.push(format!("log, {appenders} tokio tasks"));
+        }
+        for (name, m) in names.iter().zip(&rows) {
+            println!(
+                "| {size} B | {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} |",
+                m.rate,
+                m.p50_us,
+                m.p99_us,
+                m.rate / base,
+                m.per_write
+            );
         }
     }
     println!("\n| recovery | records | bytes read | time | records/s | MB/s |");

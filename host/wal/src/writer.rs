@@ -189,11 +189,10 @@ impl<S: Storage> Core<S> {
             self.segments.push_back((header.seq, header.first_lsn));
             inner.stats.segments_created.fetch_add(1, Ordering::Relaxed);
         }
-        let name = segment_name(write.seq);
-        self.file
-            .write_at(write.offset, &write.bytes)
-            .map_err(|e| WalError::io("write", storage.describe(&name), e))?;
-        self.file.sync().map_err(|e| WalError::io("sync", storage.describe(&name), e))
+        // The segment's name only for an error: no formatting on every write.
+        let fail = |op| move |e| WalError::io(op, storage.describe(&segment_name(write.seq)), e);
+        self.file.write_at(write.offset, &write.bytes).map_err(fail("write"))?;
+        self.file.sync().map_err(fail("sync"))
     }
 
     /// Starts preallocating the segment after the newest one.
