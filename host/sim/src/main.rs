@@ -31,16 +31,25 @@ struct Args {
     /// How long loss, bad nodes and flapping last, in simulated ms.
     #[arg(long, default_value_t = 60_000)]
     duration_ms: u64,
+    /// Time between two probes of one subject, in ms: detection takes about five of these,
+    /// and steady traffic is proportional to their rate.
+    #[arg(long, default_value_t = Settings::default().probe_ms,
+        value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    probe_ms: u64,
     /// Instead of one scenario, run the whole membership report (BENCHMARKS.md) and print it
-    /// as Markdown; takes minutes. `--seeds` is ignored.
+    /// as Markdown; takes minutes. `--seeds` and the scenario settings are ignored.
     #[arg(long)]
     report: bool,
+    /// With `--report`: run the 1,000-member bad-node row for a simulated hour instead of two
+    /// minutes (about half an hour of wall time more).
+    #[arg(long, requires = "report")]
+    long: bool,
 }
 
 fn main() {
     let args = Args::parse();
     if args.report {
-        if let Err(e) = report::run(args.seed) {
+        if let Err(e) = report::run(args.seed, args.long) {
             eprintln!("INVARIANT BROKEN: {e}");
             std::process::exit(1);
         }
@@ -48,8 +57,12 @@ fn main() {
     }
     let mut failed = false;
     for seed in args.seed..args.seed + args.seeds {
-        let settings =
-            Settings { crashes: args.crashes, bad: args.bad, duration_ms: args.duration_ms };
+        let settings = Settings {
+            crashes: args.crashes,
+            bad: args.bad,
+            duration_ms: args.duration_ms,
+            probe_ms: args.probe_ms,
+        };
         let wall = std::time::Instant::now();
         match run_with(args.scenario, args.nodes as usize, seed, settings) {
             Ok(o) => {
@@ -57,7 +70,7 @@ fn main() {
                 d.sort_unstable();
                 let (p50, max) = (d.get(d.len() / 2).copied(), d.last().copied());
                 println!(
-                    "seed {seed}: {:?} on {} members: {} view change(s), fault to view p50 {} max {} ms, false evictions {}, bytes/s per node mean {:.0} max {:.0}, settled {} ms after the faults stopped, {:.0}x real time",
+                    "seed {seed}: {:?} on {} members: {} view change(s), fault to view p50 {} max {} ms, false evictions {}, bytes/s per node mean {:.0} max {:.0}, messages/s per node mean {:.0}, settled {} ms after the faults stopped, {:.0}x real time",
                     args.scenario,
                     args.nodes,
                     o.view_changes,
@@ -66,6 +79,7 @@ fn main() {
                     o.false_evictions,
                     o.bytes_per_s.0,
                     o.bytes_per_s.1,
+                    o.msgs_per_s.0,
                     o.settled_ms,
                     o.simulated_ms as f64 / 1_000.0 / wall.elapsed().as_secs_f64()
                 );

@@ -19,28 +19,31 @@ pub struct Member {
     pub installed: Vec<(u64, Epoch, Vec<MemberId>)>,
     /// When (local ms) it learned it was evicted.
     pub evicted_at: Option<u64>,
+    /// Its monitoring settings (also those it takes into the view when it joins).
+    pub config: MonitorConfig,
     last_now: u64,
 }
 
 impl Member {
     /// A node joining through `seed`, asking first at local time `now_ms`.
-    pub fn joining(me: MemberId, seed: MemberId, now_ms: u64) -> Self {
+    pub fn joining(me: MemberId, seed: MemberId, config: MonitorConfig, now_ms: u64) -> Self {
         let joiner = Joiner::new(me, seed, JOIN_RETRY_MS, now_ms);
         Self {
             state: State::Joining(me, joiner),
             installed: Vec::new(),
             evicted_at: None,
+            config,
             last_now: now_ms,
         }
     }
 
-    /// A member of the view `epoch` of `members` from local time `now_ms`.
-    pub fn active(me: MemberId, epoch: Epoch, members: Vec<MemberId>, now_ms: u64) -> Self {
-        let node = MemberNode::new(me, epoch, members, MonitorConfig::default(), now_ms);
+    /// A member running `node` (made with `config`) from local time `now_ms`.
+    pub fn active(node: MemberNode, config: MonitorConfig, now_ms: u64) -> Self {
         Self {
             state: State::Active(Box::new(node)),
             installed: Vec::new(),
             evicted_at: None,
+            config,
             last_now: now_ms,
         }
     }
@@ -114,13 +117,7 @@ impl Member {
         if let State::Joining(me, j) = &self.state
             && let Some((epoch, members)) = j.admitted()
         {
-            let node = MemberNode::new(
-                *me,
-                epoch,
-                members.to_vec(),
-                MonitorConfig::default(),
-                self.last_now,
-            );
+            let node = MemberNode::new(*me, epoch, members.to_vec(), self.config, self.last_now);
             self.installed.push((self.last_now, epoch, members.to_vec()));
             self.state = State::Active(Box::new(node));
         }
@@ -136,19 +133,26 @@ impl Member {
     }
 }
 
-/// `n` members, all in a first view (epoch 1), ids spread over 128 bits. Every node gets its
-/// own clock (offset up to a minute, drift within ±1,000 ppm) and starts at a different moment
-/// within the first probe period, so that probes are not in lockstep.
+/// `n` members, all in a first view (epoch 1), ids spread over 128 bits, with the default
+/// monitoring settings. Every node gets its own clock (offset up to a minute, drift within
+/// ±1,000 ppm) and starts at a different moment within the first probe period, so that probes
+/// are not in lockstep.
 pub fn cluster(n: usize, seed: u64) -> Sim<Member> {
+    cluster_with(n, seed, MonitorConfig::default())
+}
+
+/// [`cluster`] with monitoring settings `config`.
+pub fn cluster_with(n: usize, seed: u64, config: MonitorConfig) -> Sim<Member> {
     let mut ids: Vec<MemberId> = (1..=n as u128).map(member_id).collect();
     ids.sort_unstable();
     let mut sim = Sim::new(BTreeMap::new(), seed);
-    let period = MonitorConfig::default().probe_period_ms;
     for &m in &ids {
         let clock = random_clock(sim.rng());
-        let start = sim.rng().between(0, period - 1);
+        let start = sim.rng().between(0, config.probe_period_ms.max(1) - 1);
         sim.set_clock(m, clock);
-        sim.add(m, Member::active(m, Epoch(1), ids.clone(), clock.local(0) + start));
+        let now = clock.local(0) + start;
+        let node = MemberNode::new(m, Epoch(1), ids.clone(), config, now);
+        sim.add(m, Member::active(node, config, now));
     }
     sim
 }
@@ -216,11 +220,13 @@ fn views_installed(sim: &Sim<Member>) -> usize {
     epochs.len()
 }
 
-/// Adds node `id`, with a random clock, joining through `seed` from global time `at_ms`.
+/// Adds node `id`, with a random clock and the seed's monitoring settings, joining through
+/// `seed` from global time `at_ms`.
 fn spawn_joiner(sim: &mut Sim<Member>, id: MemberId, seed: MemberId, at_ms: u64) {
     let clock = random_clock(sim.rng());
+    let config = sim.nodes[&seed].config;
     sim.set_clock(id, clock);
-    sim.add(id, Member::joining(id, seed, clock.local(at_ms)));
+    sim.add(id, Member::joining(id, seed, config, clock.local(at_ms)));
 }
 
 /// The scenarios: what happens, and what must hold at the end.
@@ -261,11 +267,21 @@ pub struct Settings {
     pub bad: usize,
     /// How long loss, bad nodes and flapping last, ms.
     pub duration_ms: u64,
+    /// Time between probes of one subject, ms ([`MonitorConfig::probe_period_ms`]).
+    pub probe_ms: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { crashes: 3, bad: 1, duration_ms: 60_000 }
+        let probe_ms = MonitorConfig::default().probe_period_ms;
+        Self { crashes: 3, bad: 1, duration_ms: 60_000, probe_ms }
+    }
+}
+
+impl Settings {
+    /// The members' monitoring settings: the defaults but for the probe period.
+    pub fn monitor(&self) -> MonitorConfig {
+        MonitorConfig { probe_period_ms: self.probe_ms, ..MonitorConfig::default() }
     }
 }
 
@@ -273,11 +289,12 @@ impl Default for Settings {
 pub fn replay(scenario: Scenario, nodes: usize, seed: u64, settings: Settings) -> String {
     let name = clap::ValueEnum::to_possible_value(&scenario).expect("every scenario is named");
     format!(
-        "cargo run --release -p luciole-sim -- --scenario {} --nodes {nodes} --seed {seed} --crashes {} --bad {} --duration-ms {}",
+        "cargo run --release -p luciole-sim -- --scenario {} --nodes {nodes} --seed {seed} --crashes {} --bad {} --duration-ms {} --probe-ms {}",
         name.get_name(),
         settings.crashes,
         settings.bad,
-        settings.duration_ms
+        settings.duration_ms,
+        settings.probe_ms
     )
 }
 
@@ -295,6 +312,8 @@ pub struct Outcome {
     /// Bytes sent per node per second over the scenario (after the first second): mean over
     /// the nodes, and the busiest node.
     pub bytes_per_s: (f64, f64),
+    /// Messages sent per node per second, the same way.
+    pub msgs_per_s: (f64, f64),
     /// Global virtual ms the run covered.
     pub simulated_ms: u64,
     /// After the faults stopped (network healed, evicted nodes back as new incarnations),
@@ -318,11 +337,12 @@ pub fn run_with(
             detection_ms: vec![o.all_in_ms],
             false_evictions: 0,
             bytes_per_s: (0.0, 0.0),
+            msgs_per_s: (0.0, 0.0),
             simulated_ms: o.all_in_ms,
             settled_ms: 0,
         });
     }
-    let mut sim = cluster(n, seed);
+    let mut sim = cluster_with(n, seed, settings.monitor());
     let mut checker = Checker::default();
     sim.run_until(1_000, |s| checker.check(s))?;
     sim.reset_traffic();
@@ -339,6 +359,8 @@ pub fn run_with(
         chosen
     };
     let fault_at = sim.now_ms;
+    // Long enough to detect a crash: about five probe periods, then the view change.
+    let window = 5_000.max(settings.probe_ms * 10);
     // `failed`: must be evicted; `exempt`: may be (a node losing most of its messages is
     // faulty, not falsely evicted); `joiners`: must be admitted.
     let mut joiners: Vec<MemberId> = Vec::new();
@@ -349,7 +371,7 @@ pub fn run_with(
             let k = if scenario == Scenario::Crash { 1 } else { settings.crashes };
             let victims = pick(&mut sim, k);
             victims.iter().for_each(|&v| sim.crash(v));
-            (victims, Vec::new(), fault_at + 5_000)
+            (victims, Vec::new(), fault_at + window)
         }
         Scenario::Loss => {
             sim.network.loss = 0.05;
@@ -366,7 +388,7 @@ pub fn run_with(
             let cut = pick(&mut sim, (n / 5).max(1));
             let rest: Vec<MemberId> = ids.iter().copied().filter(|m| !cut.contains(m)).collect();
             sim.network.partition(&cut, &rest);
-            (cut, Vec::new(), fault_at + 5_000)
+            (cut, Vec::new(), fault_at + window)
         }
         Scenario::Join => {
             for i in 0..2 {
@@ -447,17 +469,23 @@ pub fn run_with(
     {
         return Err(format!("{s} paused 3 s, was removed, and never learned it"));
     }
-    let (seconds, measured_ms) = ((sim.now_ms - fault_at) as f64 / 1_000.0, sim.now_ms);
+    // Traffic from the fault to here; settling (healing, rejoining) is not counted.
+    let seconds = (sim.now_ms - fault_at) as f64 / 1_000.0;
+    let rate = |count: fn(&crate::Traffic) -> u64| {
+        let per_node: Vec<f64> = sim.traffic.values().map(|t| count(t) as f64 / seconds).collect();
+        let mean = per_node.iter().sum::<f64>() / per_node.len().max(1) as f64;
+        (mean, per_node.iter().copied().fold(0.0, f64::max))
+    };
+    let (bytes_per_s, msgs_per_s) = (rate(|t| t.sent_bytes), rate(|t| t.sent_msgs));
+    let measured_ms = sim.now_ms;
     let settled_ms = settle(&mut sim, &mut checker, &ids)?;
-    let per_node: Vec<f64> = sim.traffic.values().map(|t| t.sent_bytes as f64 / seconds).collect();
-    let mean = per_node.iter().sum::<f64>() / per_node.len().max(1) as f64;
-    let max = per_node.iter().copied().fold(0.0, f64::max);
     Ok(Outcome {
         failed,
         view_changes,
         detection_ms,
         false_evictions,
-        bytes_per_s: (mean, max),
+        bytes_per_s,
+        msgs_per_s,
         simulated_ms: measured_ms,
         settled_ms,
     })

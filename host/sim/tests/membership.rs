@@ -62,6 +62,22 @@ fn one_crash_is_one_view_change_at_every_survivor() {
 }
 
 #[test]
+fn slower_probing_detects_later_and_sends_less() {
+    let fast = run_with(Scenario::Crash, 20, 1, Settings::default()).unwrap();
+    let slow_settings = Settings { probe_ms: 500, ..Settings::default() };
+    each_with(Scenario::Crash, 20, 1..3, slow_settings, one_change_within(4_000));
+    let slow = run_with(Scenario::Crash, 20, 1, slow_settings).unwrap();
+    let (f, s) = (fast.detection_ms[0], slow.detection_ms[0]);
+    assert!(s >= 4 * 500 && s > f, "detection {s} ms probing every 500 ms, {f} ms every 100 ms");
+    assert!(
+        slow.msgs_per_s.0 < fast.msgs_per_s.0 / 2.0,
+        "messages/s {:.0} probing every 500 ms, {:.0} every 100 ms",
+        slow.msgs_per_s.0,
+        fast.msgs_per_s.0
+    );
+}
+
+#[test]
 fn three_simultaneous_crashes_are_one_view_change() {
     each(Scenario::Crashes, 30, seeds(), one_change_within(2_000));
 }
