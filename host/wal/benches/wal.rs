@@ -3,7 +3,8 @@
 //! `cargo bench -p luciole-wal --bench wal` (add `-- --quick` for a short run; `--sizes 256`,
 //! `--appenders 1,64` and `--recovery 64` pick rows, `--recovery ''` none; `--runs 5` runs
 //! every row five times, interleaved, and prints each figure's median — this machine's disk
-//! varies from minute to minute; `--gather` and `--segment-mib` change the log's settings). For each record
+//! varies from minute to minute; `--tasks-only` skips the thread rows, for profiling; `--gather`
+//! and `--segment-mib` change the log's settings). For each record
 //! size, first the **raw baseline**: one thread writing records of that size into a
 //! preallocated file and calling `fdatasync` after each (`pwrite` + `fdatasync`, nothing else).
 //! Then the log with 1, 4, 16 and 64 appenders, each appending a record and waiting for it to
@@ -54,6 +55,11 @@ impl Run {
         let i = ((self.latencies_ns.len() as f64 - 1.0) * p).round() as usize;
         self.latencies_ns.get(i).copied().unwrap_or(0) as f64 / 1000.0
     }
+}
+
+/// A row not run (`--tasks-only`): zeros.
+fn skipped() -> (Run, f64) {
+    (Run { ops: 0, elapsed: Duration::from_secs(1), latencies_ns: Vec::new() }, 0.0)
 }
 
 /// One row's figures from one run.
@@ -250,6 +256,7 @@ fn main() {
     let sizes = list("--sizes", &[64, 256, 4096]);
     let appender_counts = list("--appenders", &[1, 4, 16, 64]);
     let recovery_sizes = list("--recovery", &[64, 256]);
+    let tasks_only = args.iter().any(|a| a == "--tasks-only");
     let runs = list("--runs", &[1]).first().copied().unwrap_or(1).max(1);
     let duration = Duration::from_millis(if quick { 500 } else { 3000 });
     let dir = std::env::var_os("LUCIOLE_WAL_BENCH_DIR").map_or_else(
@@ -270,7 +277,8 @@ fn main() {
         for run in 0..runs {
             let mut measured = vec![Measured::of(raw(&dir, frame_bytes(size), duration), 1.0)];
             for &appenders in &appender_counts {
-                let (r, w) = wal(&dir, size, appenders, duration);
+                let (r, w) =
+                    if tasks_only { skipped() } else { wal(&dir, size, appenders, duration) };
                 measured.push(Measured::of(r, w));
                 let (r, w) = wal_tasks(&dir, size, appenders, duration);
                 measured.push(Measured::of(r, w));
