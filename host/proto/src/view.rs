@@ -166,9 +166,15 @@ impl View {
 /// The view id: xxh3-128 over the sorted member ids (big-endian). Capacities and labels are not
 /// part of identity.
 fn view_id(members: &[Member]) -> ViewId {
-    let mut bytes = Vec::with_capacity(members.len() * 16);
-    for m in members {
-        bytes.extend_from_slice(&m.id.0.to_be_bytes());
+    view_id_of(members.iter().map(|m| m.id))
+}
+
+/// The view id of a view with these member ids, in ascending order: what [`View::id`] gives
+/// for it.
+pub fn view_id_of(ids: impl ExactSizeIterator<Item = MemberId>) -> ViewId {
+    let mut bytes = Vec::with_capacity(ids.len() * 16);
+    for id in ids {
+        bytes.extend_from_slice(&id.0.to_be_bytes());
     }
     ViewId(xxhash_rust::xxh3::xxh3_128(&bytes))
 }

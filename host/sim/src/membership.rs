@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use luciole_proto::membership::join::Joiner;
 use luciole_proto::membership::monitor::MonitorConfig;
-use luciole_proto::membership::node::{Envelope, Event, MemberNode};
+use luciole_proto::membership::node::{Envelope, Event, MemberNode, ViewChange};
 use luciole_proto::{Epoch, MemberId};
 
 use crate::{Actor, Clock, Sim};
@@ -15,8 +15,8 @@ use crate::{Actor, Clock, Sim};
 pub struct Member {
     /// The core.
     pub state: State,
-    /// Views installed: (local ms, epoch, members).
-    pub installed: Vec<(u64, Epoch, Vec<MemberId>)>,
+    /// Views installed: (local ms, epoch, the view).
+    pub installed: Vec<(u64, Epoch, ViewChange)>,
     /// When (local ms) it learned it was evicted.
     pub evicted_at: Option<u64>,
     /// Its monitoring settings (also those it takes into the view when it joins).
@@ -50,7 +50,7 @@ impl Member {
 
     /// The members of the newest view it installed, if any.
     pub fn view(&self) -> Option<&[MemberId]> {
-        self.installed.last().map(|(_, _, m)| m.as_slice())
+        self.installed.last().map(|(_, _, v)| v.members.as_slice())
     }
 }
 
@@ -115,17 +115,17 @@ impl Actor for Member {
 impl Member {
     fn collect(&mut self) {
         if let State::Joining(me, j) = &self.state
-            && let Some((epoch, members)) = j.admitted()
+            && let Some((epoch, view)) = j.admitted()
         {
-            let node = MemberNode::new(*me, epoch, members.to_vec(), self.config, self.last_now);
-            self.installed.push((self.last_now, epoch, members.to_vec()));
+            let node = MemberNode::new(*me, epoch, view.clone(), self.config, self.last_now);
+            self.installed.push((self.last_now, epoch, view.clone()));
             self.state = State::Active(Box::new(node));
         }
         let State::Active(node) = &mut self.state else { return };
         while let Some(e) = node.poll_event() {
             match e {
-                Event::ViewInstalled { epoch, members } => {
-                    self.installed.push((self.last_now, epoch, members))
+                Event::ViewInstalled { epoch, view, .. } => {
+                    self.installed.push((self.last_now, epoch, view))
                 }
                 Event::Evicted(_) => self.evicted_at = Some(self.last_now),
             }
@@ -151,7 +151,7 @@ pub fn cluster_with(n: usize, seed: u64, config: MonitorConfig) -> Sim<Member> {
         let start = sim.rng().between(0, config.probe_period_ms.max(1) - 1);
         sim.set_clock(m, clock);
         let now = clock.local(0) + start;
-        let node = MemberNode::new(m, Epoch(1), ids.clone(), config, now);
+        let node = MemberNode::new(m, Epoch(1), ViewChange::first(ids.clone()), config, now);
         sim.add(m, Member::active(node, config, now));
     }
     sim
@@ -167,19 +167,30 @@ fn random_clock(rng: &mut crate::Rng) -> Clock {
 }
 
 /// The invariants, checked after every step: every member that installed epoch `e`
-/// installed the same member set for it, and each member's epochs only increase. Incremental:
-/// each installed view is checked once.
+/// installed the same view for it (members, joined and left), a view's members are the
+/// previous epoch's with its joined added and its left removed, and each member's epochs only
+/// increase. Incremental: each installed view is checked once.
 #[derive(Debug, Default)]
 pub struct Checker {
     /// Per node, how many of its installed views are checked.
     checked: BTreeMap<MemberId, usize>,
-    /// Per epoch, its member set and the first node seen to install it.
-    by_epoch: BTreeMap<Epoch, (Vec<MemberId>, MemberId)>,
+    /// Per epoch, its view and the first node seen to install it.
+    by_epoch: BTreeMap<Epoch, (ViewChange, MemberId)>,
 }
 
 impl Checker {
     /// Checks the views installed since the last call.
     pub fn check(&mut self, sim: &Sim<Member>) -> Result<(), String> {
+        if self.by_epoch.is_empty() {
+            // The first view, which nobody installs: the one the cluster starts with.
+            let first = sim.nodes.iter().find_map(|(&id, m)| match &m.state {
+                State::Active(n) if m.installed.is_empty() && n.view().0 == Epoch(1) => {
+                    Some((n.view_change(), id))
+                }
+                _ => None,
+            });
+            self.by_epoch.extend(first.map(|f| (Epoch(1), f)));
+        }
         for (&id, m) in &sim.nodes {
             let done = self.checked.entry(id).or_default();
             // A node replaced under the same id starts over.
@@ -187,23 +198,46 @@ impl Checker {
                 *done = 0;
             }
             for i in *done..m.installed.len() {
-                let (_, epoch, members) = &m.installed[i];
+                let (_, epoch, view) = &m.installed[i];
                 let last = if i == 0 { Epoch(1) } else { m.installed[i - 1].1 };
                 if *epoch <= last {
                     return Err(format!("{id} installed epoch {} after {}", epoch.0, last.0));
                 }
-                match self.by_epoch.get(epoch) {
-                    Some((other, who)) if other != members => {
+                // Joined and left are the difference from the epoch before.
+                if let Some((before, _)) = self.by_epoch.get(&Epoch(epoch.0 - 1)) {
+                    let mut expect: Vec<MemberId> = before
+                        .members
+                        .iter()
+                        .copied()
+                        .filter(|x| !view.left.contains(x))
+                        .chain(view.joined.iter().copied())
+                        .collect();
+                    expect.sort_unstable();
+                    if expect != view.members {
                         return Err(format!(
-                            "epoch {}: {id} installed {} members, {who} installed {}",
+                            "epoch {}: {id} installed members that are not epoch {}'s with {} joined and {} left",
                             epoch.0,
-                            members.len(),
-                            other.len()
+                            epoch.0 - 1,
+                            view.joined.len(),
+                            view.left.len()
+                        ));
+                    }
+                }
+                match self.by_epoch.get(epoch) {
+                    Some((other, who)) if other != view => {
+                        let count =
+                            |v: &ViewChange| (v.members.len(), v.joined.len(), v.left.len());
+                        return Err(format!(
+                            "epoch {}: {id} installed (members, joined, left) of sizes {:?}, {who} installed {:?}{}",
+                            epoch.0,
+                            count(view),
+                            count(other),
+                            if other.members == view.members { ", the same members" } else { "" }
                         ));
                     }
                     Some(_) => {}
                     None => {
-                        self.by_epoch.insert(*epoch, (members.clone(), id));
+                        self.by_epoch.insert(*epoch, (view.clone(), id));
                     }
                 }
             }
@@ -451,14 +485,14 @@ pub fn run_with(
             let at = m
                 .installed
                 .iter()
-                .find(|(_, _, members)| {
-                    failed.iter().all(|f| !members.contains(f))
-                        && joiners.iter().all(|j| members.contains(j))
+                .find(|(_, _, v)| {
+                    failed.iter().all(|f| !v.members.contains(f))
+                        && joiners.iter().all(|j| v.members.contains(j))
                 })
                 .map(|(t, _, _)| clock.global(*t).saturating_sub(fault_at))
                 .ok_or_else(|| {
                     let views: Vec<(u64, u64, usize)> =
-                        m.installed.iter().map(|(t, e, v)| (clock.global(*t), e.0, v.len())).collect();
+                        m.installed.iter().map(|(t, e, v)| (clock.global(*t), e.0, v.members.len())).collect();
                     format!("{id} never installed the view the scenario calls for (it installed, as (global ms, epoch, members): {views:?})")
                 })?;
             detection_ms.push(at);

@@ -3,7 +3,7 @@
 //! seed and the `luciole-sim` command that replays it.
 
 use luciole_proto::membership::cut::Cut;
-use luciole_proto::membership::node::{Envelope, Message};
+use luciole_proto::membership::node::{Envelope, Message, ViewChange};
 use luciole_proto::{Epoch, MemberId};
 use luciole_sim::membership::{
     Checker, Outcome, Scenario, Settings, cluster, joins, replay, run_with,
@@ -205,6 +205,7 @@ fn a_split_fast_round_is_decided_by_a_classic_round_with_the_union() {
         sim.run_until(2_000, |s| checker.check(s)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let mut expected: Vec<MemberId> = members.iter().copied().chain([x, y]).collect();
         expected.sort_unstable();
+        let expected = ViewChange { members: expected, joined: vec![x, y], left: vec![] };
         for m in &members {
             // (x and y never answer a probe, so a later view removes them again.)
             let first = sim.nodes[m].installed.first().map(|(_, e, v)| (*e, v.clone()));

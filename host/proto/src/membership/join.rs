@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use super::node::{Envelope, Message};
+use super::node::{Envelope, Message, ViewChange};
 use crate::ids::{Epoch, MemberId};
 
 /// Epoch a joiner puts on its messages: it has no view yet.
@@ -18,7 +18,7 @@ pub struct Joiner {
     seed: MemberId,
     retry_ms: u64,
     next_request_ms: u64,
-    admitted: Option<(Epoch, Vec<MemberId>)>,
+    admitted: Option<(Epoch, ViewChange)>,
     /// The newest view whose observers were asked (answers about older views are ignored, so
     /// that several answers about one view cost one round of asks).
     asked_epoch: Option<Epoch>,
@@ -54,10 +54,10 @@ impl Joiner {
                     self.send(observer, Message::JoinAsk(ring));
                 }
             }
-            Message::Welcome(members)
-                if super::sorted_ids(&members) && members.binary_search(&self.me).is_ok() =>
+            Message::Welcome(view)
+                if view.is_valid() && view.members.binary_search(&self.me).is_ok() =>
             {
-                self.admitted = Some((envelope.epoch, members));
+                self.admitted = Some((envelope.epoch, view));
             }
             _ => {}
         }
@@ -75,8 +75,8 @@ impl Joiner {
 
     /// The view that admitted this node, once one did: build its
     /// [`MemberNode`](super::node::MemberNode) from it.
-    pub fn admitted(&self) -> Option<(Epoch, &[MemberId])> {
-        self.admitted.as_ref().map(|(e, m)| (*e, m.as_slice()))
+    pub fn admitted(&self) -> Option<(Epoch, &ViewChange)> {
+        self.admitted.as_ref().map(|(e, v)| (*e, v))
     }
 
     /// The next message to send.

@@ -22,7 +22,7 @@ use super::fast::FastRound;
 use super::monitor::{Incarnation, Monitor, MonitorConfig, MonitorOutput};
 use super::rings::{Rings, rings_for};
 use super::sorted_ids;
-use crate::ids::{Epoch, MemberId};
+use crate::ids::{Epoch, MemberId, ViewId};
 use crate::limits::MEMBERS_MAX;
 use crate::rand::{GOLDEN, mix};
 
@@ -61,7 +61,7 @@ pub enum Message {
     JoinAsk(usize),
     /// The view that admitted the joiner, from a member that vouched for it, or the current
     /// view for a member that asked (the envelope's epoch is the view's).
-    Welcome(Vec<MemberId>),
+    Welcome(ViewChange),
     /// The sender saw a newer epoch from the receiver: send me your view.
     ViewRequest,
     /// The receiver's message was for an older view that no longer has it (the envelope
@@ -92,6 +92,40 @@ pub enum Message {
     },
 }
 
+/// A view as every member learns it: its members, and who joined and who left in the change
+/// that made it (the agreed cut). A member that catches up, or joins, learns it whole, so it
+/// sees the same view for the epoch as the members that took part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChange {
+    /// The members, sorted.
+    pub members: Vec<MemberId>,
+    /// Members new in this view, sorted.
+    pub joined: Vec<MemberId>,
+    /// Members gone since the previous view, sorted.
+    pub left: Vec<MemberId>,
+}
+
+impl ViewChange {
+    /// A first view: every member counts as joined.
+    pub fn first(members: Vec<MemberId>) -> Self {
+        Self { joined: members.clone(), members, left: Vec::new() }
+    }
+
+    /// Whether it can be a view: members not empty, every list sorted and within
+    /// [`MEMBERS_MAX`], the joined among the members and the left not.
+    pub fn is_valid(&self) -> bool {
+        !self.members.is_empty()
+            && [&self.members, &self.joined, &self.left].into_iter().all(|l| sorted_ids(l))
+            && self.joined.iter().all(|j| self.members.binary_search(j).is_ok())
+            && self.left.iter().all(|l| self.members.binary_search(l).is_err())
+    }
+
+    /// The view id: the hash of the member set, as [`crate::view::View::id`] gives it.
+    pub fn id(&self) -> ViewId {
+        crate::view::view_id_of(self.members.iter().copied())
+    }
+}
+
 /// A message with the epoch of the view it belongs to and its sender.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -110,8 +144,10 @@ pub enum Event {
     ViewInstalled {
         /// Its epoch.
         epoch: Epoch,
-        /// Its members, sorted.
-        members: Vec<MemberId>,
+        /// The hash of its member set.
+        id: ViewId,
+        /// Its members, and who joined and left.
+        view: ViewChange,
     },
     /// This member is not in the new view: it was evicted and stops.
     Evicted(Epoch),
@@ -123,6 +159,9 @@ pub struct MemberNode {
     me: MemberId,
     epoch: Epoch,
     members: Vec<MemberId>,
+    /// Who joined and who left in the change that made the view.
+    joined: Vec<MemberId>,
+    left: Vec<MemberId>,
     rings: Rings,
     monitor: Monitor,
     detector: CutDetector,
@@ -146,14 +185,16 @@ pub struct MemberNode {
 }
 
 impl MemberNode {
-    /// `me` in the view `epoch` of `members` (sorted, unique, containing `me`), from `now_ms`.
+    /// `me` in the view `epoch` (valid, containing `me`), from `now_ms`.
     pub fn new(
         me: MemberId,
         epoch: Epoch,
-        members: Vec<MemberId>,
+        view: ViewChange,
         config: MonitorConfig,
         now_ms: u64,
     ) -> Self {
+        assert!(view.is_valid(), "a first view must be valid");
+        let ViewChange { members, joined, left } = view;
         assert!(members.binary_search(&me).is_ok(), "{me} is a member of its first view");
         let rings = Rings::new(&members, rings_for(members.len()));
         let monitor = Monitor::new(me, Incarnation(0), config, &rings, now_ms);
@@ -168,6 +209,8 @@ impl MemberNode {
             flush_at: None,
             config,
             members,
+            joined,
+            left,
             rings,
             monitor,
             evicted: false,
@@ -182,6 +225,15 @@ impl MemberNode {
     /// The installed view: epoch and members.
     pub fn view(&self) -> (Epoch, &[MemberId]) {
         (self.epoch, &self.members)
+    }
+
+    /// The installed view whole, as a joiner or a member catching up learns it.
+    pub fn view_change(&self) -> ViewChange {
+        ViewChange {
+            members: self.members.clone(),
+            joined: self.joined.clone(),
+            left: self.left.clone(),
+        }
     }
 
     /// A message arrived.
@@ -216,15 +268,15 @@ impl MemberNode {
             }
             Message::ViewRequest => {
                 if self.members.binary_search(&from).is_ok() || envelope.epoch < self.epoch {
-                    self.send(from, Message::Welcome(self.members.clone()));
+                    self.send(from, Message::Welcome(self.view_change()));
                 }
                 return;
             }
-            Message::Welcome(members) => {
+            Message::Welcome(view) => {
                 // A member that fell behind catches up: every member installs the same view
                 // for an epoch, so any member's copy is the agreed one.
-                if envelope.epoch > self.epoch && sorted_ids(&members) {
-                    self.install(now_ms, envelope.epoch, members);
+                if envelope.epoch > self.epoch && view.is_valid() {
+                    self.install(now_ms, envelope.epoch, view);
                 }
                 return;
             }
@@ -469,19 +521,23 @@ impl MemberNode {
             .copied()
             .filter(|m| decided.down.binary_search(m).is_err())
             .collect();
-        members.extend(decided.join.iter().copied());
+        let joined: Vec<MemberId> =
+            decided.join.iter().copied().filter(|j| !self.is_member(*j)).collect();
+        let left: Vec<MemberId> =
+            decided.down.iter().copied().filter(|d| self.is_member(*d)).collect();
+        members.extend(joined.iter().copied());
         members.sort_unstable();
         members.dedup();
         let epoch = Epoch(self.epoch.0 + 1);
         let vouched = std::mem::take(&mut self.vouched);
-        if !self.install(now_ms, epoch, members) {
+        if !self.install(now_ms, epoch, ViewChange { members, joined, left }) {
             return;
         }
         // The joiners this member vouched for and the view admitted learn their first view;
         // the others learn whom to ask in the new view, rather than wait for their retry.
         for joiner in vouched {
             if decided.join.contains(&joiner) {
-                self.send(joiner, Message::Welcome(self.members.clone()));
+                self.send(joiner, Message::Welcome(self.view_change()));
             } else {
                 let observers = self.rings.expected_observers_of(joiner);
                 self.send(joiner, Message::JoinObservers(observers));
@@ -490,8 +546,9 @@ impl MemberNode {
     }
 
     /// Installs the view `epoch` of `members`; false when this member is not in it (evicted).
-    fn install(&mut self, now_ms: u64, epoch: Epoch, members: Vec<MemberId>) -> bool {
+    fn install(&mut self, now_ms: u64, epoch: Epoch, view: ViewChange) -> bool {
         self.epoch = epoch;
+        let ViewChange { members, joined, left } = view;
         if members.binary_search(&self.me).is_err() {
             self.evicted = true;
             self.transmits.clear();
@@ -499,6 +556,8 @@ impl MemberNode {
             return false;
         }
         self.members = members;
+        self.joined = joined;
+        self.left = left;
         self.rings = Rings::new(&self.members, rings_for(self.members.len()));
         self.monitor.install(&self.rings, now_ms);
         self.detector = CutDetector::new(Watermarks::for_rings(self.rings.len()));
@@ -508,8 +567,8 @@ impl MemberNode {
         self.pending.clear();
         self.flush_at = None;
         self.vouched.clear();
-        self.events
-            .push_back(Event::ViewInstalled { epoch: self.epoch, members: self.members.clone() });
+        let view = self.view_change();
+        self.events.push_back(Event::ViewInstalled { epoch: self.epoch, id: view.id(), view });
         true
     }
 
@@ -537,7 +596,7 @@ mod tests {
     }
 
     fn node(me: MemberId) -> MemberNode {
-        MemberNode::new(me, Epoch(1), ids(), MonitorConfig::default(), 0)
+        MemberNode::new(me, Epoch(1), ViewChange::first(ids()), MonitorConfig::default(), 0)
     }
 
     fn sent(n: &mut MemberNode) -> Vec<(MemberId, Envelope)> {
@@ -555,22 +614,32 @@ mod tests {
             sent(&mut n),
             vec![(b, Envelope { epoch: Epoch(1), from: a, message: Message::ViewRequest })]
         );
-        n.handle_message(12, newer(Message::Welcome(vec![a, b])));
+        let view = ViewChange { members: vec![a, b], joined: vec![], left: vec![c] };
+        n.handle_message(12, newer(Message::Welcome(view.clone())));
         assert_eq!(n.view(), (Epoch(3), &[a, b][..]));
-        assert_eq!(
-            n.poll_event(),
-            Some(Event::ViewInstalled { epoch: Epoch(3), members: vec![a, b] })
-        );
-        // A stale or unsorted view is not installed.
-        n.handle_message(
-            13,
-            Envelope { epoch: Epoch(2), from: c, message: Message::Welcome(vec![a, c]) },
-        );
-        n.handle_message(
-            14,
-            Envelope { epoch: Epoch(4), from: b, message: Message::Welcome(vec![b, a]) },
-        );
+        assert_eq!(n.view_change(), view);
+        let id = crate::view::View::new(
+            Epoch(3),
+            vec![crate::view::Member::new(a, 1), crate::view::Member::new(b, 1)],
+        )
+        .unwrap()
+        .id();
+        assert_eq!(n.poll_event(), Some(Event::ViewInstalled { epoch: Epoch(3), id, view }));
+        // A stale view, an unsorted one, or one whose joined or left lists contradict its
+        // members is not installed.
+        let welcome = |epoch, members, joined, left| Envelope {
+            epoch: Epoch(epoch),
+            from: b,
+            message: Message::Welcome(ViewChange { members, joined, left }),
+        };
+        n.handle_message(13, welcome(2, vec![a, c], vec![c], vec![b]));
+        n.handle_message(14, welcome(4, vec![b, a], vec![], vec![]));
+        n.handle_message(15, welcome(4, vec![a, b], vec![c], vec![]));
+        n.handle_message(16, welcome(4, vec![a], vec![], vec![a]));
+        n.handle_message(17, welcome(4, vec![], vec![], vec![]));
         assert_eq!(n.view().0, Epoch(3));
+        n.handle_message(18, welcome(4, vec![a], vec![], vec![b]));
+        assert_eq!(n.view(), (Epoch(4), &[a][..]));
     }
 
     #[test]
@@ -580,7 +649,14 @@ mod tests {
         n.handle_message(5, Envelope { epoch: Epoch(1), from: a, message: Message::ViewRequest });
         assert_eq!(
             sent(&mut n),
-            vec![(a, Envelope { epoch: Epoch(1), from: b, message: Message::Welcome(ids()) })]
+            vec![(
+                a,
+                Envelope {
+                    epoch: Epoch(1),
+                    from: b,
+                    message: Message::Welcome(ViewChange::first(ids()))
+                }
+            )]
         );
     }
 
