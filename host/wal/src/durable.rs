@@ -157,6 +157,11 @@ impl Durability {
 
 /// An appended record on its way to the disk. [`Pending::wait`] (or `.await`) returns once it
 /// is synced — only then may anyone act on it — or with the error that stopped the log.
+///
+/// After a sync the writer wakes one waiting task, and that task's `Pending`, once polled to
+/// completion or dropped, wakes the others from inside the runtime. A task that stops polling
+/// its `Pending` delays the others by at most 50 µs: the writer wakes whatever is left before
+/// it writes again, gathers longer, or goes idle.
 #[derive(Debug)]
 #[must_use = "a record is durable only once its Pending completes"]
 pub struct Pending {
