@@ -25,9 +25,9 @@ pub struct Member {
 }
 
 impl Member {
-    /// A node joining through `seed`, asking first at local time `now_ms`.
-    pub fn joining(me: MemberId, seed: MemberId, config: MonitorConfig, now_ms: u64) -> Self {
-        let joiner = Joiner::new(me, seed, JOIN_RETRY_MS, now_ms);
+    /// A node joining through `seeds` (in turn), asking first at local time `now_ms`.
+    pub fn joining(me: MemberId, seeds: Vec<MemberId>, config: MonitorConfig, now_ms: u64) -> Self {
+        let joiner = Joiner::new(me, seeds, JOIN_RETRY_MS, now_ms);
         Self {
             state: State::Joining(me, joiner),
             installed: Vec::new(),
@@ -254,13 +254,26 @@ fn views_installed(sim: &Sim<Member>) -> usize {
     epochs.len()
 }
 
-/// Adds node `id`, with a random clock and the seed's monitoring settings, joining through
-/// `seed` from global time `at_ms`.
-fn spawn_joiner(sim: &mut Sim<Member>, id: MemberId, seed: MemberId, at_ms: u64) {
+/// Adds node `id`, with a random clock and the first seed's monitoring settings, joining
+/// through `seeds` (asked in turn) from global time `at_ms`.
+fn spawn_joiner(sim: &mut Sim<Member>, id: MemberId, seeds: Vec<MemberId>, at_ms: u64) {
     let clock = random_clock(sim.rng());
-    let config = sim.nodes[&seed].config;
+    let config = sim.nodes[&seeds[0]].config;
     sim.set_clock(id, clock);
-    sim.add(id, Member::joining(id, seed, config, clock.local(at_ms)));
+    sim.add(id, Member::joining(id, seeds, config, clock.local(at_ms)));
+}
+
+/// How many seeds a scenario's joiner gets.
+const SEEDS: usize = 3;
+
+/// Seeds for a joiner: up to [`SEEDS`] live members of `first_view` that have not learned they
+/// were evicted (one may still be evicted without knowing it: the joiner then moves on).
+fn seeds(sim: &Sim<Member>, first_view: &[MemberId]) -> Vec<MemberId> {
+    sim.live()
+        .into_iter()
+        .filter(|m| first_view.contains(m) && sim.nodes[m].evicted_at.is_none())
+        .take(SEEDS)
+        .collect()
 }
 
 /// The scenarios: what happens, and what must hold at the end.
@@ -461,9 +474,12 @@ pub fn run_with(
     late_joiners.sort_unstable();
     for (at, id) in late_joiners {
         sim.run_until(at, |s| checker.check(s))?;
-        let seed_member = *sim.live().iter().find(|m| ids.contains(m)).expect("a live seed");
+        let seeds = seeds(&sim, &ids);
+        if seeds.is_empty() {
+            return Err(format!("no live member left for {id} to join through"));
+        }
         let now = sim.now_ms;
-        spawn_joiner(&mut sim, id, seed_member, now);
+        spawn_joiner(&mut sim, id, seeds, now);
     }
     sim.run_until(end, |s| checker.check(s))?;
     let all: Vec<MemberId> = sim.nodes.keys().copied().collect();
@@ -587,12 +603,11 @@ fn rejoin_evicted(sim: &mut Sim<Member>, first_view: &[MemberId]) -> Result<(), 
         .collect();
     for old in evicted {
         sim.crash(old);
-        let seed_member = *sim
-            .live()
-            .iter()
-            .find(|m| first_view.contains(m) && sim.nodes[m].evicted_at.is_none())
-            .ok_or("no member left to join through")?;
-        spawn_joiner(sim, MemberId(old.0.wrapping_add(1)), seed_member, sim.now_ms);
+        let seeds = seeds(sim, first_view);
+        if seeds.is_empty() {
+            return Err("no member left to join through".into());
+        }
+        spawn_joiner(sim, MemberId(old.0.wrapping_add(1)), seeds, sim.now_ms);
     }
     Ok(())
 }
@@ -615,7 +630,7 @@ pub fn joins(n: usize, seed: u64, limit_ms: u64) -> Result<JoinsOutcome, String>
     for i in 0..n as u128 {
         let id = member_id(i + 2);
         let start = sim.rng().between(0, 999);
-        spawn_joiner(&mut sim, id, seed_member, start);
+        spawn_joiner(&mut sim, id, vec![seed_member], start);
         everyone.push(id);
     }
     everyone.sort_unstable();

@@ -87,6 +87,15 @@ fn a_cut_off_fifth_is_removed_in_one_view_change() {
     each(Scenario::Partition, 20, seeds(), one_change_within(2_000));
 }
 
+/// Seeds in which a cut-off node that rejoined picked, as its first seed, another cut-off node
+/// that did not know yet that it had been evicted: it answered from its old view and was then
+/// restarted itself. With a single seed those joiners never got in; they now ask the next
+/// seed on their next retry.
+#[test]
+fn a_joiner_whose_seed_was_evicted_asks_the_next_one() {
+    each(Scenario::Partition, 20, [11, 14, 24].into_iter(), one_change_within(2_000));
+}
+
 #[test]
 fn five_percent_loss_for_a_minute_evicts_nobody() {
     each(Scenario::Loss, 20, 1..3, |o| {

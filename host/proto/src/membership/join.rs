@@ -1,7 +1,9 @@
 //! Joining through a seed: a node outside the view asks a seed member for its expected
 //! observers, asks each of them to vouch for it (each broadcasts a `Join` alert, which the cut
 //! detectors count like failures), and becomes a member when one of them welcomes it with the
-//! view that admitted it. It asks again every `retry_ms` until then.
+//! view that admitted it. It asks again every `retry_ms` until then, each time the next of its
+//! seeds: a seed that is down, or that answers from a view it has since been removed from, costs
+//! one retry, not the join.
 
 use std::collections::VecDeque;
 
@@ -11,11 +13,17 @@ use crate::ids::{Epoch, MemberId};
 /// Epoch a joiner puts on its messages: it has no view yet.
 pub const NO_VIEW: Epoch = Epoch(0);
 
+/// Most seeds a joiner rotates through.
+pub const SEEDS_MAX: usize = 64;
+
 /// A node on its way into the view.
 #[derive(Clone, Debug)]
 pub struct Joiner {
     me: MemberId,
-    seed: MemberId,
+    /// Where to ask, in turn.
+    seeds: Vec<MemberId>,
+    /// How many requests went out: the next goes to `seeds[asked % seeds.len()]`.
+    asked: usize,
     retry_ms: u64,
     next_request_ms: u64,
     admitted: Option<(Epoch, ViewChange)>,
@@ -26,11 +34,19 @@ pub struct Joiner {
 }
 
 impl Joiner {
-    /// `me` joining through `seed`, asking first at `now_ms` and again every `retry_ms`.
-    pub fn new(me: MemberId, seed: MemberId, retry_ms: u64, now_ms: u64) -> Self {
+    /// `me` joining through `seeds` (members to ask, in turn; the first [`SEEDS_MAX`] are
+    /// used), asking first at `now_ms` and again every `retry_ms`.
+    ///
+    /// # Panics
+    ///
+    /// With no seeds: there would be nobody to ask.
+    pub fn new(me: MemberId, mut seeds: Vec<MemberId>, retry_ms: u64, now_ms: u64) -> Self {
+        assert!(!seeds.is_empty(), "a joiner needs at least one seed");
+        seeds.truncate(SEEDS_MAX);
         Self {
             me,
-            seed,
+            seeds,
+            asked: 0,
             retry_ms,
             next_request_ms: now_ms,
             admitted: None,
@@ -69,7 +85,9 @@ impl Joiner {
             self.next_request_ms = now_ms + self.retry_ms;
             // A retry asks the observers of whatever view the seed has now, even the same one.
             self.asked_epoch = None;
-            self.send(self.seed, Message::JoinRequest);
+            let seed = self.seeds[self.asked % self.seeds.len()];
+            self.asked += 1;
+            self.send(seed, Message::JoinRequest);
         }
     }
 
@@ -93,5 +111,47 @@ impl Joiner {
 
     fn send(&mut self, to: MemberId, message: Message) {
         self.out.push_back((to, Envelope { epoch: NO_VIEW, from: self.me, message }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests(j: &mut Joiner) -> Vec<MemberId> {
+        std::iter::from_fn(|| j.poll_transmit())
+            .filter(|(_, e)| e.message == Message::JoinRequest)
+            .map(|(to, _)| to)
+            .collect()
+    }
+
+    #[test]
+    fn each_retry_asks_the_next_seed() {
+        let seeds = vec![MemberId(1), MemberId(2), MemberId(3)];
+        let mut j = Joiner::new(MemberId(9), seeds, 1_000, 0);
+        let mut asked = Vec::new();
+        for now in [0, 500, 1_000, 2_000, 3_000] {
+            j.handle_timeout(now);
+            asked.extend(requests(&mut j));
+        }
+        assert_eq!(asked, [1, 2, 3, 1].map(MemberId), "one request per second, in turn");
+    }
+
+    #[test]
+    fn an_admitted_joiner_asks_no_more() {
+        let mut j = Joiner::new(MemberId(9), vec![MemberId(1)], 1_000, 0);
+        j.handle_timeout(0);
+        let view = ViewChange {
+            members: vec![MemberId(1), MemberId(9)],
+            joined: vec![MemberId(9)],
+            left: vec![],
+        };
+        j.handle_message(Envelope {
+            epoch: Epoch(2),
+            from: MemberId(1),
+            message: Message::Welcome(view.clone()),
+        });
+        assert_eq!(j.admitted(), Some((Epoch(2), &view)));
+        assert_eq!(j.poll_timeout(), None);
     }
 }
