@@ -143,16 +143,15 @@ impl CutDetector {
 
     /// Counts `alert` without proposing: a batch of alerts is recorded whole, then
     /// [`CutDetector::take_cut`] says whether a cut is ready, so that a batch naming several
-    /// subjects proposes them together.
-    pub fn record(&mut self, rings: &Rings, alert: Alert) -> Result<(), AlertError> {
+    /// subjects proposes them together. Returns whether the tally changed (a repeat does not).
+    pub fn record(&mut self, rings: &Rings, alert: Alert) -> Result<bool, AlertError> {
         fits(rings, &alert)?;
         if self.reports.len() >= crate::limits::MEMBERS_MAX
             && !self.reports.contains_key(&alert.subject)
         {
             return Err(AlertError::Full(alert.subject));
         }
-        self.count(alert.subject, alert.ring, alert.observer, alert.change);
-        Ok(())
+        Ok(self.count(alert.subject, alert.ring, alert.observer, alert.change))
     }
 
     /// The cut, when one is ready: some subject is stable and none is unstable. Everything
@@ -176,19 +175,25 @@ impl CutDetector {
     /// unstable (failing or leaving too) as implicit alerts. Call after each batch of alerts;
     /// with no unstable subject it only takes the cut. Returns a cut when one is ready.
     pub fn invalidate_failing_edges(&mut self, rings: &Rings) -> Option<Cut> {
-        let unstable: Vec<MemberId> = self.unstable.iter().copied().collect();
-        for subject in unstable {
-            let Some(&(change, _)) = self.reports.get(&subject) else { continue };
-            let observers = match change {
-                Change::Down => rings.observers_of(subject),
-                Change::Join => rings.expected_observers_of(subject),
-            };
-            for (ring, observer) in observers {
-                let failing = self.stable.contains(&observer)
-                    || self.unstable.contains(&observer)
-                    || self.proposed.contains(&observer);
-                if failing {
-                    self.count(subject, ring, observer, change);
+        // Until nothing changes: a subject made stable here can be the failing observer of
+        // another.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            let unstable: Vec<MemberId> = self.unstable.iter().copied().collect();
+            for subject in unstable {
+                let Some(&(change, _)) = self.reports.get(&subject) else { continue };
+                let observers = match change {
+                    Change::Down => rings.observers_of(subject),
+                    Change::Join => rings.expected_observers_of(subject),
+                };
+                for (ring, observer) in observers {
+                    let failing = self.stable.contains(&observer)
+                        || self.unstable.contains(&observer)
+                        || self.proposed.contains(&observer);
+                    if failing {
+                        changed |= self.count(subject, ring, observer, change);
+                    }
                 }
             }
         }
@@ -200,14 +205,21 @@ impl CutDetector {
         self.unstable.iter().copied()
     }
 
-    fn count(&mut self, subject: MemberId, ring: usize, observer: MemberId, change: Change) {
+    /// Counts one ring's report; false when it changes nothing.
+    fn count(
+        &mut self,
+        subject: MemberId,
+        ring: usize,
+        observer: MemberId,
+        change: Change,
+    ) -> bool {
         if self.proposed.contains(&subject) {
-            return;
+            return false;
         }
         let (_, by_ring) = self.reports.entry(subject).or_insert_with(|| (change, BTreeMap::new()));
         if by_ring.insert(ring, observer).is_some() {
             // Already counted: duplicates and retransmissions change nothing.
-            return;
+            return false;
         }
         let n = by_ring.len();
         if n == self.marks.low && n < self.marks.high {
@@ -217,6 +229,7 @@ impl CutDetector {
             self.unstable.remove(&subject);
             self.stable.insert(subject);
         }
+        true
     }
 }
 

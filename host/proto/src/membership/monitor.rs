@@ -48,6 +48,11 @@ pub struct MonitorConfig {
     /// How long alerts are gathered before they are sent as one message, in ms: alerts about
     /// many subjects then arrive together and become one cut.
     pub alert_batch_ms: u64,
+    /// How long the tally must stay unchanged before this member proposes a cut, in ms (at
+    /// most five times this after a cut first becomes possible): alerts about subjects that
+    /// failed together arrive spread over a probe period, and a cut taken at the first
+    /// possible moment can leave one of them to a second view change.
+    pub cut_quiet_ms: u64,
 }
 
 impl Default for MonitorConfig {
@@ -59,6 +64,7 @@ impl Default for MonitorConfig {
             classic_after_ms: 500,
             classic_jitter_ms: 500,
             alert_batch_ms: 50,
+            cut_quiet_ms: 100,
         }
     }
 }

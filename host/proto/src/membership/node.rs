@@ -169,6 +169,8 @@ pub struct MemberNode {
     classic: Classic,
     /// When to coordinate a classic round, if no view is decided by then.
     classic_at: Option<u64>,
+    /// When to take the cut, if the tally stays quiet until then, and the latest that may be.
+    propose_at: Option<(u64, u64)>,
     /// Alerts waiting for the next batch, and when it goes.
     pending: Vec<Alert>,
     flush_at: Option<u64>,
@@ -205,6 +207,7 @@ impl MemberNode {
             round: FastRound::new(epoch, members.clone()),
             classic: Classic::new(members.clone(), me),
             classic_at: None,
+            propose_at: None,
             pending: Vec::new(),
             flush_at: None,
             config,
@@ -362,6 +365,10 @@ impl MemberNode {
         if self.flush_at.is_some_and(|t| t <= now_ms) {
             self.flush_alerts(now_ms);
         }
+        if self.propose_at.is_some_and(|(t, _)| t <= now_ms) {
+            self.propose_at = None;
+            self.propose(now_ms);
+        }
         if self.classic_at.is_some_and(|t| t <= now_ms) {
             let (rank, proposal) = self.classic.start();
             self.broadcast(Message::Prepare(rank));
@@ -391,7 +398,10 @@ impl MemberNode {
         if self.evicted {
             return None;
         }
-        [self.monitor.poll_timeout(), self.classic_at, self.flush_at].into_iter().flatten().min()
+        [self.monitor.poll_timeout(), self.classic_at, self.flush_at, self.propose_at.map(|p| p.0)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn is_member(&self, m: MemberId) -> bool {
@@ -485,11 +495,22 @@ impl MemberNode {
     /// Counts a batch of alerts, then proposes a cut if one is ready.
     fn alerts(&mut self, now_ms: u64, alerts: &[Alert]) {
         // Alerts that do not fit the view are dropped: a member cannot make another look dead.
+        let mut changed = false;
         for &alert in alerts {
-            let _ = self.detector.record(&self.rings, alert);
+            changed |= self.detector.record(&self.rings, alert).unwrap_or(false);
         }
-        // Unstable subjects whose observers are failing too get those rings counted; then the
-        // cut, if one is ready.
+        // Propose once the tally has been quiet for a while (or has kept changing for too
+        // long): subjects that failed together then land in one cut.
+        if changed {
+            let quiet = self.config.cut_quiet_ms;
+            let latest = self.propose_at.map_or(now_ms + 5 * quiet, |(_, l)| l);
+            self.propose_at = Some(((now_ms + quiet).min(latest), latest));
+        }
+    }
+
+    /// Counts implicit alerts for unstable subjects whose observers are failing too, then
+    /// votes for the cut, if one is ready.
+    fn propose(&mut self, now_ms: u64) {
         let cut = self.detector.invalidate_failing_edges(&self.rings);
         // One fast vote per view, and none after promising a classic coordinator.
         if let Some(cut) = cut
@@ -564,6 +585,7 @@ impl MemberNode {
         self.round = FastRound::new(self.epoch, self.members.clone());
         self.classic = Classic::new(self.members.clone(), self.me);
         self.classic_at = None;
+        self.propose_at = None;
         self.pending.clear();
         self.flush_at = None;
         self.vouched.clear();
@@ -694,5 +716,77 @@ mod tests {
                 .iter()
                 .any(|(_, e)| matches!(&e.message, Message::Alerts(al) if al[0].subject == joiner))
         );
+    }
+
+    #[test]
+    fn a_cut_is_proposed_once_the_tally_has_been_quiet() {
+        let [a, b, c] = ids()[..] else { unreachable!() };
+        let rings = Rings::new(&ids(), rings_for(3));
+        let alerts: Vec<Alert> = rings
+            .observers_of(c)
+            .into_iter()
+            .map(|(ring, observer)| Alert { observer, subject: c, ring, change: Change::Down })
+            .collect();
+        let quiet = MonitorConfig::default().cut_quiet_ms;
+        let votes = |n: &mut MemberNode| {
+            sent(n).into_iter().filter(|(_, e)| matches!(e.message, Message::Vote(_))).count()
+        };
+        let mut n = node(a);
+        let batch = |alerts: &[Alert]| Envelope {
+            epoch: Epoch(1),
+            from: b,
+            message: Message::Alerts(alerts.to_vec()),
+        };
+        n.handle_message(10, batch(&alerts[..1]));
+        n.handle_message(60, batch(&alerts[1..]));
+        // The second batch restarts the wait.
+        n.handle_timeout(10 + quiet);
+        assert_eq!(votes(&mut n), 0, "the tally changed at 60");
+        n.handle_timeout(60 + quiet - 1);
+        assert_eq!(votes(&mut n), 0);
+        n.handle_timeout(60 + quiet);
+        assert_eq!(votes(&mut n), 2, "a vote for the cut to each other member");
+        // The same alerts again change nothing and propose nothing.
+        n.handle_message(70 + quiet, batch(&alerts));
+        n.handle_timeout(70 + 2 * quiet);
+        assert_eq!(votes(&mut n), 0);
+    }
+
+    #[test]
+    fn a_tally_that_keeps_changing_proposes_within_five_quiet_periods() {
+        let [a, b, _] = ids()[..] else { unreachable!() };
+        let quiet = MonitorConfig::default().cut_quiet_ms;
+        let mut n = node(a);
+        // Joiners vouched for one ring at a time, every half quiet period: the tally never
+        // rests, yet the member proposes by five quiet periods after the first change.
+        let rings = Rings::new(&ids(), rings_for(3));
+        let mut now = 0;
+        let mut proposed_at = None;
+        for j in 100..140u128 {
+            let joiner = MemberId(j);
+            let alerts: Vec<Alert> = rings
+                .expected_observers_of(joiner)
+                .into_iter()
+                .map(|(ring, observer)| Alert {
+                    observer,
+                    subject: joiner,
+                    ring,
+                    change: Change::Join,
+                })
+                .collect();
+            n.handle_message(
+                now,
+                Envelope { epoch: Epoch(1), from: b, message: Message::Alerts(alerts) },
+            );
+            now += quiet / 2;
+            n.handle_timeout(now);
+            if proposed_at.is_none()
+                && sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Vote(_)))
+            {
+                proposed_at = Some(now);
+            }
+        }
+        let at = proposed_at.expect("a proposal");
+        assert!(at <= 5 * quiet, "proposed at {at} ms");
     }
 }
