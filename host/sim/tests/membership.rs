@@ -163,9 +163,10 @@ fn a_flapping_link_evicts_nobody() {
     });
 }
 
-/// Joiners start over a second; each view change admits those whose alerts settled, so the
-/// views follow the arrivals (9–11 in seeds 1–6, `luciole-sim --scenario joins --nodes 50`),
-/// and all are in shortly after the last asks.
+/// Joiners start over a second; a member proposes once its tally has been quiet for 100 ms
+/// (at most 500 ms after the first change), so each view change admits a large group: 2–3
+/// views in seeds 1–6 (`luciole-sim --scenario joins --nodes 50`; 9–11 before that wait), and
+/// all are in shortly after the last asks.
 #[test]
 fn fifty_nodes_join_one_seed_in_few_views() {
     for seed in seeds().take(2) {
@@ -173,7 +174,7 @@ fn fifty_nodes_join_one_seed_in_few_views() {
             let replay = replay(Scenario::Joins, 50, seed, Settings::default());
             panic!("seed {seed}: {e}\nreplay: {replay}")
         });
-        assert!(o.views <= 15, "seed {seed}: {} views", o.views);
+        assert!(o.views <= 5, "seed {seed}: {} views", o.views);
     }
 }
 
