@@ -13,6 +13,10 @@
 //!
 //! Everything runs in one directory on the same disk (`target/wal-bench` unless
 //! `LUCIOLE_WAL_BENCH_DIR` says otherwise), removed afterwards.
+//!
+//! The first lines printed say how long this machine's idle vCPUs poll before halting (KVM
+//! guests with the haltpoll cpuidle driver): waking a halted vCPU sits on the path of every
+//! sync, so that setting moves every row, the raw one included (see BENCHMARKS.md).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -90,6 +94,17 @@ impl Measured {
             p99_us: mid(|m| m.p99_us),
             per_write: mid(|m| m.per_write),
         }
+    }
+}
+
+/// How long an idle vCPU of this (KVM) guest polls before it halts, where the kernel says.
+/// Every wake-up of a halted vCPU costs tens of µs here, on the path of each sync, so this
+/// setting moves every row; the numbers mean little without it.
+fn halt_polling() -> String {
+    let path = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+    match std::fs::read_to_string(path) {
+        Ok(ns) => format!("{} ns ({path})", ns.trim()),
+        Err(_) => "not reported (no haltpoll cpuidle driver)".into(),
     }
 }
 
@@ -265,10 +280,11 @@ fn main() {
     );
     std::fs::create_dir_all(&dir).unwrap();
     println!(
-        "wal bench in {} ({} s per row; each row's median of {runs} run(s), the runs interleaved)\n",
+        "wal bench in {} ({} s per row; each row's median of {runs} run(s), the runs interleaved)",
         dir.display(),
         duration.as_secs_f64()
     );
+    println!("guest halt polling: {}\n", halt_polling());
     println!("| record | writer | appends/s | p50 µs | p99 µs | vs raw | records per sync |");
     println!("|---:|---|---:|---:|---:|---:|---:|");
     for &size in &sizes {
