@@ -117,8 +117,9 @@ impl Member {
         if let State::Joining(me, j) = &self.state
             && let Some((epoch, view)) = j.admitted()
         {
-            let node = MemberNode::new(*me, epoch, view.clone(), self.config, self.last_now);
+            let view = view.clone();
             self.installed.push((self.last_now, epoch, view.clone()));
+            let node = MemberNode::new(*me, epoch, view, self.config, self.last_now);
             self.state = State::Active(Box::new(node));
         }
         let State::Active(node) = &mut self.state else { return };
@@ -185,7 +186,7 @@ impl Checker {
             // The first view, which nobody installs: the one the cluster starts with.
             let first = sim.nodes.iter().find_map(|(&id, m)| match &m.state {
                 State::Active(n) if m.installed.is_empty() && n.view().0 == Epoch(1) => {
-                    Some((n.view_change(), id))
+                    Some((n.view_change().clone(), id))
                 }
                 _ => None,
             });

@@ -158,10 +158,8 @@ pub enum Event {
 pub struct MemberNode {
     me: MemberId,
     epoch: Epoch,
-    members: Vec<MemberId>,
-    /// Who joined and who left in the change that made the view.
-    joined: Vec<MemberId>,
-    left: Vec<MemberId>,
+    /// The installed view: its members, and who joined and left in the change that made it.
+    view: ViewChange,
     rings: Rings,
     monitor: Monitor,
     detector: CutDetector,
@@ -196,9 +194,9 @@ impl MemberNode {
         now_ms: u64,
     ) -> Self {
         assert!(view.is_valid(), "a first view must be valid");
-        let ViewChange { members, joined, left } = view;
+        let members = &view.members;
         assert!(members.binary_search(&me).is_ok(), "{me} is a member of its first view");
-        let rings = Rings::new(&members, rings_for(members.len()));
+        let rings = Rings::new(members, rings_for(members.len()));
         let monitor = Monitor::new(me, Incarnation(0), config, &rings, now_ms);
         Self {
             me,
@@ -211,9 +209,7 @@ impl MemberNode {
             pending: Vec::new(),
             flush_at: None,
             config,
-            members,
-            joined,
-            left,
+            view,
             rings,
             monitor,
             evicted: false,
@@ -227,16 +223,12 @@ impl MemberNode {
 
     /// The installed view: epoch and members.
     pub fn view(&self) -> (Epoch, &[MemberId]) {
-        (self.epoch, &self.members)
+        (self.epoch, &self.view.members)
     }
 
     /// The installed view whole, as a joiner or a member catching up learns it.
-    pub fn view_change(&self) -> ViewChange {
-        ViewChange {
-            members: self.members.clone(),
-            joined: self.joined.clone(),
-            left: self.left.clone(),
-        }
+    pub fn view_change(&self) -> &ViewChange {
+        &self.view
     }
 
     /// A message arrived.
@@ -270,8 +262,8 @@ impl MemberNode {
                 return;
             }
             Message::ViewRequest => {
-                if self.members.binary_search(&from).is_ok() || envelope.epoch < self.epoch {
-                    self.send(from, Message::Welcome(self.view_change()));
+                if self.view.members.binary_search(&from).is_ok() || envelope.epoch < self.epoch {
+                    self.send(from, Message::Welcome(self.view.clone()));
                 }
                 return;
             }
@@ -405,14 +397,14 @@ impl MemberNode {
     }
 
     fn is_member(&self, m: MemberId) -> bool {
-        self.members.binary_search(&m).is_ok()
+        self.view.members.binary_search(&m).is_ok()
     }
 
     /// Whether `cut` can follow this view: removes members, admits non-members, each list
     /// sorted and unique, not empty.
     fn valid(&self, cut: &Cut) -> bool {
         (!cut.down.is_empty() || !cut.join.is_empty())
-            && self.members.len() + cut.join.len() <= MEMBERS_MAX
+            && self.view.members.len() + cut.join.len() <= MEMBERS_MAX
             && sorted_ids(&cut.down)
             && sorted_ids(&cut.join)
             && cut.down.iter().all(|m| self.is_member(*m))
@@ -537,6 +529,7 @@ impl MemberNode {
     /// `decided` is the agreed cut: install the next view.
     fn decide(&mut self, now_ms: u64, decided: Cut) {
         let mut members: Vec<MemberId> = self
+            .view
             .members
             .iter()
             .copied()
@@ -558,7 +551,7 @@ impl MemberNode {
         // the others learn whom to ask in the new view, rather than wait for their retry.
         for joiner in vouched {
             if decided.join.contains(&joiner) {
-                self.send(joiner, Message::Welcome(self.view_change()));
+                self.send(joiner, Message::Welcome(self.view.clone()));
             } else {
                 let observers = self.rings.expected_observers_of(joiner);
                 self.send(joiner, Message::JoinObservers(observers));
@@ -569,28 +562,26 @@ impl MemberNode {
     /// Installs the view `epoch` of `members`; false when this member is not in it (evicted).
     fn install(&mut self, now_ms: u64, epoch: Epoch, view: ViewChange) -> bool {
         self.epoch = epoch;
-        let ViewChange { members, joined, left } = view;
-        if members.binary_search(&self.me).is_err() {
+        if view.members.binary_search(&self.me).is_err() {
             self.evicted = true;
             self.transmits.clear();
             self.events.push_back(Event::Evicted(self.epoch));
             return false;
         }
-        self.members = members;
-        self.joined = joined;
-        self.left = left;
-        self.rings = Rings::new(&self.members, rings_for(self.members.len()));
+        self.view = view;
+        let members = &self.view.members;
+        self.rings = Rings::new(members, rings_for(members.len()));
         self.monitor.install(&self.rings, now_ms);
         self.detector = CutDetector::new(Watermarks::for_rings(self.rings.len()));
-        self.round = FastRound::new(self.epoch, self.members.clone());
-        self.classic = Classic::new(self.members.clone(), self.me);
+        self.round = FastRound::new(self.epoch, self.view.members.clone());
+        self.classic = Classic::new(self.view.members.clone(), self.me);
         self.classic_at = None;
         self.propose_at = None;
         self.pending.clear();
         self.flush_at = None;
         self.vouched.clear();
-        let view = self.view_change();
-        self.events.push_back(Event::ViewInstalled { epoch: self.epoch, id: view.id(), view });
+        let (id, view) = (self.view.id(), self.view.clone());
+        self.events.push_back(Event::ViewInstalled { epoch: self.epoch, id, view });
         true
     }
 
@@ -600,8 +591,8 @@ impl MemberNode {
     }
 
     fn broadcast(&mut self, message: Message) {
-        for i in 0..self.members.len() {
-            let to = self.members[i];
+        for i in 0..self.view.members.len() {
+            let to = self.view.members[i];
             if to != self.me {
                 self.send(to, message.clone());
             }
@@ -639,7 +630,7 @@ mod tests {
         let view = ViewChange { members: vec![a, b], joined: vec![], left: vec![c] };
         n.handle_message(12, newer(Message::Welcome(view.clone())));
         assert_eq!(n.view(), (Epoch(3), &[a, b][..]));
-        assert_eq!(n.view_change(), view);
+        assert_eq!(n.view_change(), &view);
         let id = crate::view::View::new(
             Epoch(3),
             vec![crate::view::Member::new(a, 1), crate::view::Member::new(b, 1)],
