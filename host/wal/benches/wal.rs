@@ -4,8 +4,9 @@
 //! `--appenders 1,64` and `--recovery 64` pick rows, `--recovery ''` none; `--runs 5` runs
 //! every row five times, interleaved, and prints each figure's median — this machine's disk
 //! varies from minute to minute; `--tasks-only` skips the thread rows, for profiling; `--gather`
-//! and `--segment-mib` change the log's settings). For each record
-//! size, first the **raw baseline**: one thread writing records of that size into a
+//! and `--segment-mib` change the log's settings; `--raw-modes` prints only the raw loop's
+//! variants: `O_DSYNC`, `O_DIRECT|O_DSYNC`, and 2 and 4 threads syncing one file). For each
+//! record size, first the **raw baseline**: one thread writing records of that size into a
 //! preallocated file and calling `fdatasync` after each (`pwrite` + `fdatasync`, nothing else).
 //! Then the log with 1, 4, 16 and 64 appenders, each appending a record and waiting for it to
 //! be durable, in a loop: as OS threads calling `append_wait`, and as tokio tasks (two worker
@@ -108,8 +109,39 @@ fn halt_polling() -> String {
     }
 }
 
-/// `pwrite` + `fdatasync` of `size` bytes at increasing offsets of a preallocated file.
+/// How the raw loop makes a write durable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Raw {
+    /// `pwrite`, then `fdatasync`: what the log does.
+    Fdatasync,
+    /// `pwrite` on a file opened `O_DSYNC`.
+    Dsync,
+    /// `pwrite` on a file opened `O_DIRECT | O_DSYNC`, of whole 4 KiB blocks from an aligned
+    /// buffer (the size rounded up, as a log doing direct I/O would rewrite its last block).
+    Direct,
+}
+
+impl Raw {
+    fn name(self) -> &'static str {
+        match self {
+            Raw::Fdatasync => "pwrite+fdatasync",
+            Raw::Dsync => "O_DSYNC pwrite",
+            Raw::Direct => "O_DIRECT + O_DSYNC pwrite",
+        }
+    }
+}
+
+/// `pwrite` + `fdatasync` of `size` bytes at increasing offsets of a preallocated file: the
+/// baseline every log row is compared with.
 fn raw(dir: &Path, size: usize, duration: Duration) -> Run {
+    raw_with(dir, size, duration, Raw::Fdatasync, 1)
+}
+
+/// `threads` threads, each making `size`-byte writes durable as `mode` says, in a loop, at
+/// increasing offsets of its own part of one preallocated file.
+fn raw_with(dir: &Path, size: usize, duration: Duration, mode: Raw, threads: usize) -> Run {
+    use std::os::unix::fs::OpenOptionsExt;
+    const BLOCK: usize = 4096;
     let path = dir.join("raw.bin");
     let len = 256u64 << 20;
     {
@@ -120,21 +152,77 @@ fn raw(dir: &Path, size: usize, duration: Duration) -> Run {
         }
         f.sync_all().unwrap();
     }
-    let f = OpenOptions::new().write(true).open(&path).unwrap();
-    let record = vec![0xA5u8; size];
-    let mut offset = 0u64;
-    let mut latencies_ns = Vec::new();
+    let flags = match mode {
+        Raw::Fdatasync => 0,
+        Raw::Dsync => libc::O_DSYNC,
+        Raw::Direct => libc::O_DIRECT | libc::O_DSYNC,
+    };
+    let f = Arc::new(OpenOptions::new().write(true).custom_flags(flags).open(&path).unwrap());
+    let size = if mode == Raw::Direct { size.div_ceil(BLOCK) * BLOCK } else { size };
+    let part = len / threads as u64;
     let started = Instant::now();
-    while started.elapsed() < duration {
-        let t = Instant::now();
-        f.write_all_at(&record, offset).unwrap();
-        f.sync_data().unwrap();
-        latencies_ns.push(t.elapsed().as_nanos() as u64);
-        offset = (offset + size as u64) % (len - size as u64);
-    }
+    let workers: Vec<_> = (0..threads as u64)
+        .map(|i| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                // Direct I/O wants the buffer aligned to the block too.
+                let buffer = vec![0xA5u8; size + BLOCK];
+                let skip = buffer.as_ptr().align_offset(BLOCK);
+                let record = &buffer[skip..skip + size];
+                let (base, mut offset) = (i * part, 0u64);
+                let mut latencies_ns = Vec::new();
+                while started.elapsed() < duration {
+                    let t = Instant::now();
+                    f.write_all_at(record, base + offset).unwrap();
+                    if mode == Raw::Fdatasync {
+                        f.sync_data().unwrap();
+                    }
+                    latencies_ns.push(t.elapsed().as_nanos() as u64);
+                    offset = (offset + size as u64) % (part - size as u64);
+                }
+                latencies_ns
+            })
+        })
+        .collect();
+    let latencies_ns: Vec<u64> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
     let run = Run { ops: latencies_ns.len() as u64, elapsed: started.elapsed(), latencies_ns };
     std::fs::remove_file(&path).unwrap();
     run
+}
+
+/// The raw loop's variants side by side (`--raw-modes`): other ways to make a write durable,
+/// and several threads syncing one file at once. Rows of `size` and a 64-record write.
+fn raw_modes(dir: &Path, sizes: &[usize], runs: usize, duration: Duration) {
+    println!("| bytes per write | how | threads | writes/s | p50 µs | p99 µs | vs first row |");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
+    let variants = [
+        (Raw::Fdatasync, 1),
+        (Raw::Dsync, 1),
+        (Raw::Direct, 1),
+        (Raw::Fdatasync, 2),
+        (Raw::Fdatasync, 4),
+    ];
+    for &size in sizes {
+        for bytes in [frame_bytes(size), 64 * frame_bytes(size)] {
+            let mut rows: Vec<Vec<Measured>> = vec![Vec::new(); variants.len()];
+            for _ in 0..runs {
+                for (row, &(mode, threads)) in rows.iter_mut().zip(&variants) {
+                    row.push(Measured::of(raw_with(dir, bytes, duration, mode, threads), 1.0));
+                }
+            }
+            let rows: Vec<Measured> = rows.iter().map(|r| Measured::median(r)).collect();
+            for (m, &(mode, threads)) in rows.iter().zip(&variants) {
+                println!(
+                    "| {bytes} | {} | {threads} | {:.0} | {:.0} | {:.0} | {:.2} |",
+                    mode.name(),
+                    m.rate,
+                    m.p50_us,
+                    m.p99_us,
+                    m.rate / rows[0].rate
+                );
+            }
+        }
+    }
 }
 
 /// `appenders` threads appending `size`-byte records with `append_wait`.
@@ -285,6 +373,11 @@ fn main() {
         duration.as_secs_f64()
     );
     println!("guest halt polling: {}\n", halt_polling());
+    if args.iter().any(|a| a == "--raw-modes") {
+        raw_modes(&dir, &sizes, runs, duration);
+        let _ = std::fs::remove_dir(&dir);
+        return;
+    }
     println!("| record | writer | appends/s | p50 µs | p99 µs | vs raw | records per sync |");
     println!("|---:|---|---:|---:|---:|---:|---:|");
     for &size in &sizes {
