@@ -115,9 +115,9 @@ pub struct Network {
     pub node_loss: BTreeMap<MemberId, f64>,
     /// Cut links: `(from, to)` never delivers. Cut both directions for a symmetric partition.
     pub cut: BTreeSet<(MemberId, MemberId)>,
-    /// Links that go down and up on a cycle: per link (lower id first), the cycle length and
-    /// the down time at the start of each cycle, ms. See [`Network::flap`].
-    pub flaps: BTreeMap<(MemberId, MemberId), (u64, u64)>,
+    /// Links that go down and up on a cycle: per link (lower id first), the cycle length, the
+    /// down time at the start of each cycle and the cycle's phase, ms. See [`Network::flap`].
+    pub flaps: BTreeMap<(MemberId, MemberId), (u64, u64, u64)>,
 }
 
 impl Default for Network {
@@ -151,18 +151,17 @@ impl Network {
     }
 
     /// The link between `a` and `b` goes down (both ways) for `down_ms` at the start of every
-    /// `period_ms`.
-    pub fn flap(&mut self, a: MemberId, b: MemberId, period_ms: u64, down_ms: u64) {
-        self.flaps.insert((a.min(b), a.max(b)), (period_ms.max(1), down_ms));
+    /// `period_ms`, cycles starting at `phase_ms` (modulo the period).
+    pub fn flap(&mut self, a: MemberId, b: MemberId, period_ms: u64, down_ms: u64, phase_ms: u64) {
+        self.flaps.insert((a.min(b), a.max(b)), (period_ms.max(1), down_ms, phase_ms));
     }
 
     /// Whether `from` → `to` is down at global time `now_ms`.
     pub fn down(&self, from: MemberId, to: MemberId, now_ms: u64) -> bool {
         self.cut.contains(&(from, to))
-            || self
-                .flaps
-                .get(&(from.min(to), from.max(to)))
-                .is_some_and(|&(period, down)| now_ms % period < down)
+            || self.flaps.get(&(from.min(to), from.max(to))).is_some_and(
+                |&(period, down, phase)| (now_ms + period - phase % period) % period < down,
+            )
     }
 }
 

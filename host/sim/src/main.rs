@@ -36,6 +36,20 @@ struct Args {
     #[arg(long, default_value_t = Settings::default().probe_ms,
         value_parser = clap::value_parser!(u64).range(10..=60_000))]
     probe_ms: u64,
+    /// Observers a node cannot send to (`one-way`), or a joiner reaches (`partial-join`).
+    #[arg(long, default_value_t = Settings::default().observers)]
+    observers: usize,
+    /// How long a one-way cut or a split lasts, in simulated ms.
+    #[arg(long, default_value_t = Settings::default().heal_ms)]
+    heal_ms: u64,
+    /// The share of members on the smaller side of a `split`, in percent.
+    #[arg(long, default_value_t = Settings::default().split_percent,
+        value_parser = clap::value_parser!(u64).range(1..=50))]
+    split_percent: u64,
+    /// The share of all links that flap in `flaps`, in percent.
+    #[arg(long, default_value_t = Settings::default().flap_percent,
+        value_parser = clap::value_parser!(u64).range(0..=100))]
+    flap_percent: u64,
     /// Instead of one scenario, run the whole membership report (BENCHMARKS.md) and print it
     /// as Markdown; takes minutes. `--seeds` and the scenario settings are ignored.
     #[arg(long)]
@@ -62,6 +76,10 @@ fn main() {
             bad: args.bad,
             duration_ms: args.duration_ms,
             probe_ms: args.probe_ms,
+            observers: args.observers,
+            heal_ms: args.heal_ms,
+            split_percent: args.split_percent,
+            flap_percent: args.flap_percent,
         };
         let wall = std::time::Instant::now();
         match run_with(args.scenario, args.nodes as usize, seed, settings) {

@@ -1,0 +1,64 @@
+//! Forged messages, as a misbehaving member or a node outside the view would send them. The
+//! simulator delivers each as coming from its true sender (the transport authenticates every
+//! connection); only the content lies.
+
+use luciole_proto::membership::cut::{Alert, Change, Cut};
+use luciole_proto::membership::node::{Envelope, Message, ViewChange};
+use luciole_proto::{Epoch, MemberId};
+
+use super::scenario::rings_of;
+use super::{Member, State};
+use crate::Sim;
+
+/// The view of some live member other than `not`: its epoch and members.
+fn a_view(sim: &Sim<Member>, not: MemberId) -> Option<(Epoch, Vec<MemberId>)> {
+    sim.live().into_iter().filter(|m| *m != not).find_map(|m| match &sim.nodes[&m].state {
+        State::Active(n) => Some((n.view().0, n.view().1.to_vec())),
+        State::Joining(..) => None,
+    })
+}
+
+/// A message from `from` in `epoch` as it goes on the wire.
+fn envelope(epoch: Epoch, from: MemberId, message: Message) -> Envelope {
+    Envelope { epoch, from, message }
+}
+
+/// `attacker` tells every member: alerts about a healthy member in the names of all its
+/// observers, a view five epochs on that removes half the members, and votes for removing
+/// that member in the names of three quarters of the view.
+pub fn everything(sim: &mut Sim<Member>, attacker: MemberId) {
+    let Some((epoch, members)) = a_view(sim, attacker) else { return };
+    let rings = rings_of(&members);
+    let victim = members[(sim.rng().next_u64() % members.len() as u64) as usize];
+    let victim =
+        if victim == attacker { members[0].max(members[members.len() - 1]) } else { victim };
+    let alerts: Vec<Alert> = rings
+        .observers_of(victim)
+        .into_iter()
+        .map(|(ring, observer)| Alert { observer, subject: victim, ring, change: Change::Down })
+        .collect();
+    let kept: Vec<MemberId> =
+        members.iter().copied().filter(|m| m.0 % 2 == 0 || *m == attacker).collect();
+    let left: Vec<MemberId> = members.iter().copied().filter(|m| !kept.contains(m)).collect();
+    let newer = ViewChange { members: kept, joined: vec![], left };
+    let cut = Cut { down: vec![victim], join: vec![] };
+    let voters = &members[..members.len() * 3 / 4 + 1];
+    for &to in &members {
+        sim.send(attacker, to, envelope(epoch, attacker, Message::Alerts(alerts.clone())));
+        let welcome = Message::Welcome(newer.clone());
+        sim.send(attacker, to, envelope(Epoch(epoch.0 + 5), attacker, welcome));
+        for &voter in voters {
+            sim.send(attacker, to, envelope(epoch, voter, Message::Vote(cut.clone())));
+        }
+    }
+}
+
+/// `attacker` welcomes `joiner` into a view of just the two of them.
+pub fn welcome_to_joiner(sim: &mut Sim<Member>, attacker: MemberId, joiner: MemberId) {
+    let Some((epoch, _)) = a_view(sim, attacker) else { return };
+    let mut members = vec![attacker, joiner];
+    members.sort_unstable();
+    let view = ViewChange { members, joined: vec![joiner], left: vec![] };
+    let welcome = envelope(Epoch(epoch.0 + 1), attacker, Message::Welcome(view));
+    sim.send(attacker, joiner, welcome);
+}

@@ -1,0 +1,269 @@
+//! The membership core as simulated nodes, the invariants it must keep, and the scenarios the
+//! tests and the `luciole-sim` binary run.
+
+use std::collections::BTreeMap;
+
+use luciole_proto::membership::join::Joiner;
+use luciole_proto::membership::monitor::MonitorConfig;
+use luciole_proto::membership::node::{Envelope, Event, MemberNode, ViewChange};
+use luciole_proto::{Epoch, MemberId};
+
+use crate::{Actor, Clock, Sim};
+
+mod forge;
+mod scenario;
+
+pub use scenario::{
+    JoinsOutcome, Outcome, SETTLE_MS_MAX, Scenario, Settings, joins, replay, run_with,
+};
+
+/// A simulated node: joining, or a member, and what it installed.
+#[derive(Debug)]
+pub struct Member {
+    /// The core.
+    pub state: State,
+    /// Views installed: (local ms, epoch, the view).
+    pub installed: Vec<(u64, Epoch, ViewChange)>,
+    /// When (local ms) it learned it was evicted.
+    pub evicted_at: Option<u64>,
+    /// Its monitoring settings (also those it takes into the view when it joins).
+    pub config: MonitorConfig,
+    last_now: u64,
+}
+
+impl Member {
+    /// A node joining through `seeds` (in turn), asking first at local time `now_ms`.
+    pub fn joining(me: MemberId, seeds: Vec<MemberId>, config: MonitorConfig, now_ms: u64) -> Self {
+        let joiner = Joiner::new(me, seeds, JOIN_RETRY_MS, now_ms);
+        Self {
+            state: State::Joining(me, joiner),
+            installed: Vec::new(),
+            evicted_at: None,
+            config,
+            last_now: now_ms,
+        }
+    }
+
+    /// A member running `node` (made with `config`) from local time `now_ms`.
+    pub fn active(node: MemberNode, config: MonitorConfig, now_ms: u64) -> Self {
+        Self {
+            state: State::Active(Box::new(node)),
+            installed: Vec::new(),
+            evicted_at: None,
+            config,
+            last_now: now_ms,
+        }
+    }
+
+    /// The members of the newest view it installed, if any.
+    pub fn view(&self) -> Option<&[MemberId]> {
+        self.installed.last().map(|(_, _, v)| v.members.as_slice())
+    }
+}
+
+/// How often a joiner asks its seed again, ms.
+pub const JOIN_RETRY_MS: u64 = 1_000;
+
+/// Where a simulated node is.
+#[derive(Debug)]
+pub enum State {
+    /// Asking to join.
+    Joining(MemberId, Joiner),
+    /// A member.
+    Active(Box<MemberNode>),
+}
+
+impl Actor for Member {
+    type Message = Envelope;
+
+    fn handle_message(&mut self, now_ms: u64, _from: MemberId, message: Envelope) {
+        self.last_now = now_ms;
+        match &mut self.state {
+            State::Joining(_, j) => j.handle_message(message),
+            State::Active(n) => n.handle_message(now_ms, message),
+        }
+        self.collect();
+    }
+
+    fn handle_timeout(&mut self, now_ms: u64) {
+        self.last_now = now_ms;
+        match &mut self.state {
+            State::Joining(_, j) => j.handle_timeout(now_ms),
+            State::Active(n) => n.handle_timeout(now_ms),
+        }
+        self.collect();
+    }
+
+    fn poll_transmit(&mut self) -> Option<(MemberId, Envelope)> {
+        match &mut self.state {
+            State::Joining(_, j) => j.poll_transmit(),
+            State::Active(n) => n.poll_transmit(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<u64> {
+        match &self.state {
+            State::Joining(_, j) => j.poll_timeout(),
+            State::Active(n) => n.poll_timeout(),
+        }
+    }
+
+    /// The postcard encoding of the epoch and message: the sender is not on the wire (the
+    /// authenticated connection names it). Transport framing is not included.
+    fn wire_size(e: &Envelope) -> usize {
+        postcard::serialize_with_flavor::<_, postcard::ser_flavors::Size, usize>(
+            &(e.epoch, &e.message),
+            postcard::ser_flavors::Size::default(),
+        )
+        .expect("membership messages serialize")
+    }
+}
+
+impl Member {
+    fn collect(&mut self) {
+        if let State::Joining(me, j) = &self.state
+            && let Some((epoch, view)) = j.admitted()
+        {
+            let view = view.clone();
+            self.installed.push((self.last_now, epoch, view.clone()));
+            let node = MemberNode::new(*me, epoch, view, self.config, self.last_now);
+            self.state = State::Active(Box::new(node));
+        }
+        let State::Active(node) = &mut self.state else { return };
+        while let Some(e) = node.poll_event() {
+            match e {
+                Event::ViewInstalled { epoch, view, .. } => {
+                    self.installed.push((self.last_now, epoch, view))
+                }
+                Event::Evicted(_) => self.evicted_at = Some(self.last_now),
+            }
+        }
+    }
+}
+
+/// `n` members, all in a first view (epoch 1), ids spread over 128 bits, with the default
+/// monitoring settings. Every node gets its own clock (offset up to a minute, drift within
+/// ±1,000 ppm) and starts at a different moment within the first probe period, so that probes
+/// are not in lockstep.
+pub fn cluster(n: usize, seed: u64) -> Sim<Member> {
+    cluster_with(n, seed, MonitorConfig::default())
+}
+
+/// [`cluster`] with monitoring settings `config`.
+pub fn cluster_with(n: usize, seed: u64, config: MonitorConfig) -> Sim<Member> {
+    let mut ids: Vec<MemberId> = (1..=n as u128).map(member_id).collect();
+    ids.sort_unstable();
+    let mut sim = Sim::new(BTreeMap::new(), seed);
+    for &m in &ids {
+        let clock = random_clock(sim.rng());
+        let start = sim.rng().between(0, config.probe_period_ms.max(1) - 1);
+        sim.set_clock(m, clock);
+        let now = clock.local(0) + start;
+        let node = MemberNode::new(m, Epoch(1), ViewChange::first(ids.clone()), config, now);
+        sim.add(m, Member::active(node, config, now));
+    }
+    sim
+}
+
+/// The id of the `i`th node of a scenario.
+pub fn member_id(i: u128) -> MemberId {
+    MemberId(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+}
+
+pub(crate) fn random_clock(rng: &mut crate::Rng) -> Clock {
+    Clock { offset_ms: rng.between(0, 60_000), drift_ppm: rng.between(0, 2_000) as i64 - 1_000 }
+}
+
+/// The invariants, checked after every step: every member that installed epoch `e`
+/// installed the same view for it (members, joined and left), a view's members are the
+/// previous epoch's with its joined added and its left removed, no view is empty or removes
+/// half or more of the previous view at once, and each member's epochs only increase.
+/// Incremental: each installed view is checked once.
+#[derive(Debug, Default)]
+pub struct Checker {
+    /// Per node, how many of its installed views are checked.
+    checked: BTreeMap<MemberId, usize>,
+    /// Per epoch, its view and the first node seen to install it.
+    by_epoch: BTreeMap<Epoch, (ViewChange, MemberId)>,
+}
+
+impl Checker {
+    /// Checks the views installed since the last call.
+    pub fn check(&mut self, sim: &Sim<Member>) -> Result<(), String> {
+        if self.by_epoch.is_empty() {
+            // The first view, which nobody installs: the one the cluster starts with.
+            let first = sim.nodes.iter().find_map(|(&id, m)| match &m.state {
+                State::Active(n) if m.installed.is_empty() && n.view().0 == Epoch(1) => {
+                    Some((n.view_change().clone(), id))
+                }
+                _ => None,
+            });
+            self.by_epoch.extend(first.map(|f| (Epoch(1), f)));
+        }
+        for (&id, m) in &sim.nodes {
+            let done = self.checked.entry(id).or_default();
+            // A node replaced under the same id starts over.
+            if *done > m.installed.len() {
+                *done = 0;
+            }
+            for i in *done..m.installed.len() {
+                let (_, epoch, view) = &m.installed[i];
+                let last = if i == 0 { Epoch(1) } else { m.installed[i - 1].1 };
+                if *epoch <= last {
+                    return Err(format!("{id} installed epoch {} after {}", epoch.0, last.0));
+                }
+                if view.members.is_empty() {
+                    return Err(format!("epoch {}: {id} installed an empty view", epoch.0));
+                }
+                // Joined and left are the difference from the epoch before.
+                if let Some((before, _)) = self.by_epoch.get(&Epoch(epoch.0 - 1)) {
+                    if view.left.len() * 2 >= before.members.len() {
+                        return Err(format!(
+                            "epoch {}: {id} installed a view that removes {} of epoch {}'s {} members at once",
+                            epoch.0,
+                            view.left.len(),
+                            epoch.0 - 1,
+                            before.members.len()
+                        ));
+                    }
+                    let mut expect: Vec<MemberId> = before
+                        .members
+                        .iter()
+                        .copied()
+                        .filter(|x| !view.left.contains(x))
+                        .chain(view.joined.iter().copied())
+                        .collect();
+                    expect.sort_unstable();
+                    if expect != view.members {
+                        return Err(format!(
+                            "epoch {}: {id} installed members that are not epoch {}'s with {} joined and {} left",
+                            epoch.0,
+                            epoch.0 - 1,
+                            view.joined.len(),
+                            view.left.len()
+                        ));
+                    }
+                }
+                match self.by_epoch.get(epoch) {
+                    Some((other, who)) if other != view => {
+                        let count =
+                            |v: &ViewChange| (v.members.len(), v.joined.len(), v.left.len());
+                        return Err(format!(
+                            "epoch {}: {id} installed (members, joined, left) of sizes {:?}, {who} installed {:?}{}",
+                            epoch.0,
+                            count(view),
+                            count(other),
+                            if other.members == view.members { ", the same members" } else { "" }
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.by_epoch.insert(*epoch, (view.clone(), id));
+                    }
+                }
+            }
+            *done = m.installed.len();
+        }
+        Ok(())
+    }
+}
