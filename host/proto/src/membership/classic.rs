@@ -8,8 +8,10 @@
 //! highest such rank is the only one it may propose. If they accepted only in the fast round, a
 //! value that may have been decided there — one that reached a fast quorum — has at least
 //! `⌈3n/4⌉ - (n - q)` votes among the `q` promises, and (with `q > n/2`) at most one value can;
-//! the coordinator proposes it. Otherwise it is free, and proposes the union of the cuts it
-//! was told (each a valid successor of the same view, so their union is one too). A value
+//! the coordinator proposes it. Otherwise it is free, and proposes the cut its own detector
+//! supports now, if any; it never invents a value (a union of the promised cuts could remove
+//! members that no member's tally holds down together, such as both halves of a healed
+//! partition). With nothing to propose it waits for the next attempt. A value
 //! accepted by a majority at one rank is decided.
 //!
 //! This is pure state for one epoch; [`super::node::MemberNode`] sends what it returns.
@@ -55,14 +57,14 @@ pub struct Classic {
     accepted: Accepted,
     /// The coordinator's attempt: its rank, the promises so far, whether it proposed.
     leading: Option<(Rank, BTreeMap<MemberId, Accepted>, bool)>,
+    /// What the coordinator proposes if the promises leave it free: the cut its detector
+    /// supports.
+    candidate: Option<Cut>,
     /// Per rank, the cut accepted there and who accepted it. A rank has one coordinator,
     /// which proposes one cut, so a different cut at a known rank is not a correct member's.
     learned: BTreeMap<Rank, (Cut, BTreeSet<MemberId>)>,
     highest_round: u32,
     decided: Option<Cut>,
-    /// The union of the fast votes this member saw: what it proposes as coordinator when no
-    /// promise carries a value.
-    seen: Option<Cut>,
 }
 
 impl Classic {
@@ -75,10 +77,10 @@ impl Classic {
             promised: Rank::NONE,
             accepted: None,
             leading: None,
+            candidate: None,
             learned: BTreeMap::new(),
             highest_round: 1,
             decided: None,
-            seen: None,
         }
     }
 
@@ -91,15 +93,17 @@ impl Classic {
         }
         self.promised = Rank::FAST;
         self.accepted = Some((Rank::FAST, cut.clone()));
-        self.saw(cut);
         true
     }
 
-    /// A fast vote for `cut` was seen (from anyone): a coordinator with no better value
-    /// proposes the union of those.
-    pub fn saw(&mut self, cut: &Cut) {
-        let seen = self.seen.get_or_insert_with(Cut::default);
-        merge(seen, cut);
+    /// Whether this member has accepted a value (in the fast round or a classic one).
+    pub fn has_accepted(&self) -> bool {
+        self.accepted.is_some()
+    }
+
+    /// The member that coordinates `rank` (classic ranks only).
+    pub fn coordinator_of(&self, rank: Rank) -> Option<MemberId> {
+        (rank.round >= 2).then(|| self.members.get(rank.node as usize).copied()).flatten()
     }
 
     /// The decided cut, once one is.
@@ -108,10 +112,12 @@ impl Classic {
     }
 
     /// Starts coordinating a new classic round above every round seen: broadcast
-    /// `Prepare(rank)`. This member's own promise, with what it accepted, is counted here; in
-    /// a view of one it is the majority, and the cut to propose comes back at once (as from
-    /// [`Classic::handle_promise`]).
-    pub fn start(&mut self) -> (Rank, Option<Cut>) {
+    /// `Prepare(rank)`. `candidate` is what this member proposes if the promises leave it
+    /// free (the cut its own detector supports, checked by the caller). This member's own
+    /// promise, with what it accepted, is counted here; in a view of one it is the majority,
+    /// and the cut to propose comes back at once (as from [`Classic::handle_promise`]).
+    pub fn start(&mut self, candidate: Option<Cut>) -> (Rank, Option<Cut>) {
+        self.candidate = candidate;
         self.highest_round = self.highest_round.max(1) + 1;
         let rank = Rank { round: self.highest_round, node: self.me };
         self.promised = rank;
@@ -157,8 +163,9 @@ impl Classic {
         if *proposed || promises.len() * 2 <= n {
             return None;
         }
-        *proposed = true;
-        choose(n, promises).or_else(|| self.seen.clone())
+        let value = choose(n, promises).or_else(|| self.candidate.clone());
+        *proposed = value.is_some();
+        value
     }
 
     /// A coordinator proposes `cut` at `rank`. True when this member accepted it: broadcast
@@ -200,7 +207,7 @@ impl Classic {
 }
 
 /// The value a coordinator must propose, given a majority of promises from a view of `n`;
-/// `None` when no promise carries any value.
+/// `None` when it is free (no value may have been decided).
 fn choose(n: usize, promises: &BTreeMap<MemberId, Accepted>) -> Option<Cut> {
     let highest = promises.values().flatten().map(|(r, _)| *r).max()?;
     if highest > Rank::FAST {
@@ -213,26 +220,8 @@ fn choose(n: usize, promises: &BTreeMap<MemberId, Accepted>) -> Option<Cut> {
     let silent = n - promises.len();
     let needed = fast_quorum(n).saturating_sub(silent);
     // At most one value can reach `needed` (see the module docs) and it must be kept.
-    if let Some((cut, _)) = tally.iter().find(|(_, k)| **k >= needed) {
-        return Some((*cut).clone());
-    }
-    // Otherwise any value is safe: the union of the proposals, so that what split the fast
-    // round (joins or failures seen by some members first) goes into one view change.
-    let mut union = Cut::default();
-    for cut in tally.keys() {
-        merge(&mut union, cut);
-    }
-    Some(union)
-}
-
-/// `into` ∪ `cut`, each list kept sorted and unique.
-fn merge(into: &mut Cut, cut: &Cut) {
-    into.down.extend_from_slice(&cut.down);
-    into.join.extend_from_slice(&cut.join);
-    for list in [&mut into.down, &mut into.join] {
-        list.sort_unstable();
-        list.dedup();
-    }
+    // Otherwise any value is safe.
+    tally.iter().find(|(_, k)| **k >= needed).map(|(cut, _)| (*cut).clone())
 }
 
 #[cfg(test)]
@@ -266,11 +255,20 @@ mod tests {
     }
 
     #[test]
-    fn a_free_coordinator_proposes_the_union() {
+    fn a_free_coordinator_proposes_only_what_its_own_detector_supports() {
         let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
         // n = 8, five promises: {9} has 2 + 3 silent = 5 < 6, {8} likewise: free.
         let p = promises(&[(1, f(&[9])), (2, f(&[9])), (3, f(&[8])), (4, f(&[8])), (5, None)]);
-        assert_eq!(choose(8, &p), Some(cut(&[8, 9])));
+        assert_eq!(choose(8, &p), None, "no union, no pick among the promised cuts");
+        // Driven through a coordinator: with no candidate it proposes nothing; with one, that.
+        let m = members(3);
+        for candidate in [None, Some(cut(&[3]))] {
+            let mut c = Classic::new(m.clone(), m[0]);
+            let (rank, early) = c.start(candidate.clone());
+            assert_eq!(early, None);
+            let proposal = c.handle_promise(m[1], rank, Some((Rank::FAST, cut(&[2]))));
+            assert_eq!(proposal, candidate);
+        }
     }
 
     /// Drives one classic round among `n` members where member 0 coordinates, delivering
@@ -284,7 +282,7 @@ mod tests {
         assert!(nodes[1].vote_fast(&cut(&[4])));
         assert!(nodes[2].vote_fast(&cut(&[3, 4])));
         assert!(nodes[3].vote_fast(&cut(&[3, 4])));
-        let (rank, early) = nodes[0].start();
+        let (rank, early) = nodes[0].start(Some(cut(&[3, 4])));
         assert_eq!(rank, Rank { round: 2, node: 0 });
         assert_eq!(early, None, "one promise of four is no majority");
         let mut proposal = None;
@@ -318,7 +316,7 @@ mod tests {
         let m = members(4);
         let mut c = Classic::new(m.clone(), m[0]);
         assert!(c.vote_fast(&cut(&[4])));
-        let (rank, early) = c.start();
+        let (rank, early) = c.start(Some(cut(&[2])));
         assert_eq!(early, None);
         // An empty promise in its own name does not replace the one `start` counted.
         assert_eq!(c.handle_promise(m[0], rank, None), None);
@@ -327,7 +325,7 @@ mod tests {
         // A view of one: its own promise is the majority.
         let mut alone = Classic::new(vec![m[0]], m[0]);
         assert!(alone.vote_fast(&cut(&[9])));
-        assert_eq!(alone.start().1, Some(cut(&[9])));
+        assert_eq!(alone.start(None).1, Some(cut(&[9])));
     }
 
     #[test]
@@ -339,7 +337,7 @@ mod tests {
         assert!(!a.handle_accept(Rank { round: 2, node: 2 }, &cut(&[1])));
         assert!(a.handle_accept(Rank { round: 3, node: 1 }, &cut(&[1])));
         // The next attempt of this member ranks above everything it saw.
-        assert_eq!(a.start().0.round, 4);
+        assert_eq!(a.start(None).0.round, 4);
         // A fast-round rank is never a classic one.
         assert!(a.handle_prepare(Rank::FAST).is_none());
     }

@@ -2,19 +2,35 @@
 //! tallied until they settle, so that many simultaneous failures or joins become **one**
 //! proposed view change instead of one per subject.
 //!
-//! Each alert says "observer `o`, on ring `r`, saw subject `s` go down (or ask to join)". A
-//! subject with alerts from at least `high` distinct rings is *stable*; with at least `low` but
-//! fewer than `high` it is *unstable*. A cut is proposed when some subject just became stable
-//! and no subject is unstable: everything stable so far, as one set. Unstable subjects whose
-//! observers are themselves being reported get those rings counted implicitly ("invalidating
-//! failing edges"), so a cut does not wait forever for observers that died too.
+//! Each alert says "observer `o`, on ring `r`, saw subject `s` go down (or ask to join), or
+//! heard it rebut after all". A subject with standing alerts from at least `high` distinct
+//! rings is *stable*; with at least `low` but fewer than `high` it is *unstable*. A cut is
+//! ready when some subject is stable and no subject *blocks*: everything stable, as one set.
+//! Unstable subjects whose observers are themselves reported get those rings counted
+//! implicitly ("invalidating failing edges"), so a cut does not wait for observers that died
+//! too.
+//!
+//! Liveness: every subject's status resolves within a bound. An observer whose alert was
+//! followed by a rebuttal (the subject is alive and reachable again) withdraws it with a
+//! [`Change::Rebutted`] alert at the raised incarnation, so a healed link or partition leaves no
+//! alert standing. An unstable subject blocks the cut for at most
+//! [`Timing::unstable_ms_max`] from the moment it became unstable; after that it neither blocks
+//! nor joins the cut until enough alerts make it stable (a one-way fault to a few observers
+//! that never heals then costs that delay, not progress). A join that has not become stable
+//! within [`Timing::join_ms_max`] is forgotten, and at most [`JOINERS_PENDING_MAX`] joiners are
+//! tallied at once. Every member applies the same rules to the alerts it received.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::monitor::Incarnation;
 use super::rings::Rings;
 use crate::ids::MemberId;
+
+/// Most joiners one view's tally follows at once; further join alerts are refused until some
+/// are admitted or forgotten.
+pub const JOINERS_PENDING_MAX: usize = 2_048;
 
 /// What an alert reports about its subject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -23,6 +39,9 @@ pub enum Change {
     Down,
     /// A node asked to join, through the members that will observe it.
     Join,
+    /// The observer withdraws its `Down` alert: the subject rebutted (it is alive and reaches
+    /// the observer again), at the alert's incarnation.
+    Rebutted,
 }
 
 /// One observer's report about one subject, on one ring.
@@ -36,6 +55,17 @@ pub struct Alert {
     pub ring: usize,
     /// What it saw.
     pub change: Change,
+    /// The subject's incarnation: the one it was accused at (`Down`), or the one it rebutted
+    /// with (`Rebutted`); 0 for `Join`. Per ring, a report replaces an older one only when it
+    /// is newer: a higher incarnation, or at the same incarnation a `Down` after a `Rebutted`.
+    pub incarnation: Incarnation,
+}
+
+impl Alert {
+    /// The order of reports on one ring: the newest stands.
+    fn order(&self) -> (Incarnation, bool) {
+        (self.incarnation, self.change != Change::Rebutted)
+    }
 }
 
 /// The watermarks: `1 <= low <= high <= rings`.
@@ -56,6 +86,15 @@ impl Watermarks {
     }
 }
 
+/// How long the tally waits on a subject, ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Longest an unstable subject holds the cut back, from the moment it became unstable.
+    pub unstable_ms_max: u64,
+    /// Longest a joiner stays in the tally without becoming stable.
+    pub join_ms_max: u64,
+}
+
 /// Why an alert was not counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AlertError {
@@ -69,10 +108,10 @@ pub enum AlertError {
         /// Ring.
         ring: usize,
     },
-    /// The tally already follows as many subjects as a view may hold members.
-    #[error("{0}: too many subjects in one view's tally")]
+    /// The tally already follows [`JOINERS_PENDING_MAX`] joiners.
+    #[error("{0}: too many joiners pending in one view's tally")]
     Full(MemberId),
-    /// A `Down` about a non-member, or a `Join` about a member.
+    /// A `Down` or `Rebutted` about a non-member, or a `Join` about a member.
     #[error("{subject}: a {change:?} alert does not fit its membership")]
     Mismatch {
         /// The subject.
@@ -82,11 +121,12 @@ pub enum AlertError {
     },
 }
 
-/// Whether `alert` fits the view of `rings`: a `Down` about a member from one of its
-/// observers, or a `Join` about a non-member from one of its expected observers, on that ring.
+/// Whether `alert` fits the view of `rings`: a `Down` or `Rebutted` about a member from one of
+/// its observers, or a `Join` about a non-member from one of its expected observers, on that
+/// ring.
 pub fn fits(rings: &Rings, alert: &Alert) -> Result<(), AlertError> {
     let observers = match (alert.change, rings.contains(alert.subject)) {
-        (Change::Down, true) => rings.observers_of(alert.subject),
+        (Change::Down | Change::Rebutted, true) => rings.observers_of(alert.subject),
         (Change::Join, false) => rings.expected_observers_of(alert.subject),
         _ => return Err(AlertError::Mismatch { subject: alert.subject, change: alert.change }),
     };
@@ -100,18 +140,6 @@ pub fn fits(rings: &Rings, alert: &Alert) -> Result<(), AlertError> {
     Ok(())
 }
 
-/// The tally of one view's alerts; a new view starts a new tally.
-#[derive(Clone, Debug)]
-pub struct CutDetector {
-    marks: Watermarks,
-    /// Per subject: its change and, per ring, the observer that reported it.
-    reports: BTreeMap<MemberId, (Change, BTreeMap<usize, MemberId>)>,
-    unstable: BTreeSet<MemberId>,
-    stable: BTreeSet<MemberId>,
-    /// Subjects already proposed in an earlier cut of this view.
-    proposed: BTreeSet<MemberId>,
-}
-
 /// A proposed cut: the subjects to remove and to add, each sorted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Cut {
@@ -121,117 +149,203 @@ pub struct Cut {
     pub join: Vec<MemberId>,
 }
 
+/// What the tally says now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tally {
+    /// Every stable subject, as one cut; nothing blocks it.
+    Ready(Cut),
+    /// Some subject is unstable: ask again at this time (ms) at the latest, when the first of
+    /// them stops blocking.
+    Blocked(u64),
+    /// Nothing to propose.
+    Empty,
+}
+
+/// One subject's reports.
+#[derive(Clone, Debug)]
+struct Subject {
+    join: bool,
+    /// Per ring, the newest report.
+    rings: BTreeMap<usize, Alert>,
+    /// When its first report arrived, ms.
+    since_ms: u64,
+    /// When it last became unstable, ms.
+    unstable_since_ms: Option<u64>,
+}
+
+impl Subject {
+    /// Rings whose newest report stands against the subject.
+    fn standing(&self) -> BTreeSet<usize> {
+        self.rings.iter().filter(|(_, a)| a.change != Change::Rebutted).map(|(r, _)| *r).collect()
+    }
+}
+
+/// The tally of one view's alerts; a new view starts a new tally.
+#[derive(Clone, Debug)]
+pub struct CutDetector {
+    marks: Watermarks,
+    timing: Timing,
+    subjects: BTreeMap<MemberId, Subject>,
+    joiners: usize,
+}
+
 impl CutDetector {
-    /// An empty tally with these watermarks.
-    pub fn new(marks: Watermarks) -> Self {
+    /// An empty tally with these watermarks and waits.
+    pub fn new(marks: Watermarks, timing: Timing) -> Self {
         assert!(marks.low >= 1 && marks.low <= marks.high, "watermarks {marks:?}");
-        Self {
-            marks,
-            reports: BTreeMap::new(),
-            unstable: BTreeSet::new(),
-            stable: BTreeSet::new(),
-            proposed: BTreeSet::new(),
-        }
+        Self { marks, timing, subjects: BTreeMap::new(), joiners: 0 }
     }
 
-    /// Counts `alert`, checked against the view's `rings` and membership. Returns a cut when
-    /// one is ready. A repeated alert (same subject and ring) changes nothing. (The node records
-    /// whole batches and takes the cut later; the tests feed alerts one at a time.)
-    #[cfg(test)]
-    fn alert(&mut self, rings: &Rings, alert: Alert) -> Result<Option<Cut>, AlertError> {
-        self.record(rings, alert)?;
-        Ok(self.take_cut())
-    }
-
-    /// Counts `alert` without proposing: a batch of alerts is recorded whole, then
-    /// [`CutDetector::take_cut`] says whether a cut is ready, so that a batch naming several
-    /// subjects proposes them together. Returns whether the tally changed (a repeat does not).
-    pub fn record(&mut self, rings: &Rings, alert: Alert) -> Result<bool, AlertError> {
+    /// Counts `alert`, received at `now_ms`, checked against the view's `rings` and
+    /// membership. Returns whether the tally changed (a repeat or an older report does not).
+    /// A batch of alerts is recorded whole, then [`CutDetector::tally`] says whether a cut is
+    /// ready, so that a batch naming several subjects proposes them together.
+    pub fn record(&mut self, rings: &Rings, alert: Alert, now_ms: u64) -> Result<bool, AlertError> {
         fits(rings, &alert)?;
-        if self.reports.len() >= crate::limits::MEMBERS_MAX
-            && !self.reports.contains_key(&alert.subject)
-        {
-            return Err(AlertError::Full(alert.subject));
-        }
-        Ok(self.count(alert.subject, alert.ring, alert.observer, alert.change))
-    }
-
-    /// The cut, when one is ready: some subject is stable and none is unstable. Everything
-    /// stable so far is in it, and none of it is proposed again in this view.
-    pub fn take_cut(&mut self) -> Option<Cut> {
-        if self.stable.is_empty() || !self.unstable.is_empty() {
-            return None;
-        }
-        let mut cut = Cut::default();
-        for s in std::mem::take(&mut self.stable) {
-            match self.reports[&s].0 {
-                Change::Down => cut.down.push(s),
-                Change::Join => cut.join.push(s),
+        let join = alert.change == Change::Join;
+        if !self.subjects.contains_key(&alert.subject) {
+            if alert.change == Change::Rebutted {
+                // Nothing stands to withdraw.
+                return Ok(false);
             }
-            self.proposed.insert(s);
+            if join && self.joiners >= JOINERS_PENDING_MAX {
+                return Err(AlertError::Full(alert.subject));
+            }
+            self.joiners += usize::from(join);
+            let s =
+                Subject { join, rings: BTreeMap::new(), since_ms: now_ms, unstable_since_ms: None };
+            self.subjects.insert(alert.subject, s);
         }
-        Some(cut)
+        let subject = self.subjects.get_mut(&alert.subject).expect("inserted above");
+        match subject.rings.get(&alert.ring) {
+            Some(old) if old.order() >= alert.order() => Ok(false),
+            _ => {
+                subject.rings.insert(alert.ring, alert);
+                Ok(true)
+            }
+        }
     }
 
-    /// Counts, for every unstable subject, the rings whose observer is itself stable or
-    /// unstable (failing or leaving too) as implicit alerts. Call after each batch of alerts;
-    /// with no unstable subject it only takes the cut. Returns a cut when one is ready.
-    pub fn invalidate_failing_edges(&mut self, rings: &Rings) -> Option<Cut> {
-        // Until nothing changes: a subject made stable here can be the failing observer of
-        // another.
+    /// The tally at `now_ms`: counts implicit alerts for unstable subjects whose observers are
+    /// reported too, forgets joiners that waited too long, and says whether a cut is ready.
+    pub fn tally(&mut self, rings: &Rings, now_ms: u64) -> Tally {
+        self.forget_joiners(now_ms);
+        let counts = self.counts(rings);
+        let (high, low) = (self.marks.high, self.marks.low);
+        let mut cut = Cut::default();
+        let mut blocked_until: Option<u64> = None;
+        for (id, s) in &mut self.subjects {
+            let n = counts.get(id).map_or(0, BTreeSet::len);
+            if n >= high {
+                s.unstable_since_ms = None;
+                if s.join { cut.join.push(*id) } else { cut.down.push(*id) }
+            } else if n >= low {
+                let since = *s.unstable_since_ms.get_or_insert(now_ms);
+                let until = since + self.timing.unstable_ms_max;
+                if now_ms < until {
+                    blocked_until = Some(blocked_until.map_or(until, |b| b.min(until)));
+                }
+            } else {
+                s.unstable_since_ms = None;
+            }
+        }
+        match blocked_until {
+            Some(until) => Tally::Blocked(until),
+            None if cut.down.is_empty() && cut.join.is_empty() => Tally::Empty,
+            None => Tally::Ready(cut),
+        }
+    }
+
+    /// Whether `subject` was reported to this tally (its alerts may since be withdrawn): a
+    /// member accepts a cut from a coordinator only about subjects it has heard of, so that
+    /// no coordinator can remove a member nobody reported.
+    pub fn reported(&self, subject: MemberId) -> bool {
+        self.subjects.contains_key(&subject)
+    }
+
+    /// How many members, `me` aside, this tally cannot count as reachable: `Down` subjects
+    /// with standing alerts (implicit ones included) from at least the low watermark of rings,
+    /// and, until nothing changes, members each of whose rings either reported them or has an
+    /// observer among those (nobody who could vouch for them is reachable: on one side of a
+    /// partition, the other side's members that the other side observes).
+    pub fn suspected(&self, rings: &Rings, me: MemberId) -> usize {
+        let counts = self.counts(rings);
+        let low = self.marks.low;
+        let mut down: BTreeSet<MemberId> = self
+            .subjects
+            .iter()
+            .filter(|(id, s)| !s.join && counts.get(*id).is_some_and(|c| c.len() >= low))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut changed = !down.is_empty();
+        while changed {
+            changed = false;
+            for m in rings.members() {
+                if m == me || down.contains(&m) {
+                    continue;
+                }
+                let reported = counts.get(&m);
+                let observers = rings.observers_of(m);
+                let unvouched = observers.iter().all(|(ring, o)| {
+                    down.contains(o) || reported.is_some_and(|c| c.contains(ring))
+                });
+                if !observers.is_empty() && unvouched {
+                    changed |= down.insert(m);
+                }
+            }
+        }
+        down.len()
+    }
+
+    /// Subjects with standing alerts from at least the low watermark of rings but fewer than
+    /// the high one (implicit alerts included).
+    pub fn unstable(&self, rings: &Rings) -> Vec<MemberId> {
+        let counts = self.counts(rings);
+        counts
+            .iter()
+            .filter(|(_, c)| c.len() >= self.marks.low && c.len() < self.marks.high)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Per subject, the rings counted against it: its standing alerts and, for subjects
+    /// between the watermarks, the rings whose observer is itself at or above the low one
+    /// (repeated until nothing changes: a subject made stable here can be the failing observer
+    /// of another).
+    fn counts(&self, rings: &Rings) -> BTreeMap<MemberId, BTreeSet<usize>> {
+        let mut counts: BTreeMap<MemberId, BTreeSet<usize>> =
+            self.subjects.iter().map(|(id, s)| (*id, s.standing())).collect();
+        let (high, low) = (self.marks.high, self.marks.low);
         let mut changed = true;
         while changed {
             changed = false;
-            let unstable: Vec<MemberId> = self.unstable.iter().copied().collect();
-            for subject in unstable {
-                let Some(&(change, _)) = self.reports.get(&subject) else { continue };
-                let observers = match change {
-                    Change::Down => rings.observers_of(subject),
-                    Change::Join => rings.expected_observers_of(subject),
-                };
+            let failing: BTreeSet<MemberId> =
+                counts.iter().filter(|(_, c)| c.len() >= low).map(|(id, _)| *id).collect();
+            for (id, s) in &self.subjects {
+                let c = counts.get_mut(id).expect("every subject counted");
+                if c.len() < low || c.len() >= high {
+                    continue;
+                }
+                let observers =
+                    if s.join { rings.expected_observers_of(*id) } else { rings.observers_of(*id) };
                 for (ring, observer) in observers {
-                    let failing = self.stable.contains(&observer)
-                        || self.unstable.contains(&observer)
-                        || self.proposed.contains(&observer);
-                    if failing {
-                        changed |= self.count(subject, ring, observer, change);
+                    if failing.contains(&observer) {
+                        changed |= c.insert(ring);
                     }
                 }
             }
         }
-        self.take_cut()
+        counts
     }
 
-    /// Subjects that hold the cut back (unstable).
-    pub fn unstable(&self) -> impl Iterator<Item = MemberId> + '_ {
-        self.unstable.iter().copied()
-    }
-
-    /// Counts one ring's report; false when it changes nothing.
-    fn count(
-        &mut self,
-        subject: MemberId,
-        ring: usize,
-        observer: MemberId,
-        change: Change,
-    ) -> bool {
-        if self.proposed.contains(&subject) {
-            return false;
-        }
-        let (_, by_ring) = self.reports.entry(subject).or_insert_with(|| (change, BTreeMap::new()));
-        if by_ring.insert(ring, observer).is_some() {
-            // Already counted: duplicates and retransmissions change nothing.
-            return false;
-        }
-        let n = by_ring.len();
-        if n == self.marks.low && n < self.marks.high {
-            self.unstable.insert(subject);
-        }
-        if n == self.marks.high {
-            self.unstable.remove(&subject);
-            self.stable.insert(subject);
-        }
-        true
+    /// Forgets joiners that did not become stable within [`Timing::join_ms_max`].
+    fn forget_joiners(&mut self, now_ms: u64) {
+        let (high, max) = (self.marks.high, self.timing.join_ms_max);
+        let before = self.subjects.len();
+        self.subjects
+            .retain(|_, s| !s.join || s.standing().len() >= high || now_ms < s.since_ms + max);
+        let gone = before - self.subjects.len();
+        self.joiners -= gone;
     }
 }
 
@@ -239,8 +353,18 @@ impl CutDetector {
 mod tests {
     use super::*;
 
+    const TIMING: Timing = Timing { unstable_ms_max: 1_000, join_ms_max: 5_000 };
+
     fn ids(n: u128) -> Vec<MemberId> {
         (1..=n).map(|i| MemberId(i << 70 | i)).collect()
+    }
+
+    fn detector(marks: Watermarks) -> CutDetector {
+        CutDetector::new(marks, TIMING)
+    }
+
+    fn alert(observer: MemberId, subject: MemberId, ring: usize, change: Change) -> Alert {
+        Alert { observer, subject, ring, change, incarnation: Incarnation(0) }
     }
 
     fn down(rings: &Rings, subject: MemberId, how_many: usize) -> Vec<Alert> {
@@ -248,105 +372,185 @@ mod tests {
             .observers_of(subject)
             .into_iter()
             .take(how_many)
-            .map(|(ring, observer)| Alert { observer, subject, ring, change: Change::Down })
+            .map(|(ring, observer)| alert(observer, subject, ring, Change::Down))
             .collect()
     }
 
-    fn feed(d: &mut CutDetector, rings: &Rings, alerts: &[Alert]) -> Vec<Cut> {
-        alerts.iter().filter_map(|a| d.alert(rings, *a).unwrap()).collect()
+    fn record(d: &mut CutDetector, rings: &Rings, alerts: &[Alert]) {
+        for a in alerts {
+            d.record(rings, *a, 0).expect("fits");
+        }
+    }
+
+    fn cut(down: &[MemberId], join: &[MemberId]) -> Tally {
+        let (mut down, mut join) = (down.to_vec(), join.to_vec());
+        down.sort();
+        join.sort();
+        Tally::Ready(Cut { down, join })
     }
 
     #[test]
     fn one_failure_becomes_a_cut_at_the_high_watermark() {
         let members = ids(30);
         let rings = Rings::new(&members, 10);
-        let mut d = CutDetector::new(Watermarks { high: 9, low: 3 });
+        let mut d = detector(Watermarks { high: 9, low: 3 });
         let alerts = down(&rings, members[4], 10);
-        let cuts = feed(&mut d, &rings, &alerts[..8]);
-        assert!(cuts.is_empty(), "8 of 9 rings: not yet");
-        let cuts = feed(&mut d, &rings, &alerts[8..]);
-        assert_eq!(cuts, vec![Cut { down: vec![members[4]], join: vec![] }]);
+        record(&mut d, &rings, &alerts[..8]);
+        assert_eq!(d.tally(&rings, 0), Tally::Blocked(1_000), "8 of 9 rings: not yet");
+        record(&mut d, &rings, &alerts[8..]);
+        assert_eq!(d.tally(&rings, 0), cut(&[members[4]], &[]));
     }
 
     #[test]
     fn simultaneous_failures_become_one_cut() {
         let members = ids(100);
         let rings = Rings::new(&members, 10);
-        let mut d = CutDetector::new(Watermarks { high: 9, low: 3 });
+        let mut d = detector(Watermarks { high: 9, low: 3 });
         let failed = [members[3], members[40], members[77]];
         // Alerts interleave: every subject passes the low watermark before any reaches high.
         let per: Vec<Vec<Alert>> = failed.iter().map(|&s| down(&rings, s, 10)).collect();
-        let mut cuts = Vec::new();
         for i in 0..10 {
             for p in &per {
-                cuts.extend(d.alert(&rings, p[i]).unwrap());
+                record(&mut d, &rings, &p[i..=i]);
+                let t = d.tally(&rings, 0);
+                assert!(
+                    !matches!(&t, Tally::Ready(c) if c.down.len() < 3),
+                    "no partial cut: {t:?}"
+                );
             }
         }
-        let mut want = failed.to_vec();
-        want.sort();
-        assert_eq!(cuts, vec![Cut { down: want, join: vec![] }]);
+        assert_eq!(d.tally(&rings, 0), cut(&failed, &[]));
     }
 
     #[test]
     fn duplicates_and_alerts_from_non_observers_change_nothing() {
         let members = ids(20);
         let rings = Rings::new(&members, 5);
-        let mut d = CutDetector::new(Watermarks::for_rings(5));
+        let mut d = detector(Watermarks::for_rings(5));
         let a = down(&rings, members[0], 1)[0];
-        assert_eq!(d.alert(&rings, a), Ok(None));
-        assert_eq!(d.alert(&rings, a), Ok(None));
+        assert_eq!(d.record(&rings, a, 0), Ok(true));
+        assert_eq!(d.record(&rings, a, 0), Ok(false));
         let liar = members.iter().copied().find(|&m| m != a.observer && m != a.subject).unwrap();
         let forged = Alert { observer: liar, ..a };
-        assert!(matches!(d.alert(&rings, forged), Err(AlertError::NotObserver { .. })));
+        assert!(matches!(d.record(&rings, forged, 0), Err(AlertError::NotObserver { .. })));
         let join_of_member = Alert { change: Change::Join, ..a };
-        assert!(matches!(d.alert(&rings, join_of_member), Err(AlertError::Mismatch { .. })));
+        assert!(matches!(d.record(&rings, join_of_member, 0), Err(AlertError::Mismatch { .. })));
     }
 
     #[test]
     fn failing_observers_are_counted_implicitly_so_the_cut_does_not_stall() {
         let members = ids(40);
         let rings = Rings::new(&members, 10);
-        let mut d = CutDetector::new(Watermarks { high: 9, low: 3 });
+        let mut d = detector(Watermarks { high: 9, low: 3 });
         let a = members[7];
         // `b` is an observer of `a` and fails too; `a` gets every alert but `b`'s.
         let (b_ring, b) = rings.observers_of(a)[0];
         let a_alerts: Vec<Alert> =
             down(&rings, a, 10).into_iter().filter(|x| x.ring != b_ring).take(7).collect();
-        assert!(feed(&mut d, &rings, &a_alerts).is_empty());
-        assert_eq!(d.unstable().collect::<Vec<_>>(), vec![a]);
-        // `b` becomes stable but `a` is unstable: no cut yet.
-        assert!(feed(&mut d, &rings, &down(&rings, b, 9)).is_empty());
-        // Counting b's edge to a implicitly (7 + 1 = 8) is still short of 9: no cut.
-        assert_eq!(d.invalidate_failing_edges(&rings), None);
+        record(&mut d, &rings, &a_alerts);
+        assert_eq!(d.unstable(&rings), vec![a]);
+        // `b` becomes stable; counting b's edge to a implicitly (7 + 1 = 8) is still short of
+        // 9: `a` blocks the cut.
+        record(&mut d, &rings, &down(&rings, b, 9));
+        assert!(matches!(d.tally(&rings, 0), Tally::Blocked(_)));
         // One more real alert about `a` makes the single cut of both.
         let last = down(&rings, a, 10)
             .into_iter()
             .find(|x| x.ring != b_ring && !a_alerts.contains(x))
             .unwrap();
-        let cut = d.alert(&rings, last).unwrap().expect("a cut");
-        let mut want = vec![a, b];
-        want.sort();
-        assert_eq!(cut.down, want);
+        record(&mut d, &rings, &[last]);
+        assert_eq!(d.tally(&rings, 0), cut(&[a, b], &[]));
     }
 
     #[test]
     fn joins_and_failures_can_share_a_cut() {
         let members = ids(30);
         let rings = Rings::new(&members, 10);
-        let mut d = CutDetector::new(Watermarks { high: 9, low: 3 });
+        let mut d = detector(Watermarks { high: 9, low: 3 });
         let joiner = MemberId(0xabcdef);
         let join: Vec<Alert> = rings
             .expected_observers_of(joiner)
             .into_iter()
-            .map(|(ring, observer)| Alert { observer, subject: joiner, ring, change: Change::Join })
+            .map(|(ring, observer)| alert(observer, joiner, ring, Change::Join))
             .collect();
         let leave = down(&rings, members[2], 10);
-        let mut cuts = Vec::new();
         for i in 0..10 {
-            cuts.extend(d.alert(&rings, join[i]).unwrap());
-            cuts.extend(d.alert(&rings, leave[i]).unwrap());
+            record(&mut d, &rings, &[join[i], leave[i]]);
         }
-        assert_eq!(cuts, vec![Cut { down: vec![members[2]], join: vec![joiner] }]);
+        assert_eq!(d.tally(&rings, 0), cut(&[members[2]], &[joiner]));
+    }
+
+    #[test]
+    fn a_rebutted_alert_is_withdrawn_and_an_older_report_does_not_bring_it_back() {
+        let members = ids(30);
+        let rings = Rings::new(&members, 10);
+        let mut d = detector(Watermarks { high: 9, low: 3 });
+        let s = members[5];
+        let alerts = down(&rings, s, 5);
+        record(&mut d, &rings, &alerts);
+        assert_eq!(d.unstable(&rings), vec![s]);
+        let rebut =
+            |a: &Alert| Alert { change: Change::Rebutted, incarnation: Incarnation(1), ..*a };
+        for a in &alerts {
+            assert_eq!(d.record(&rings, rebut(a), 10), Ok(true));
+        }
+        assert!(d.unstable(&rings).is_empty());
+        assert_eq!(d.tally(&rings, 10), Tally::Empty);
+        // The original alert, delivered late, is older than the withdrawal.
+        assert_eq!(d.record(&rings, alerts[0], 20), Ok(false));
+        // A new accusation, at the raised incarnation, stands again.
+        let again = Alert { incarnation: Incarnation(1), ..alerts[0] };
+        assert_eq!(d.record(&rings, again, 30), Ok(true));
+        // A withdrawal about a subject nobody alerted is not remembered.
+        let other = down(&rings, members[9], 1)[0];
+        assert_eq!(d.record(&rings, rebut(&other), 40), Ok(false));
+    }
+
+    #[test]
+    fn an_unstable_subject_blocks_the_cut_for_a_bounded_time() {
+        let members = ids(30);
+        let rings = Rings::new(&members, 10);
+        let mut d = detector(Watermarks { high: 9, low: 3 });
+        let (stuck, dead) = (members[1], members[2]);
+        // `stuck` cannot reach four of its observers; nobody else reports it.
+        let partial: Vec<Alert> =
+            down(&rings, stuck, 10).into_iter().filter(|a| a.observer != dead).take(4).collect();
+        record(&mut d, &rings, &partial);
+        assert_eq!(d.tally(&rings, 100), Tally::Blocked(1_100));
+        record(&mut d, &rings, &down(&rings, dead, 10));
+        assert_eq!(d.tally(&rings, 600), Tally::Blocked(1_100), "unstable since 100 ms");
+        assert_eq!(d.tally(&rings, 1_100), cut(&[dead], &[]), "no longer blocks");
+        // Enough alerts later still make it stable.
+        record(&mut d, &rings, &down(&rings, stuck, 10));
+        assert_eq!(d.tally(&rings, 1_200), cut(&[stuck, dead], &[]));
+    }
+
+    #[test]
+    fn joiners_that_do_not_complete_are_forgotten_and_their_number_is_capped() {
+        let members = ids(30);
+        let rings = Rings::new(&members, 10);
+        let mut d = detector(Watermarks { high: 9, low: 3 });
+        let join = |j: MemberId, k: usize| -> Vec<Alert> {
+            rings
+                .expected_observers_of(j)
+                .into_iter()
+                .take(k)
+                .map(|(ring, observer)| alert(observer, j, ring, Change::Join))
+                .collect()
+        };
+        let half = MemberId(0x5151);
+        record(&mut d, &rings, &join(half, 4));
+        assert!(matches!(d.tally(&rings, 4_999), Tally::Blocked(_) | Tally::Empty));
+        assert_eq!(d.tally(&rings, 5_000), Tally::Empty);
+        assert!(d.unstable(&rings).is_empty(), "forgotten");
+        for j in 0..JOINERS_PENDING_MAX as u128 {
+            d.record(&rings, join(MemberId(1 << 100 | j), 1)[0], 6_000).expect("room");
+        }
+        let one_more = join(MemberId(0x7777), 1)[0];
+        assert_eq!(d.record(&rings, one_more, 6_000), Err(AlertError::Full(MemberId(0x7777))));
+        // Once they are forgotten there is room again.
+        assert_eq!(d.tally(&rings, 11_000), Tally::Empty);
+        assert_eq!(d.record(&rings, one_more, 11_000), Ok(true));
     }
 
     #[test]

@@ -1,13 +1,20 @@
 //! Joining through a seed: a node outside the view asks a seed member for its expected
 //! observers, asks each of them to vouch for it (each broadcasts a `Join` alert, which the cut
-//! detectors count like failures), and becomes a member when one of them welcomes it with the
-//! view that admitted it. It asks again every `retry_ms` until then, each time the next of its
-//! seeds: a seed that is down, or that answers from a view it has since been removed from, costs
-//! one retry, not the join.
+//! detectors count like failures), and becomes a member when they welcome it with the view that
+//! admitted it. It asks again every `retry_ms` until then, each time the next of its seeds: a
+//! seed that is down, or that answers from a view it has since been removed from, costs one
+//! retry, not the join.
+//!
+//! A joiner trusts only its seeds and the observers they (or those observers) named: a list of
+//! observers from anyone else is ignored, and a welcome counts only from a trusted sender that
+//! is in the view it sends, confirmed by [`WELCOME_CONFIRMATIONS`] of them
+//! ([`super::welcome`]). A seed or observer asked again after the joiner got in answers with
+//! its current view, so a lost welcome costs a retry.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use super::node::{Envelope, Message, ViewChange};
+use super::welcome::{WELCOME_CONFIRMATIONS, Welcomes};
 use crate::ids::{Epoch, MemberId};
 
 /// Epoch a joiner puts on its messages: it has no view yet.
@@ -15,6 +22,9 @@ pub const NO_VIEW: Epoch = Epoch(0);
 
 /// Most seeds a joiner rotates through.
 pub const SEEDS_MAX: usize = 64;
+
+/// Most members a joiner trusts (its seeds and the observers named to it).
+pub const TRUSTED_MAX: usize = 256;
 
 /// A node on its way into the view.
 #[derive(Clone, Debug)]
@@ -27,6 +37,9 @@ pub struct Joiner {
     retry_ms: u64,
     next_request_ms: u64,
     admitted: Option<(Epoch, ViewChange)>,
+    /// Who may name observers and welcome this joiner: its seeds and the observers named.
+    trusted: BTreeSet<MemberId>,
+    welcomes: Welcomes,
     /// The newest view whose observers were asked (answers about older views are ignored, so
     /// that several answers about one view cost one round of asks).
     asked_epoch: Option<Epoch>,
@@ -45,6 +58,8 @@ impl Joiner {
         seeds.truncate(SEEDS_MAX);
         Self {
             me,
+            trusted: seeds.iter().copied().collect(),
+            welcomes: Welcomes::default(),
             seeds,
             asked: 0,
             retry_ms,
@@ -55,9 +70,9 @@ impl Joiner {
         }
     }
 
-    /// A message arrived.
-    pub fn handle_message(&mut self, envelope: Envelope) {
-        if self.admitted.is_some() {
+    /// A message arrived from `from`, as the authenticated connection names it.
+    pub fn handle_message(&mut self, from: MemberId, envelope: Envelope) {
+        if self.admitted.is_some() || !self.trusted.contains(&from) {
             return;
         }
         match envelope.message {
@@ -67,13 +82,15 @@ impl Joiner {
             {
                 self.asked_epoch = Some(envelope.epoch);
                 for (ring, observer) in observers {
+                    if self.trusted.len() < TRUSTED_MAX {
+                        self.trusted.insert(observer);
+                    }
                     self.send(observer, Message::JoinAsk(ring));
                 }
             }
-            Message::Welcome(view)
-                if view.is_valid() && view.members.binary_search(&self.me).is_ok() =>
-            {
-                self.admitted = Some((envelope.epoch, view));
+            Message::Welcome(view) if view.members.binary_search(&self.me).is_ok() => {
+                let needed = WELCOME_CONFIRMATIONS.min(self.trusted.len());
+                self.admitted = self.welcomes.offer(from, envelope.epoch, view, needed);
             }
             _ => {}
         }
@@ -110,7 +127,7 @@ impl Joiner {
     }
 
     fn send(&mut self, to: MemberId, message: Message) {
-        self.out.push_back((to, Envelope { epoch: NO_VIEW, from: self.me, message }));
+        self.out.push_back((to, Envelope { epoch: NO_VIEW, message }));
     }
 }
 
@@ -146,12 +163,42 @@ mod tests {
             joined: vec![MemberId(9)],
             left: vec![],
         };
-        j.handle_message(Envelope {
-            epoch: Epoch(2),
-            from: MemberId(1),
-            message: Message::Welcome(view.clone()),
-        });
+        // Its one seed is all it trusts: one welcome from it is enough.
+        j.handle_message(
+            MemberId(1),
+            Envelope { epoch: Epoch(2), message: Message::Welcome(view.clone()) },
+        );
         assert_eq!(j.admitted(), Some((Epoch(2), &view)));
         assert_eq!(j.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_joiner_trusts_only_its_seeds_and_the_observers_they_named() {
+        let (seed, a, b, liar) = (MemberId(1), MemberId(2), MemberId(3), MemberId(66));
+        let mut j = Joiner::new(MemberId(9), vec![seed], 1_000, 0);
+        j.handle_timeout(0);
+        let observers = |list: Vec<(usize, MemberId)>| Envelope {
+            epoch: Epoch(1),
+            message: Message::JoinObservers(list),
+        };
+        // Observers named by a stranger are not asked.
+        j.handle_message(liar, observers(vec![(0, liar)]));
+        assert!(std::iter::from_fn(|| j.poll_transmit()).all(|(to, _)| to == seed));
+        j.handle_message(seed, observers(vec![(0, a), (1, b)]));
+        let asked: Vec<MemberId> =
+            std::iter::from_fn(|| j.poll_transmit()).map(|(to, _)| to).collect();
+        assert_eq!(asked, vec![a, b]);
+        let mut members = vec![seed, a, b, MemberId(9), liar];
+        members.sort();
+        let view = ViewChange { members, joined: vec![MemberId(9)], left: vec![] };
+        let welcome =
+            |v: &ViewChange| Envelope { epoch: Epoch(2), message: Message::Welcome(v.clone()) };
+        // A stranger's welcome, even to a view it is in, does not count; one trusted sender
+        // is not enough when it trusts three.
+        j.handle_message(liar, welcome(&view));
+        j.handle_message(a, welcome(&view));
+        assert_eq!(j.admitted(), None);
+        j.handle_message(b, welcome(&view));
+        assert_eq!(j.admitted(), Some((Epoch(2), &view)));
     }
 }

@@ -42,3 +42,4 @@ pub mod join;
 pub mod monitor;
 pub mod node;
 pub mod rings;
+pub mod welcome;

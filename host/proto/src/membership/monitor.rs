@@ -2,7 +2,10 @@
 //! subject silent for `misses_max` probe periods is **accused**; the accused, if alive, hears
 //! the accusation and **rebuts** it with a higher incarnation; an accusation not rebutted within
 //! `rebut_window_ms` becomes an [`Alert`] for the cut detectors — one per ring on which this
-//! member observes the subject.
+//! member observes the subject. The accusation goes on after the alert, once a period: if the
+//! subject was alive all along (a link that lost messages one way, a partition that healed) it
+//! hears it, rebuts, and this member **withdraws** its alert ([`Change::Rebutted`]) so that no
+//! alert about a reachable member stands.
 //!
 //! Sans-IO in the calling shape of the other cores: `handle_*(now_ms, …)` in, `poll_output` and
 //! `poll_timeout` out. Time is milliseconds from any origin, given by the caller.
@@ -53,6 +56,11 @@ pub struct MonitorConfig {
     /// failed together arrive spread over a probe period, and a cut taken at the first
     /// possible moment can leave one of them to a second view change.
     pub cut_quiet_ms: u64,
+    /// Longest a subject with alerts from some but not enough of its observers holds the cut
+    /// back, in ms, from the moment it became unstable ([`super::cut::Timing`]).
+    pub unstable_ms_max: u64,
+    /// Longest a joiner stays in a view's tally without being admitted, in ms.
+    pub join_ms_max: u64,
 }
 
 impl Default for MonitorConfig {
@@ -65,6 +73,8 @@ impl Default for MonitorConfig {
             classic_jitter_ms: 500,
             alert_batch_ms: 50,
             cut_quiet_ms: 100,
+            unstable_ms_max: 1_000,
+            join_ms_max: 5_000,
         }
     }
 }
@@ -175,41 +185,45 @@ impl Monitor {
                 Some(a) if !a.alerted && now_ms.saturating_sub(a.since_ms) >= c.rebut_window_ms => {
                     a.alerted = true;
                     for &ring in &w.rings {
-                        let alert =
-                            Alert { observer: self.me, subject, ring, change: Change::Down };
+                        let alert = Alert {
+                            observer: self.me,
+                            subject,
+                            ring,
+                            change: Change::Down,
+                            incarnation: a.incarnation,
+                        };
                         self.out.push_back(MonitorOutput::Alert(alert));
                     }
+                    if now_ms >= w.next_probe_ms {
+                        w.next_probe_ms = now_ms + c.probe_period_ms;
+                        let (subject, incarnation) = (subject, a.incarnation);
+                        self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
+                    }
                 }
-                // The accusation or its rebuttal may be lost: accuse again each period.
-                Some(a) if !a.alerted && now_ms >= w.next_probe_ms => {
+                // The accusation or its rebuttal may be lost: accuse again each period. After
+                // the alert too: a subject that was alive all along rebuts once it hears, and
+                // the alert is withdrawn; a member cut off from the rest still talks to them
+                // and learns of the view that removed it once the cut heals.
+                Some(a) if now_ms >= w.next_probe_ms => {
                     w.next_probe_ms = now_ms + c.probe_period_ms;
                     let (subject, incarnation) = (subject, a.incarnation);
                     self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
-                }
-                // Alerted: keep probing, so that a member cut off from the rest still talks to
-                // them and learns of the view that removed it once the cut heals.
-                Some(a) if a.alerted && now_ms >= w.next_probe_ms => {
-                    w.next_probe_ms = now_ms + c.probe_period_ms;
-                    self.out.push_back(MonitorOutput::Probe(subject));
                 }
                 _ => {}
             }
         }
     }
 
-    /// A subject answered a probe.
+    /// A subject answered a probe. An answer at a raised incarnation is a rebuttal that came
+    /// with the ack.
     pub fn handle_ack(&mut self, now_ms: u64, from: MemberId, incarnation: Incarnation) {
         self.learn(from, incarnation);
         let Some(w) = self.watches.get_mut(&from) else { return };
-        match w.accused {
-            None => w.last_heard_ms = now_ms,
-            // An answer at a raised incarnation is a rebuttal that came with the ack.
-            Some(a) if !a.alerted && incarnation > a.incarnation => {
-                w.accused = None;
-                w.last_heard_ms = now_ms;
-            }
-            Some(_) => {}
+        if w.accused.is_none() {
+            w.last_heard_ms = now_ms;
+            return;
         }
+        self.handle_rebut(now_ms, from, incarnation);
     }
 
     /// Some member accused `subject`. If it is this member, and the accusation is not already
@@ -225,17 +239,31 @@ impl Monitor {
         self.out.push_back(MonitorOutput::Rebut(self.incarnation));
     }
 
-    /// `member` rebutted at `incarnation`: withdraw this member's accusation of it, unless the
-    /// accusation already became an alert (too late: it may be evicted and must rejoin).
+    /// `member` rebutted at `incarnation`: withdraw this member's accusation of it, and if the
+    /// accusation already became an alert, withdraw the alert too (one [`Change::Rebutted`]
+    /// per ring, at the raised incarnation). A view that removed the member meanwhile stands:
+    /// it must rejoin.
     pub fn handle_rebut(&mut self, now_ms: u64, member: MemberId, incarnation: Incarnation) {
         self.learn(member, incarnation);
-        if let Some(w) = self.watches.get_mut(&member)
-            && let Some(a) = w.accused
-            && !a.alerted
-            && incarnation > a.incarnation
-        {
-            w.accused = None;
-            w.last_heard_ms = now_ms;
+        let Some(w) = self.watches.get_mut(&member) else { return };
+        let Some(a) = w.accused else { return };
+        if incarnation <= a.incarnation {
+            return;
+        }
+        w.accused = None;
+        w.last_heard_ms = now_ms;
+        w.next_probe_ms = now_ms + self.config.probe_period_ms;
+        if a.alerted {
+            for &ring in &w.rings {
+                let alert = Alert {
+                    observer: self.me,
+                    subject: member,
+                    ring,
+                    change: Change::Rebutted,
+                    incarnation,
+                };
+                self.out.push_back(MonitorOutput::Alert(alert));
+            }
         }
     }
 
@@ -384,5 +412,48 @@ mod tests {
         // Accusations of others are not this member's to rebut.
         m.handle_accusation(MemberId(5), Incarnation(9));
         assert!(drain(&mut m).is_empty());
+    }
+
+    #[test]
+    fn an_alert_is_withdrawn_when_the_subject_rebuts_after_it() {
+        let (_, rings, mut m) = setup();
+        let me = MemberId(977);
+        let (_, subject) = rings.subjects_of(me)[0];
+        let on_rings = rings.subjects_of(me).iter().filter(|(_, s)| *s == subject).count();
+        let about = |out: Vec<MonitorOutput>| -> Vec<MonitorOutput> {
+            out.into_iter()
+                .filter(|o| match o {
+                    MonitorOutput::Accuse { subject: s, .. } | MonitorOutput::Probe(s) => {
+                        *s == subject
+                    }
+                    MonitorOutput::Alert(a) => a.subject == subject,
+                    MonitorOutput::Rebut(_) => false,
+                })
+                .collect()
+        };
+        m.handle_timeout(400);
+        m.handle_timeout(600);
+        let alerts = about(drain(&mut m));
+        let downs = alerts
+            .iter()
+            .filter(|o| matches!(o, MonitorOutput::Alert(a) if a.change == Change::Down))
+            .count();
+        assert_eq!(downs, on_rings);
+        // Alerted, it is still accused every period, so that it can hear and rebut.
+        m.handle_timeout(700);
+        let again = about(drain(&mut m));
+        assert!(matches!(again[..], [MonitorOutput::Accuse { incarnation: Incarnation(0), .. }]));
+        // A rebuttal that does not raise the incarnation withdraws nothing; one that does
+        // withdraws the alert on every ring, at the raised incarnation.
+        m.handle_rebut(705, subject, Incarnation(0));
+        assert!(about(drain(&mut m)).is_empty());
+        m.handle_rebut(710, subject, Incarnation(1));
+        let withdrawn = about(drain(&mut m));
+        assert_eq!(withdrawn.len(), on_rings);
+        assert!(withdrawn.iter().all(|o| matches!(o, MonitorOutput::Alert(a)
+            if a.change == Change::Rebutted && a.incarnation == Incarnation(1) && a.observer == me)));
+        // Then it is probed as usual.
+        m.handle_timeout(810);
+        assert!(matches!(about(drain(&mut m))[..], [MonitorOutput::Probe(_)]));
     }
 }

@@ -1,27 +1,49 @@
-//! One member's membership protocol, tying monitoring, cut detection and fast-path agreement
-//! together: `handle_message(now, …)` and `handle_timeout(now)` in; `poll_transmit`,
-//! `poll_event` and `poll_timeout` out. Poll all three after each `handle_*` call.
+//! One member's membership protocol, tying monitoring, cut detection and agreement together:
+//! `handle_message(now, from, …)` and `handle_timeout(now)` in; `poll_transmit`, `poll_event`
+//! and `poll_timeout` out. Poll all three after each `handle_*` call.
 //!
-//! Joins go through a seed ([`super::join::Joiner`]). A member that sees a newer epoch asks the
-//! sender for its view and installs it (views are agreed, so any member's copy is the one).
-//! Other messages for another epoch are dropped.
+//! **Authentication.** A message carries no sender: `from` is an argument, which the driver
+//! takes from the authenticated connection (the simulator passes the true sender). Every rule
+//! below that names a sender relies on that: an alert counts only from the observer it names;
+//! a classic proposal only from the coordinator of its rank; a vote, promise or acceptance only
+//! from a member, once.
 //!
-//! Agreement: every member that proposes a cut broadcasts it as its fast-round vote; a cut
+//! **Catching up.** A member that sees a newer epoch asks the senders for their view, and
+//! installs a view it did not see decided only once [`WELCOME_CONFIRMATIONS`] distinct members
+//! of its view that are in that view sent it ([`super::welcome`]). Other messages for another
+//! epoch are dropped.
+//!
+//! **Agreement.** Every member that proposes a cut broadcasts it as its fast-round vote; a cut
 //! with ⌈3n/4⌉ votes is decided. A member that has seen any vote arms a timer; when it fires
 //! (soon, if the fast round is visibly stuck), the member coordinates a classic round
-//! ([`super::classic::Classic`]), and again with a higher rank while no view is decided. The
-//! delays carry a per-member jitter so that coordinators seldom compete.
+//! ([`super::classic::Classic`]) with the cut its own tally supports, and again with a higher
+//! rank while no view is decided and it still has one. The delays carry a per-member jitter so
+//! that coordinators seldom compete.
+//!
+//! **Guards.** No cut that removes half or more of the view is proposed, voted for, accepted
+//! or installed; a member never votes for or accepts a cut that removes itself, nor accepts a
+//! classic proposal naming a subject that no observer reported to its own tally in this view
+//! (so a coordinator, even a lying one, proposes only what members detected).
+//!
+//! **Quorum.** A member *has quorum* while it hears, within the accusation silence, from more
+//! than half of its monitoring peers (the distinct members it observes and that observe it on
+//! the rings, a pseudo-random sample of the view), and its tally does not suspect half or more
+//! of the view ([`CutDetector::suspected`]). It says when that changes ([`Event::QuorumLost`], [`Event::QuorumRegained`];
+//! [`MemberNode::has_quorum`]): layers above stop acting on a view that may be stale.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use super::classic::{Accepted, Classic, Rank};
-use super::cut::{Alert, Change, Cut, CutDetector, Watermarks, fits};
+use super::cut::{
+    Alert, Change, Cut, CutDetector, JOINERS_PENDING_MAX, Tally, Timing, Watermarks, fits,
+};
 use super::fast::FastRound;
 use super::monitor::{Incarnation, Monitor, MonitorConfig, MonitorOutput};
 use super::rings::{Rings, rings_for};
 use super::sorted_ids;
+use super::welcome::{WELCOME_CONFIRMATIONS, Welcomes};
 use crate::ids::{Epoch, MemberId, ViewId};
 use crate::limits::MEMBERS_MAX;
 use crate::rand::{GOLDEN, mix};
@@ -31,6 +53,9 @@ pub const VIEW_REASK_MS: u64 = 500;
 
 /// Most alerts in one `Alerts` message; a longer batch is split.
 pub const ALERTS_PER_MESSAGE_MAX: usize = 1024;
+
+/// Most members a member behind asks for their view in one [`VIEW_REASK_MS`].
+pub const VIEW_ASKS_MAX: usize = 2 * WELCOME_CONFIRMATIONS;
 
 /// What members send each other.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +85,8 @@ pub enum Message {
     /// The joiner asks one of its expected observers to vouch for it on this ring.
     JoinAsk(usize),
     /// The view that admitted the joiner, from a member that vouched for it, or the current
-    /// view for a member that asked (the envelope's epoch is the view's).
+    /// view for a member that asked (the envelope's epoch is the view's). Installed once
+    /// enough members confirm it ([`super::welcome`]).
     Welcome(ViewChange),
     /// The sender saw a newer epoch from the receiver: send me your view.
     ViewRequest,
@@ -126,13 +152,12 @@ impl ViewChange {
     }
 }
 
-/// A message with the epoch of the view it belongs to and its sender.
+/// A message with the epoch of the view it belongs to. The sender is not in it: the
+/// authenticated connection names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The view the sender is in.
     pub epoch: Epoch,
-    /// The sender.
-    pub from: MemberId,
     /// The message.
     pub message: Message,
 }
@@ -151,6 +176,11 @@ pub enum Event {
     },
     /// This member is not in the new view: it was evicted and stops.
     Evicted(Epoch),
+    /// This member can no longer tell that its view is current: it hears from no more than
+    /// half of its monitoring peers, or its tally suspects half or more of the view.
+    QuorumLost,
+    /// It can again.
+    QuorumRegained,
 }
 
 /// One member's protocol state.
@@ -175,11 +205,22 @@ pub struct MemberNode {
     config: MonitorConfig,
     evicted: bool,
     /// Joiners this member vouched for in this view: welcomed once a view admits them.
-    vouched: Vec<MemberId>,
-    /// The newest epoch this member asked a peer's view for.
+    vouched: BTreeSet<MemberId>,
+    /// Welcomes to views newer than this one, waiting for confirmation.
+    welcomes: Welcomes,
+    /// The newest epoch this member asked peers' views for, when, and whom.
     asked_epoch: Epoch,
-    /// When it asked (a lost request or answer is asked again after [`VIEW_REASK_MS`]).
     asked_at_ms: u64,
+    asked: BTreeSet<MemberId>,
+    /// Monitoring peers (subjects and observers) and when each was last heard from, ms.
+    contact: BTreeMap<MemberId, u64>,
+    /// Whether the last tally suspected half or more of the view.
+    majority_down: bool,
+    quorum: bool,
+    /// Messages refused because their content did not fit their authenticated sender or the
+    /// view (forged alerts, proposals from a non-coordinator, invalid cuts, unconfirmable
+    /// welcomes count once each).
+    refused: u64,
     transmits: VecDeque<(MemberId, Envelope)>,
     events: VecDeque<Event>,
 }
@@ -198,10 +239,10 @@ impl MemberNode {
         assert!(members.binary_search(&me).is_ok(), "{me} is a member of its first view");
         let rings = Rings::new(members, rings_for(members.len()));
         let monitor = Monitor::new(me, Incarnation(0), config, &rings, now_ms);
-        Self {
+        let mut node = Self {
             me,
             epoch,
-            detector: CutDetector::new(Watermarks::for_rings(rings.len())),
+            detector: detector(&rings, &config),
             round: FastRound::new(epoch, members.clone()),
             classic: Classic::new(members.clone(), me),
             classic_at: None,
@@ -213,12 +254,20 @@ impl MemberNode {
             rings,
             monitor,
             evicted: false,
-            vouched: Vec::new(),
+            vouched: BTreeSet::new(),
+            welcomes: Welcomes::default(),
             asked_epoch: epoch,
             asked_at_ms: 0,
+            asked: BTreeSet::new(),
+            contact: BTreeMap::new(),
+            majority_down: false,
+            quorum: true,
+            refused: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-        }
+        };
+        node.reset_contact(now_ms);
+        node
     }
 
     /// The installed view: epoch and members.
@@ -231,112 +280,77 @@ impl MemberNode {
         &self.view
     }
 
-    /// A message arrived.
-    pub fn handle_message(&mut self, now_ms: u64, envelope: Envelope) {
+    /// Whether this member can tell that its view is current (see the module docs). Layers
+    /// above act on the view only while it does.
+    pub fn has_quorum(&self) -> bool {
+        self.quorum
+    }
+
+    /// Messages refused so far because their content did not fit their sender or the view.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// A message arrived from `from`, as the authenticated connection names it.
+    pub fn handle_message(&mut self, now_ms: u64, from: MemberId, envelope: Envelope) {
         if self.evicted {
             return;
         }
-        let from = envelope.from;
-        // Joiners have no view yet: their messages carry no epoch worth checking.
-        match envelope.message {
-            Message::JoinRequest => {
-                let observers = self.rings.expected_observers_of(from);
-                if !self.rings.contains(from) {
-                    self.send(from, Message::JoinObservers(observers));
-                }
-                return;
-            }
-            Message::JoinAsk(ring) => {
-                // Only an expected observer of a non-member vouches.
-                let alert = Alert { observer: self.me, subject: from, ring, change: Change::Join };
-                if fits(&self.rings, &alert).is_ok() && self.vouched.len() < MEMBERS_MAX {
-                    self.queue_alert(now_ms, alert);
-                    if !self.vouched.contains(&from) {
-                        self.vouched.push(from);
-                    }
-                } else if !self.is_member(from) && !self.vouched.contains(&from) {
-                    // The view changed since the joiner was told whom to ask: tell it again
-                    // rather than let it wait for its retry.
-                    self.send(from, Message::JoinObservers(self.rings.expected_observers_of(from)));
-                }
-                return;
-            }
-            Message::ViewRequest => {
-                if self.view.members.binary_search(&from).is_ok() || envelope.epoch < self.epoch {
-                    self.send(from, Message::Welcome(self.view.clone()));
-                }
-                return;
-            }
-            Message::Welcome(view) => {
-                // A member that fell behind catches up: every member installs the same view
-                // for an epoch, so any member's copy is the agreed one.
-                if envelope.epoch > self.epoch && view.is_valid() {
-                    self.install(now_ms, envelope.epoch, view);
-                }
-                return;
-            }
-            _ if envelope.epoch > self.epoch => {
-                if self.asked_epoch < envelope.epoch || now_ms >= self.asked_at_ms + VIEW_REASK_MS {
-                    self.asked_epoch = envelope.epoch;
-                    self.asked_at_ms = now_ms;
-                    self.send(from, Message::ViewRequest);
-                }
-                return;
-            }
-            _ if envelope.epoch < self.epoch => {
-                // A node removed while it could not hear (partitioned, paused) still talks in
-                // its old view: show it the newer epoch, so it asks for the view and learns.
-                if !self.is_member(from) {
-                    self.send(from, Message::Stale);
-                }
-                return;
-            }
-            _ => {}
+        if self.handle_outside_epoch(now_ms, from, &envelope) {
+            return;
         }
+        if let Some(heard) = self.contact.get_mut(&from) {
+            *heard = now_ms;
+        }
+        let member = self.is_member(from);
         match envelope.message {
-            Message::Probe => self.send(from, Message::Ack(self.monitor.incarnation())),
+            Message::Probe if member => self.send(from, Message::Ack(self.monitor.incarnation())),
             Message::Ack(inc) => self.monitor.handle_ack(now_ms, from, inc),
-            Message::Accuse { subject, incarnation } => {
+            Message::Accuse { subject, incarnation } if member => {
                 self.monitor.handle_accusation(subject, incarnation)
             }
             Message::Rebut(inc) => self.monitor.handle_rebut(now_ms, from, inc),
             Message::Alerts(alerts) => {
-                if alerts.len() <= ALERTS_PER_MESSAGE_MAX {
-                    self.alerts(now_ms, &alerts);
-                }
-            }
-            Message::Vote(cut) => {
-                if self.valid(&cut) {
-                    self.vote(now_ms, from, cut)
-                }
-            }
-            Message::Prepare(rank) => {
-                if self.is_member(from)
-                    && let Some(accepted) = self.classic.handle_prepare(rank)
+                // Only the observer an alert names may send it.
+                if alerts.len() <= ALERTS_PER_MESSAGE_MAX
+                    && alerts.iter().all(|a| a.observer == from)
                 {
+                    self.alerts(now_ms, &alerts);
+                } else {
+                    self.refused += 1;
+                }
+            }
+            Message::Vote(cut) if self.valid(&cut) => self.vote(now_ms, from, cut),
+            Message::Prepare(rank) if self.classic.coordinator_of(rank) == Some(from) => {
+                if let Some(accepted) = self.classic.handle_prepare(rank) {
                     self.send(from, Message::Promise { rank, accepted });
                     // Someone coordinates: give it time before trying ourselves.
                     self.arm_classic(now_ms, true);
                 }
             }
-            Message::Promise { rank, accepted } => {
-                if accepted.as_ref().is_none_or(|(_, c)| self.valid(c))
-                    && let Some(cut) = self.classic.handle_promise(from, rank, accepted)
-                {
+            Message::Promise { rank, accepted }
+                if accepted.as_ref().is_none_or(|(_, c)| self.valid(c)) =>
+            {
+                if let Some(cut) = self.classic.handle_promise(from, rank, accepted) {
                     self.broadcast(Message::Accept { rank, cut: cut.clone() });
                     self.accept(now_ms, rank, cut);
                 }
             }
-            Message::Accept { rank, cut } => {
-                if self.is_member(from) && self.valid(&cut) {
-                    self.accept(now_ms, rank, cut);
-                }
+            Message::Accept { rank, cut }
+                if self.classic.coordinator_of(rank) == Some(from) && self.valid(&cut) =>
+            {
+                self.accept(now_ms, rank, cut);
             }
-            Message::Accepted { rank, cut } => {
-                if self.valid(&cut) {
-                    self.learn(now_ms, from, rank, cut);
-                }
+            Message::Accepted { rank, cut } if self.valid(&cut) => {
+                self.learn(now_ms, from, rank, cut)
             }
+            Message::Probe
+            | Message::Accuse { .. }
+            | Message::Vote(_)
+            | Message::Prepare(_)
+            | Message::Promise { .. }
+            | Message::Accept { .. }
+            | Message::Accepted { .. } => self.refused += 1,
             Message::JoinRequest
             | Message::JoinObservers(_)
             | Message::JoinAsk(_)
@@ -345,6 +359,93 @@ impl MemberNode {
             | Message::Stale => {}
         }
         self.drain_monitor(now_ms);
+    }
+
+    /// Handles what does not belong to this epoch's protocol: joins, view requests and
+    /// welcomes, and messages for another epoch. True when the message was handled here.
+    fn handle_outside_epoch(&mut self, now_ms: u64, from: MemberId, envelope: &Envelope) -> bool {
+        // Joiners have no view yet: their messages carry no epoch worth checking.
+        match &envelope.message {
+            Message::JoinRequest => {
+                if self.is_member(from) {
+                    // A joiner that got in but is still confirming its first view.
+                    self.send(from, Message::Welcome(self.view.clone()));
+                } else {
+                    self.send(from, Message::JoinObservers(self.rings.expected_observers_of(from)));
+                }
+            }
+            Message::JoinAsk(ring) => self.join_ask(now_ms, from, *ring),
+            Message::ViewRequest => {
+                if self.is_member(from) || envelope.epoch < self.epoch {
+                    self.send(from, Message::Welcome(self.view.clone()));
+                }
+            }
+            Message::Welcome(view) => self.welcome(now_ms, from, envelope.epoch, view.clone()),
+            _ if envelope.epoch > self.epoch => self.ask_view(now_ms, from, envelope.epoch),
+            _ if envelope.epoch < self.epoch => {
+                // A node removed while it could not hear (partitioned, paused) still talks in
+                // its old view: show it the newer epoch, so it asks for the view and learns.
+                if !self.is_member(from) {
+                    self.send(from, Message::Stale);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// A joiner asks this member to vouch for it on `ring`.
+    fn join_ask(&mut self, now_ms: u64, from: MemberId, ring: usize) {
+        if self.is_member(from) {
+            // Admitted already: a confirmation of its first view.
+            self.send(from, Message::Welcome(self.view.clone()));
+            return;
+        }
+        // Only an expected observer of a non-member vouches, for a bounded number of joiners.
+        let alert = Alert {
+            observer: self.me,
+            subject: from,
+            ring,
+            change: Change::Join,
+            incarnation: Incarnation(0),
+        };
+        let room = self.vouched.len() < JOINERS_PENDING_MAX || self.vouched.contains(&from);
+        if fits(&self.rings, &alert).is_ok() && room {
+            self.queue_alert(now_ms, alert);
+            self.vouched.insert(from);
+        } else if !self.vouched.contains(&from) {
+            // The view changed since the joiner was told whom to ask: tell it again rather
+            // than let it wait for its retry.
+            self.send(from, Message::JoinObservers(self.rings.expected_observers_of(from)));
+        }
+    }
+
+    /// A member of a newer view (`epoch`) spoke: ask it for its view, and a few others as they
+    /// speak, so that enough of them confirm it.
+    fn ask_view(&mut self, now_ms: u64, from: MemberId, epoch: Epoch) {
+        if epoch > self.asked_epoch || now_ms >= self.asked_at_ms + VIEW_REASK_MS {
+            self.asked_epoch = self.asked_epoch.max(epoch);
+            self.asked_at_ms = now_ms;
+            self.asked.clear();
+        }
+        if self.asked.len() < VIEW_ASKS_MAX && self.asked.insert(from) {
+            self.send(from, Message::ViewRequest);
+        }
+    }
+
+    /// A welcome to a newer view: installed once enough members confirm it.
+    fn welcome(&mut self, now_ms: u64, from: MemberId, epoch: Epoch, view: ViewChange) {
+        if epoch <= self.epoch {
+            return;
+        }
+        if !self.is_member(from) || from == self.me {
+            self.refused += 1;
+            return;
+        }
+        let needed = WELCOME_CONFIRMATIONS.min(self.view.members.len() - 1);
+        if let Some((epoch, view)) = self.welcomes.offer(from, epoch, view, needed) {
+            self.install(now_ms, epoch, view);
+        }
     }
 
     /// Time passed.
@@ -362,14 +463,9 @@ impl MemberNode {
             self.propose(now_ms);
         }
         if self.classic_at.is_some_and(|t| t <= now_ms) {
-            let (rank, proposal) = self.classic.start();
-            self.broadcast(Message::Prepare(rank));
-            self.arm_classic(now_ms, true);
-            if let Some(cut) = proposal {
-                self.broadcast(Message::Accept { rank, cut: cut.clone() });
-                self.accept(now_ms, rank, cut);
-            }
+            self.coordinate(now_ms);
         }
+        self.update_quorum(now_ms);
     }
 
     /// The next message to send, and to whom.
@@ -401,14 +497,61 @@ impl MemberNode {
     }
 
     /// Whether `cut` can follow this view: removes members, admits non-members, each list
-    /// sorted and unique, not empty.
+    /// sorted and unique, not empty, and leaves more than half of the view.
     fn valid(&self, cut: &Cut) -> bool {
         (!cut.down.is_empty() || !cut.join.is_empty())
             && self.view.members.len() + cut.join.len() <= MEMBERS_MAX
             && sorted_ids(&cut.down)
             && sorted_ids(&cut.join)
+            && cut.down.len() * 2 < self.view.members.len()
             && cut.down.iter().all(|m| self.is_member(*m))
             && cut.join.iter().all(|m| !self.is_member(*m))
+    }
+
+    /// Whether this member may vote for or accept `cut`: valid, it stays, and every subject
+    /// was reported to its own tally in this view (a coordinator cannot remove or admit
+    /// anyone whom no observer reported).
+    fn acceptable(&self, cut: &Cut) -> bool {
+        self.valid(cut)
+            && cut.down.binary_search(&self.me).is_err()
+            && cut.down.iter().chain(&cut.join).all(|s| self.detector.reported(*s))
+    }
+
+    /// The cut this member's tally supports now, if it may propose it; notes whether the tally
+    /// holds half or more of the view down, and when to look again if it is blocked.
+    fn candidate(&mut self, now_ms: u64) -> Option<Cut> {
+        self.majority_down =
+            self.detector.suspected(&self.rings, self.me) * 2 >= self.view.members.len();
+        match self.detector.tally(&self.rings, now_ms) {
+            Tally::Ready(cut) => self.acceptable(&cut).then_some(cut),
+            Tally::Blocked(until) => {
+                let latest = self.propose_at.map_or(until, |(_, l)| l.max(until));
+                self.propose_at = Some((until.min(latest), latest));
+                None
+            }
+            Tally::Empty => None,
+        }
+    }
+
+    /// Coordinates a classic round: with the cut this member's tally supports, or to learn a
+    /// value the fast round may have decided (when it voted). Tries again later only while it
+    /// has a cut of its own to propose.
+    fn coordinate(&mut self, now_ms: u64) {
+        self.classic_at = None;
+        let candidate = self.candidate(now_ms);
+        if candidate.is_none() && !self.classic.has_accepted() {
+            return;
+        }
+        let retry = candidate.is_some();
+        let (rank, proposal) = self.classic.start(candidate);
+        self.broadcast(Message::Prepare(rank));
+        if retry {
+            self.arm_classic(now_ms, true);
+        }
+        if let Some(cut) = proposal {
+            self.broadcast(Message::Accept { rank, cut: cut.clone() });
+            self.accept(now_ms, rank, cut);
+        }
     }
 
     /// Arms the classic-round timer: `retry` pushes it a full delay ahead (a round is under
@@ -429,9 +572,10 @@ impl MemberNode {
         self.classic_at = Some(self.classic_at.map_or(at, |t| t.min(at)));
     }
 
-    /// A classic proposal: accept it if the promises allow, and tell everyone.
+    /// A classic proposal: accept it if the promises allow and this member stays, and tell
+    /// everyone.
     fn accept(&mut self, now_ms: u64, rank: Rank, cut: Cut) {
-        if self.classic.handle_accept(rank, &cut) {
+        if self.acceptable(&cut) && self.classic.handle_accept(rank, &cut) {
             self.broadcast(Message::Accepted { rank, cut: cut.clone() });
             self.learn(now_ms, self.me, rank, cut);
         }
@@ -453,10 +597,8 @@ impl MemberNode {
                     self.send(subject, Message::Accuse { subject, incarnation })
                 }
                 MonitorOutput::Rebut(inc) => {
-                    let mut observers: Vec<MemberId> =
+                    let observers: BTreeSet<MemberId> =
                         self.rings.observers_of(self.me).into_iter().map(|(_, o)| o).collect();
-                    observers.sort_unstable();
-                    observers.dedup();
                     for o in observers {
                         self.send(o, Message::Rebut(inc));
                     }
@@ -484,12 +626,12 @@ impl MemberNode {
         self.alerts(now_ms, &pending);
     }
 
-    /// Counts a batch of alerts, then proposes a cut if one is ready.
+    /// Counts a batch of alerts, then proposes a cut once the tally is quiet.
     fn alerts(&mut self, now_ms: u64, alerts: &[Alert]) {
         // Alerts that do not fit the view are dropped: a member cannot make another look dead.
         let mut changed = false;
         for &alert in alerts {
-            changed |= self.detector.record(&self.rings, alert).unwrap_or(false);
+            changed |= self.detector.record(&self.rings, alert, now_ms).unwrap_or(false);
         }
         // Propose once the tally has been quiet for a while (or has kept changing for too
         // long): subjects that failed together then land in one cut.
@@ -500,34 +642,42 @@ impl MemberNode {
         }
     }
 
-    /// Counts implicit alerts for unstable subjects whose observers are failing too, then
-    /// votes for the cut, if one is ready.
+    /// Votes for the cut the tally supports, if there is one: in the fast round if this member
+    /// has not voted yet, otherwise through a classic round.
     fn propose(&mut self, now_ms: u64) {
-        let cut = self.detector.invalidate_failing_edges(&self.rings);
+        let Some(cut) = self.candidate(now_ms) else { return };
         // One fast vote per view, and none after promising a classic coordinator.
-        if let Some(cut) = cut
-            && self.classic.vote_fast(&cut)
-        {
+        if self.classic.vote_fast(&cut) {
             self.broadcast(Message::Vote(cut.clone()));
             self.vote(now_ms, self.me, cut);
+        } else {
+            self.arm_classic(now_ms, false);
         }
     }
 
     fn vote(&mut self, now_ms: u64, from: MemberId, cut: Cut) {
-        self.classic.saw(&cut);
         let decided = match self.round.vote(self.epoch, from, cut) {
             Ok(Some(cut)) => cut.clone(),
             Ok(None) => {
                 self.arm_classic(now_ms, false);
                 return;
             }
-            Err(_) => return,
+            Err(_) => {
+                self.refused += 1;
+                return;
+            }
         };
         self.decide(now_ms, decided);
     }
 
     /// `decided` is the agreed cut: install the next view.
     fn decide(&mut self, now_ms: u64, decided: Cut) {
+        // Agreement only decides what members accepted, and members accept only valid cuts;
+        // checked again here all the same.
+        if !self.valid(&decided) {
+            self.refused += 1;
+            return;
+        }
         let mut members: Vec<MemberId> = self
             .view
             .members
@@ -535,13 +685,10 @@ impl MemberNode {
             .copied()
             .filter(|m| decided.down.binary_search(m).is_err())
             .collect();
-        let joined: Vec<MemberId> =
-            decided.join.iter().copied().filter(|j| !self.is_member(*j)).collect();
-        let left: Vec<MemberId> =
-            decided.down.iter().copied().filter(|d| self.is_member(*d)).collect();
+        let joined = decided.join.clone();
+        let left = decided.down.clone();
         members.extend(joined.iter().copied());
         members.sort_unstable();
-        members.dedup();
         let epoch = Epoch(self.epoch.0 + 1);
         let vouched = std::mem::take(&mut self.vouched);
         if !self.install(now_ms, epoch, ViewChange { members, joined, left }) {
@@ -550,7 +697,7 @@ impl MemberNode {
         // The joiners this member vouched for and the view admitted learn their first view;
         // the others learn whom to ask in the new view, rather than wait for their retry.
         for joiner in vouched {
-            if decided.join.contains(&joiner) {
+            if decided.join.binary_search(&joiner).is_ok() {
                 self.send(joiner, Message::Welcome(self.view.clone()));
             } else {
                 let observers = self.rings.expected_observers_of(joiner);
@@ -572,7 +719,7 @@ impl MemberNode {
         let members = &self.view.members;
         self.rings = Rings::new(members, rings_for(members.len()));
         self.monitor.install(&self.rings, now_ms);
-        self.detector = CutDetector::new(Watermarks::for_rings(self.rings.len()));
+        self.detector = detector(&self.rings, &self.config);
         self.round = FastRound::new(self.epoch, self.view.members.clone());
         self.classic = Classic::new(self.view.members.clone(), self.me);
         self.classic_at = None;
@@ -580,13 +727,36 @@ impl MemberNode {
         self.pending.clear();
         self.flush_at = None;
         self.vouched.clear();
+        self.welcomes.clear();
+        self.majority_down = false;
+        self.reset_contact(now_ms);
         let (id, view) = (self.view.id(), self.view.clone());
         self.events.push_back(Event::ViewInstalled { epoch: self.epoch, id, view });
+        self.update_quorum(now_ms);
         true
     }
 
+    /// The monitoring peers of the installed view, each heard from now.
+    fn reset_contact(&mut self, now_ms: u64) {
+        let peers =
+            self.rings.subjects_of(self.me).into_iter().chain(self.rings.observers_of(self.me));
+        self.contact = peers.map(|(_, m)| (m, now_ms)).filter(|(m, _)| *m != self.me).collect();
+    }
+
+    /// Re-evaluates [`MemberNode::has_quorum`] and says when it changes.
+    fn update_quorum(&mut self, now_ms: u64) {
+        let silence = self.config.probe_period_ms * u64::from(self.config.misses_max);
+        let heard = self.contact.values().filter(|&&t| now_ms.saturating_sub(t) < silence).count();
+        let quorum = heard * 2 > self.contact.len() || self.contact.is_empty();
+        let quorum = quorum && !self.majority_down;
+        if quorum != self.quorum {
+            self.quorum = quorum;
+            self.events.push_back(if quorum { Event::QuorumRegained } else { Event::QuorumLost });
+        }
+    }
+
     fn send(&mut self, to: MemberId, message: Message) {
-        let envelope = Envelope { epoch: self.epoch, from: self.me, message };
+        let envelope = Envelope { epoch: self.epoch, message };
         self.transmits.push_back((to, envelope));
     }
 
@@ -600,6 +770,13 @@ impl MemberNode {
     }
 }
 
+/// A new tally for the view of `rings`.
+fn detector(rings: &Rings, config: &MonitorConfig) -> CutDetector {
+    let timing =
+        Timing { unstable_ms_max: config.unstable_ms_max, join_ms_max: config.join_ms_max };
+    CutDetector::new(Watermarks::for_rings(rings.len()), timing)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,68 +786,99 @@ mod tests {
     }
 
     fn node(me: MemberId) -> MemberNode {
-        MemberNode::new(me, Epoch(1), ViewChange::first(ids()), MonitorConfig::default(), 0)
+        node_of(me, ids())
+    }
+
+    fn node_of(me: MemberId, members: Vec<MemberId>) -> MemberNode {
+        MemberNode::new(me, Epoch(1), ViewChange::first(members), MonitorConfig::default(), 0)
     }
 
     fn sent(n: &mut MemberNode) -> Vec<(MemberId, Envelope)> {
         std::iter::from_fn(|| n.poll_transmit()).collect()
     }
 
+    fn at(epoch: u64, message: Message) -> Envelope {
+        Envelope { epoch: Epoch(epoch), message }
+    }
+
+    fn votes(n: &mut MemberNode) -> usize {
+        sent(n).into_iter().filter(|(_, e)| matches!(e.message, Message::Vote(_))).count()
+    }
+
+    /// Every alert about `subject` going down, one per ring, as (observer, alert).
+    fn down_alerts(rings: &Rings, subject: MemberId) -> Vec<Alert> {
+        rings
+            .observers_of(subject)
+            .into_iter()
+            .map(|(ring, observer)| Alert {
+                observer,
+                subject,
+                ring,
+                change: Change::Down,
+                incarnation: Incarnation(0),
+            })
+            .collect()
+    }
+
+    /// Delivers each alert from the observer it names.
+    fn deliver(n: &mut MemberNode, now: u64, alerts: &[Alert]) {
+        for a in alerts {
+            n.handle_message(now, a.observer, at(1, Message::Alerts(vec![*a])));
+        }
+    }
+
     #[test]
-    fn a_member_behind_asks_for_the_view_once_and_installs_it() {
+    fn a_member_behind_asks_the_senders_and_installs_a_view_two_members_confirm() {
         let [a, b, c] = ids()[..] else { unreachable!() };
         let mut n = node(a);
-        let newer = |message| Envelope { epoch: Epoch(3), from: b, message };
-        n.handle_message(10, newer(Message::Probe));
-        n.handle_message(11, newer(Message::Probe));
-        assert_eq!(
-            sent(&mut n),
-            vec![(b, Envelope { epoch: Epoch(1), from: a, message: Message::ViewRequest })]
-        );
+        n.handle_message(10, b, at(3, Message::Probe));
+        n.handle_message(11, b, at(3, Message::Probe));
+        n.handle_message(12, c, at(3, Message::Probe));
+        let asked: Vec<(MemberId, Envelope)> = sent(&mut n);
+        assert_eq!(asked, vec![(b, at(1, Message::ViewRequest)), (c, at(1, Message::ViewRequest))]);
         let view = ViewChange { members: vec![a, b], joined: vec![], left: vec![c] };
-        n.handle_message(12, newer(Message::Welcome(view.clone())));
-        assert_eq!(n.view(), (Epoch(3), &[a, b][..]));
-        assert_eq!(n.view_change(), &view);
-        let id = crate::view::View::new(
-            Epoch(3),
-            vec![crate::view::Member::new(a, 1), crate::view::Member::new(b, 1)],
-        )
-        .unwrap()
-        .id();
-        assert_eq!(n.poll_event(), Some(Event::ViewInstalled { epoch: Epoch(3), id, view }));
-        // A stale view, an unsorted one, or one whose joined or left lists contradict its
-        // members is not installed.
-        let welcome = |epoch, members, joined, left| Envelope {
-            epoch: Epoch(epoch),
-            from: b,
-            message: Message::Welcome(ViewChange { members, joined, left }),
-        };
-        n.handle_message(13, welcome(2, vec![a, c], vec![c], vec![b]));
-        n.handle_message(14, welcome(4, vec![b, a], vec![], vec![]));
-        n.handle_message(15, welcome(4, vec![a, b], vec![c], vec![]));
-        n.handle_message(16, welcome(4, vec![a], vec![], vec![a]));
-        n.handle_message(17, welcome(4, vec![], vec![], vec![]));
-        assert_eq!(n.view().0, Epoch(3));
-        n.handle_message(18, welcome(4, vec![a], vec![], vec![b]));
-        assert_eq!(n.view(), (Epoch(4), &[a][..]));
+        n.handle_message(13, b, at(3, Message::Welcome(view.clone())));
+        assert_eq!(n.view().0, Epoch(1), "one member's word is not enough");
+        // c is not in the view it would confirm: it does not count.
+        n.handle_message(14, c, at(3, Message::Welcome(view.clone())));
+        assert_eq!(n.view().0, Epoch(1));
+        let with_c = ViewChange { members: vec![a, b, c], joined: vec![], left: vec![] };
+        n.handle_message(15, c, at(3, Message::Welcome(with_c.clone())));
+        assert_eq!(n.view().0, Epoch(1), "two senders, two different views");
+        n.handle_message(16, b, at(3, Message::Welcome(with_c.clone())));
+        assert_eq!(n.view(), (Epoch(3), &[a, b, c][..]));
+        let id = crate::view::view_id_of([a, b, c].into_iter());
+        assert_eq!(
+            n.poll_event(),
+            Some(Event::ViewInstalled { epoch: Epoch(3), id, view: with_c })
+        );
+    }
+
+    #[test]
+    fn a_welcome_from_outside_the_view_or_an_invalid_one_is_never_installed() {
+        let [a, b, c] = ids()[..] else { unreachable!() };
+        let outsider = MemberId(99);
+        let mut n = node(a);
+        let forged =
+            ViewChange { members: vec![a, outsider], joined: vec![outsider], left: vec![b, c] };
+        n.handle_message(1, outsider, at(5, Message::Welcome(forged.clone())));
+        n.handle_message(2, outsider, at(5, Message::Welcome(forged)));
+        let unsorted = ViewChange { members: vec![b, a], joined: vec![], left: vec![c] };
+        n.handle_message(3, b, at(4, Message::Welcome(unsorted.clone())));
+        n.handle_message(4, c, at(4, Message::Welcome(unsorted)));
+        let empty = ViewChange { members: vec![], joined: vec![], left: vec![] };
+        n.handle_message(5, b, at(4, Message::Welcome(empty.clone())));
+        n.handle_message(6, c, at(4, Message::Welcome(empty)));
+        assert_eq!(n.view().0, Epoch(1));
+        assert!(n.refused() >= 2, "the outsider's welcomes are counted as refused");
     }
 
     #[test]
     fn a_member_answers_a_view_request_with_its_view() {
         let [a, b, _] = ids()[..] else { unreachable!() };
         let mut n = node(b);
-        n.handle_message(5, Envelope { epoch: Epoch(1), from: a, message: Message::ViewRequest });
-        assert_eq!(
-            sent(&mut n),
-            vec![(
-                a,
-                Envelope {
-                    epoch: Epoch(1),
-                    from: b,
-                    message: Message::Welcome(ViewChange::first(ids()))
-                }
-            )]
-        );
+        n.handle_message(5, a, at(1, Message::ViewRequest));
+        assert_eq!(sent(&mut n), vec![(a, at(1, Message::Welcome(ViewChange::first(ids()))))]);
     }
 
     #[test]
@@ -685,8 +893,7 @@ mod tests {
             .find(|m| !observers.iter().any(|(_, o)| o == m))
             .expect("a member that is not an expected observer");
         let mut n = node(me);
-        let ask = Envelope { epoch: Epoch(0), from: joiner, message: Message::JoinAsk(0) };
-        n.handle_message(1, ask);
+        n.handle_message(1, joiner, at(0, Message::JoinAsk(0)));
         n.handle_timeout(60);
         assert!(
             !sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Alerts(_))),
@@ -694,10 +901,7 @@ mod tests {
         );
         let (ring, observer) = observers[0];
         let mut n = node(observer);
-        n.handle_message(
-            1,
-            Envelope { epoch: Epoch(0), from: joiner, message: Message::JoinAsk(ring) },
-        );
+        n.handle_message(1, joiner, at(0, Message::JoinAsk(ring)));
         assert!(sent(&mut n).is_empty(), "alerts wait for their batch");
         n.handle_timeout(50);
         assert!(sent(&mut n).iter().all(|(_, e)| !matches!(e.message, Message::Alerts(_))));
@@ -710,26 +914,112 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_is_proposed_once_the_tally_has_been_quiet() {
+    fn an_alert_sent_by_anyone_but_its_observer_is_refused() {
+        let members: Vec<MemberId> = (1..=20).map(|i| MemberId(i * 7919)).collect();
+        let rings = Rings::new(&members, rings_for(20));
+        let (me, victim) = (members[0], members[5]);
+        let liar = members.iter().copied().find(|m| *m != me && *m != victim).unwrap();
+        let mut n = node_of(me, members.clone());
+        let alerts = down_alerts(&rings, victim);
+        // All of the victim's observers' alerts, sent by one member in their names.
+        n.handle_message(1, liar, at(1, Message::Alerts(alerts.clone())));
+        n.handle_timeout(1_000);
+        assert_eq!(votes(&mut n), 0);
+        assert_eq!(n.refused(), 1);
+        // From the observers themselves they count.
+        deliver(&mut n, 1_001, &alerts);
+        n.handle_timeout(1_200);
+        assert_eq!(votes(&mut n), members.len() - 1);
+    }
+
+    #[test]
+    fn a_classic_proposal_counts_only_from_the_coordinator_of_its_rank() {
         let [a, b, c] = ids()[..] else { unreachable!() };
-        let rings = Rings::new(&ids(), rings_for(3));
-        let alerts: Vec<Alert> = rings
-            .observers_of(c)
-            .into_iter()
-            .map(|(ring, observer)| Alert { observer, subject: c, ring, change: Change::Down })
-            .collect();
-        let quiet = MonitorConfig::default().cut_quiet_ms;
-        let votes = |n: &mut MemberNode| {
-            sent(n).into_iter().filter(|(_, e)| matches!(e.message, Message::Vote(_))).count()
-        };
         let mut n = node(a);
-        let batch = |alerts: &[Alert]| Envelope {
-            epoch: Epoch(1),
-            from: b,
-            message: Message::Alerts(alerts.to_vec()),
-        };
-        n.handle_message(10, batch(&alerts[..1]));
-        n.handle_message(60, batch(&alerts[1..]));
+        let rank = Rank { round: 2, node: 1 }; // b's rank
+        let cut = Cut { down: vec![c], join: vec![] };
+        n.handle_message(1, c, at(1, Message::Accept { rank, cut: cut.clone() }));
+        n.handle_message(1, c, at(1, Message::Prepare(rank)));
+        assert!(sent(&mut n).is_empty(), "c speaks for b's rank");
+        assert_eq!(n.refused(), 2);
+        // From b, but about a subject nobody reported to a: not accepted either.
+        n.handle_message(2, b, at(1, Message::Accept { rank, cut: cut.clone() }));
+        assert!(sent(&mut n).is_empty());
+        let rings = Rings::new(&ids(), rings_for(3));
+        deliver(&mut n, 3, &down_alerts(&rings, c)[..1]);
+        n.handle_message(4, b, at(1, Message::Accept { rank, cut }));
+        assert!(sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Accepted { .. })));
+    }
+
+    #[test]
+    fn a_cut_that_removes_half_the_view_is_not_proposed_and_costs_the_quorum() {
+        let members: Vec<MemberId> = (1..=10).map(|i| MemberId(i * 104_729)).collect();
+        let rings = Rings::new(&members, rings_for(10));
+        let me = members[0];
+        let mut n = node_of(me, members.clone());
+        // This member hears from its peers throughout; the other half is reported down.
+        let half: Vec<MemberId> = members[5..].to_vec();
+        for &s in &half {
+            let alerts: Vec<Alert> =
+                down_alerts(&rings, s).into_iter().filter(|a| a.observer != s).collect();
+            deliver(&mut n, 10, &alerts);
+        }
+        let mut now = 10;
+        while now < 3_000 {
+            now += 50;
+            for &p in &members[1..] {
+                n.handle_message(now, p, at(1, Message::Probe));
+            }
+            n.handle_timeout(now);
+        }
+        assert_eq!(votes(&mut n), 0, "no vote for removing half");
+        assert!(!n.has_quorum());
+        let events: Vec<Event> = std::iter::from_fn(|| n.poll_event()).collect();
+        assert_eq!(events, vec![Event::QuorumLost]);
+        // Four of ten is fewer than half: that cut is proposed.
+        let cut = Cut { down: members[6..].to_vec(), join: vec![] };
+        let mut m = node_of(me, members.clone());
+        assert!(m.valid(&cut));
+        assert!(!m.valid(&Cut { down: half, join: vec![] }));
+        m.handle_message(1, members[1], at(1, Message::Vote(Cut { down: vec![me], join: vec![] })));
+        assert_eq!(m.refused(), 0, "a valid vote counts");
+        assert!(!m.acceptable(&Cut { down: vec![me], join: vec![] }), "but not from me");
+    }
+
+    #[test]
+    fn a_member_that_hears_from_too_few_peers_loses_the_quorum_and_regains_it() {
+        let members: Vec<MemberId> = (1..=20).map(|i| MemberId(i * 7919)).collect();
+        let me = members[3];
+        let mut n = node_of(me, members.clone());
+        let peers: Vec<MemberId> = n.contact.keys().copied().collect();
+        let (talking, silent) = peers.split_at(peers.len() / 2);
+        let mut now = 0;
+        while now < 1_000 {
+            now += 50;
+            for &p in talking {
+                n.handle_message(now, p, at(1, Message::Probe));
+            }
+            n.handle_timeout(now);
+        }
+        assert!(!n.has_quorum(), "half the peers is not more than half");
+        for &p in talking.iter().chain(silent) {
+            n.handle_message(now, p, at(1, Message::Probe));
+        }
+        n.handle_timeout(now + 1);
+        assert!(n.has_quorum());
+        let events: Vec<Event> = std::iter::from_fn(|| n.poll_event()).collect();
+        assert_eq!(events, vec![Event::QuorumLost, Event::QuorumRegained]);
+    }
+
+    #[test]
+    fn a_cut_is_proposed_once_the_tally_has_been_quiet() {
+        let [a, _, c] = ids()[..] else { unreachable!() };
+        let rings = Rings::new(&ids(), rings_for(3));
+        let alerts = down_alerts(&rings, c);
+        let quiet = MonitorConfig::default().cut_quiet_ms;
+        let mut n = node(a);
+        deliver(&mut n, 10, &alerts[..1]);
+        deliver(&mut n, 60, &alerts[1..]);
         // The second batch restarts the wait.
         n.handle_timeout(10 + quiet);
         assert_eq!(votes(&mut n), 0, "the tally changed at 60");
@@ -738,14 +1028,14 @@ mod tests {
         n.handle_timeout(60 + quiet);
         assert_eq!(votes(&mut n), 2, "a vote for the cut to each other member");
         // The same alerts again change nothing and propose nothing.
-        n.handle_message(70 + quiet, batch(&alerts));
+        deliver(&mut n, 70 + quiet, &alerts);
         n.handle_timeout(70 + 2 * quiet);
         assert_eq!(votes(&mut n), 0);
     }
 
     #[test]
     fn a_tally_that_keeps_changing_proposes_within_five_quiet_periods() {
-        let [a, b, _] = ids()[..] else { unreachable!() };
+        let [a, _, _] = ids()[..] else { unreachable!() };
         let quiet = MonitorConfig::default().cut_quiet_ms;
         let mut n = node(a);
         // Joiners vouched for one ring at a time, every half quiet period: the tally never
@@ -763,17 +1053,13 @@ mod tests {
                     subject: joiner,
                     ring,
                     change: Change::Join,
+                    incarnation: Incarnation(0),
                 })
                 .collect();
-            n.handle_message(
-                now,
-                Envelope { epoch: Epoch(1), from: b, message: Message::Alerts(alerts) },
-            );
+            deliver(&mut n, now, &alerts);
             now += quiet / 2;
             n.handle_timeout(now);
-            if proposed_at.is_none()
-                && sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Vote(_)))
-            {
+            if proposed_at.is_none() && votes(&mut n) > 0 {
                 proposed_at = Some(now);
             }
         }

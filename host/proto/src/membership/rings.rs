@@ -52,6 +52,11 @@ impl Rings {
         self.rings.first().is_some_and(|ring| ring.binary_search(&(position(0, m), m)).is_ok())
     }
 
+    /// The members on the rings, in the first ring's order.
+    pub fn members(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.rings.first().into_iter().flatten().map(|(_, m)| *m)
+    }
+
     /// Whether there are no members.
     pub fn is_empty(&self) -> bool {
         self.rings.first().is_none_or(Vec::is_empty)

@@ -2,7 +2,9 @@
 //! simulator delivers each as coming from its true sender (the transport authenticates every
 //! connection); only the content lies.
 
+use luciole_proto::membership::classic::Rank;
 use luciole_proto::membership::cut::{Alert, Change, Cut};
+use luciole_proto::membership::monitor::Incarnation;
 use luciole_proto::membership::node::{Envelope, Message, ViewChange};
 use luciole_proto::{Epoch, MemberId};
 
@@ -18,14 +20,15 @@ fn a_view(sim: &Sim<Member>, not: MemberId) -> Option<(Epoch, Vec<MemberId>)> {
     })
 }
 
-/// A message from `from` in `epoch` as it goes on the wire.
-fn envelope(epoch: Epoch, from: MemberId, message: Message) -> Envelope {
-    Envelope { epoch, from, message }
+/// A message in `epoch` as it goes on the wire.
+fn envelope(epoch: Epoch, message: Message) -> Envelope {
+    Envelope { epoch, message }
 }
 
 /// `attacker` tells every member: alerts about a healthy member in the names of all its
-/// observers, a view five epochs on that removes half the members, and votes for removing
-/// that member in the names of three quarters of the view.
+/// observers, a view five epochs on that removes half the members, its vote for removing that
+/// member (and for removing half the view), and a classic proposal of that at another
+/// member's rank.
 pub fn everything(sim: &mut Sim<Member>, attacker: MemberId) {
     let Some((epoch, members)) = a_view(sim, attacker) else { return };
     let rings = rings_of(&members);
@@ -35,21 +38,30 @@ pub fn everything(sim: &mut Sim<Member>, attacker: MemberId) {
     let alerts: Vec<Alert> = rings
         .observers_of(victim)
         .into_iter()
-        .map(|(ring, observer)| Alert { observer, subject: victim, ring, change: Change::Down })
+        .map(|(ring, observer)| Alert {
+            observer,
+            subject: victim,
+            ring,
+            change: Change::Down,
+            incarnation: Incarnation(0),
+        })
         .collect();
     let kept: Vec<MemberId> =
         members.iter().copied().filter(|m| m.0 % 2 == 0 || *m == attacker).collect();
     let left: Vec<MemberId> = members.iter().copied().filter(|m| !kept.contains(m)).collect();
     let newer = ViewChange { members: kept, joined: vec![], left };
     let cut = Cut { down: vec![victim], join: vec![] };
-    let voters = &members[..members.len() * 3 / 4 + 1];
+    let half = Cut { down: newer.left.clone(), join: vec![] };
+    let rank = Rank { round: 9, node: 0 };
     for &to in &members {
-        sim.send(attacker, to, envelope(epoch, attacker, Message::Alerts(alerts.clone())));
+        sim.send(attacker, to, envelope(epoch, Message::Alerts(alerts.clone())));
         let welcome = Message::Welcome(newer.clone());
-        sim.send(attacker, to, envelope(Epoch(epoch.0 + 5), attacker, welcome));
-        for &voter in voters {
-            sim.send(attacker, to, envelope(epoch, voter, Message::Vote(cut.clone())));
-        }
+        sim.send(attacker, to, envelope(Epoch(epoch.0 + 5), welcome));
+        sim.send(attacker, to, envelope(epoch, Message::Vote(cut.clone())));
+        sim.send(attacker, to, envelope(epoch, Message::Vote(half.clone())));
+        let accept = Message::Accept { rank, cut: half.clone() };
+        sim.send(attacker, to, envelope(epoch, accept));
+        sim.send(attacker, to, envelope(epoch, Message::Accepted { rank, cut: half.clone() }));
     }
 }
 
@@ -59,6 +71,6 @@ pub fn welcome_to_joiner(sim: &mut Sim<Member>, attacker: MemberId, joiner: Memb
     let mut members = vec![attacker, joiner];
     members.sort_unstable();
     let view = ViewChange { members, joined: vec![joiner], left: vec![] };
-    let welcome = envelope(Epoch(epoch.0 + 1), attacker, Message::Welcome(view));
+    let welcome = envelope(Epoch(epoch.0 + 1), Message::Welcome(view));
     sim.send(attacker, joiner, welcome);
 }

@@ -26,6 +26,8 @@ pub struct Member {
     pub installed: Vec<(u64, Epoch, ViewChange)>,
     /// When (local ms) it learned it was evicted.
     pub evicted_at: Option<u64>,
+    /// When (local ms) it lost (false) or regained (true) its quorum, in order.
+    pub quorum: Vec<(u64, bool)>,
     /// Its monitoring settings (also those it takes into the view when it joins).
     pub config: MonitorConfig,
     last_now: u64,
@@ -36,9 +38,10 @@ impl Member {
     pub fn joining(me: MemberId, seeds: Vec<MemberId>, config: MonitorConfig, now_ms: u64) -> Self {
         let joiner = Joiner::new(me, seeds, JOIN_RETRY_MS, now_ms);
         Self {
-            state: State::Joining(me, joiner),
+            state: State::Joining(me, Box::new(joiner)),
             installed: Vec::new(),
             evicted_at: None,
+            quorum: Vec::new(),
             config,
             last_now: now_ms,
         }
@@ -50,6 +53,7 @@ impl Member {
             state: State::Active(Box::new(node)),
             installed: Vec::new(),
             evicted_at: None,
+            quorum: Vec::new(),
             config,
             last_now: now_ms,
         }
@@ -68,7 +72,7 @@ pub const JOIN_RETRY_MS: u64 = 1_000;
 #[derive(Debug)]
 pub enum State {
     /// Asking to join.
-    Joining(MemberId, Joiner),
+    Joining(MemberId, Box<Joiner>),
     /// A member.
     Active(Box<MemberNode>),
 }
@@ -76,11 +80,11 @@ pub enum State {
 impl Actor for Member {
     type Message = Envelope;
 
-    fn handle_message(&mut self, now_ms: u64, _from: MemberId, message: Envelope) {
+    fn handle_message(&mut self, now_ms: u64, from: MemberId, message: Envelope) {
         self.last_now = now_ms;
         match &mut self.state {
-            State::Joining(_, j) => j.handle_message(message),
-            State::Active(n) => n.handle_message(now_ms, message),
+            State::Joining(_, j) => j.handle_message(from, message),
+            State::Active(n) => n.handle_message(now_ms, from, message),
         }
         self.collect();
     }
@@ -136,6 +140,8 @@ impl Member {
                     self.installed.push((self.last_now, epoch, view))
                 }
                 Event::Evicted(_) => self.evicted_at = Some(self.last_now),
+                Event::QuorumLost => self.quorum.push((self.last_now, false)),
+                Event::QuorumRegained => self.quorum.push((self.last_now, true)),
             }
         }
     }

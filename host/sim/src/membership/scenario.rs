@@ -205,6 +205,8 @@ struct Plan {
     measure_from: u64,
     /// Must learn that it was removed.
     sleeper: Option<MemberId>,
+    /// Must say, while the fault lasts, that it has no quorum.
+    no_quorum: Vec<MemberId>,
 }
 
 /// Runs `scenario` on `n` members from `seed`. Errors name the broken invariant or the view
@@ -306,6 +308,7 @@ fn plan(scenario: Scenario, sim: &mut Sim<Member>, ids: &[MemberId], s: Settings
             let rest: Vec<MemberId> =
                 ids.iter().copied().filter(|m| !p.failed.contains(m)).collect();
             sim.network.partition(&p.failed, &rest);
+            p.no_quorum = p.failed.clone();
         }
         Scenario::Join => {
             for i in 0..2u64 {
@@ -348,7 +351,12 @@ fn plan(scenario: Scenario, sim: &mut Sim<Member>, ids: &[MemberId], s: Settings
             let large: Vec<MemberId> = ids.iter().copied().filter(|m| !small.contains(m)).collect();
             sim.network.partition(&small, &large);
             p.actions.push((at + s.heal_ms, Action::Heal));
-            // A side with a majority may remove the other; no side may remove a majority.
+            // A side with a majority may remove the other; no side may remove a majority, and
+            // a side without one knows it (if the split lasts long enough to tell).
+            let minority = if large.len() * 2 > ids.len() { small.clone() } else { ids.to_vec() };
+            if s.heal_ms >= 2_000 {
+                p.no_quorum = minority;
+            }
             if large.len() * 2 > ids.len() {
                 p.exempt = small;
             }
@@ -511,6 +519,11 @@ fn judge(sim: &Sim<Member>, p: &Plan) -> Result<(usize, Vec<u64>, usize), String
     {
         return Err(format!("{s} paused 3 s, was removed, and never learned it"));
     }
+    if let Some(m) = p.no_quorum.iter().find(|m| !sim.nodes[*m].quorum.iter().any(|q| !q.1)) {
+        return Err(format!(
+            "{m} was on a side without a majority and never said it had no quorum"
+        ));
+    }
     Ok((views_installed(sim), detection_ms, false_evictions))
 }
 
@@ -519,7 +532,8 @@ pub const SETTLE_MS_MAX: u64 = 10_000;
 
 /// The faults stop: the network heals, every node that learned it was evicted comes back as a
 /// new incarnation (a new id, joining through a member of the first view that is still in),
-/// and within [`SETTLE_MS_MAX`] every live node must have one view of exactly the live nodes.
+/// and within [`SETTLE_MS_MAX`] every live node must have one view of exactly the live nodes,
+/// and say it has quorum.
 /// Returns how long that took.
 fn settle(
     sim: &mut Sim<Member>,
@@ -534,7 +548,7 @@ fn settle(
     let settled = |sim: &Sim<Member>| {
         let live = sim.live();
         live.iter().all(|m| match &sim.nodes[m].state {
-            State::Active(n) => n.view().1 == &live[..],
+            State::Active(n) => n.view().1 == &live[..] && n.has_quorum(),
             State::Joining(..) => false,
         })
     };
@@ -550,7 +564,8 @@ fn settle(
                 .map(|m| match &sim.nodes[m].state {
                     State::Active(n) => {
                         let (e, v) = n.view();
-                        format!("{} epoch {} of {}", &m.to_string()[..6], e.0, v.len())
+                        let q = if n.has_quorum() { "" } else { " without quorum" };
+                        format!("{} epoch {} of {}{q}", &m.to_string()[..6], e.0, v.len())
                     }
                     State::Joining(..) => format!("{} joining", &m.to_string()[..6]),
                 })
