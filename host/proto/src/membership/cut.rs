@@ -263,38 +263,27 @@ impl CutDetector {
         self.subjects.contains_key(&subject)
     }
 
-    /// How many members, `me` aside, this tally cannot count as reachable: `Down` subjects
-    /// with standing alerts (implicit ones included) from at least the low watermark of rings,
-    /// and, until nothing changes, members each of whose rings either reported them or has an
-    /// observer among those (nobody who could vouch for them is reachable: on one side of a
-    /// partition, the other side's members that the other side observes).
-    pub fn suspected(&self, rings: &Rings, me: MemberId) -> usize {
-        let counts = self.counts(rings);
-        let low = self.marks.low;
-        let mut down: BTreeSet<MemberId> = self
-            .subjects
-            .iter()
-            .filter(|(id, s)| !s.join && counts.get(*id).is_some_and(|c| c.len() >= low))
-            .map(|(id, _)| *id)
-            .collect();
-        let mut changed = !down.is_empty();
-        while changed {
-            changed = false;
-            for m in rings.members() {
-                if m == me || down.contains(&m) {
-                    continue;
-                }
-                let reported = counts.get(&m);
-                let observers = rings.observers_of(m);
-                let unvouched = observers.iter().all(|(ring, o)| {
-                    down.contains(o) || reported.is_some_and(|c| c.contains(ring))
-                });
-                if !observers.is_empty() && unvouched {
-                    changed |= down.insert(m);
+    /// How many members this tally vouches for, `me` included: `me`, and every member that a
+    /// member it vouches for observes on a ring where no alert about it stands (that observer
+    /// would have alerted had it gone silent). Each ring is a cycle through the whole view, so
+    /// with no alerts every member is vouched for; on one side of a partition the alerts of
+    /// this side cut the rings at the border, and the count is this side (or less: never
+    /// more).
+    pub fn vouched(&self, rings: &Rings, me: MemberId) -> usize {
+        let mut vouched: BTreeSet<MemberId> = BTreeSet::from([me]);
+        let mut queue = vec![me];
+        while let Some(observer) = queue.pop() {
+            for (ring, subject) in rings.subjects_of(observer) {
+                let alerted = self
+                    .subjects
+                    .get(&subject)
+                    .is_some_and(|s| s.rings.get(&ring).is_some_and(|a| a.change == Change::Down));
+                if !alerted && vouched.insert(subject) {
+                    queue.push(subject);
                 }
             }
         }
-        down.len()
+        vouched.len()
     }
 
     /// Subjects with standing alerts from at least the low watermark of rings but fewer than
@@ -551,6 +540,34 @@ mod tests {
         // Once they are forgotten there is room again.
         assert_eq!(d.tally(&rings, 11_000), Tally::Empty);
         assert_eq!(d.record(&rings, one_more, 11_000), Ok(true));
+    }
+
+    #[test]
+    fn the_tally_vouches_for_the_whole_view_or_for_this_side_of_a_partition() {
+        let members = ids(30);
+        let rings = Rings::new(&members, 10);
+        let mut d = detector(Watermarks { high: 9, low: 3 });
+        assert_eq!(d.vouched(&rings, members[0]), 30, "no alerts: the rings reach everyone");
+        // One side of a split: this side's observers alert about every member across.
+        let (near, far) = members.split_at(18);
+        for &s in far {
+            let across: Vec<Alert> =
+                down(&rings, s, 10).into_iter().filter(|a| near.contains(&a.observer)).collect();
+            record(&mut d, &rings, &across);
+        }
+        let seen = d.vouched(&rings, near[0]);
+        assert!(seen <= 18, "never vouches across: {seen}");
+        assert!(seen * 2 > 30, "a majority side still vouches for a majority: {seen}");
+        let mut small = detector(Watermarks { high: 9, low: 3 });
+        for &s in near {
+            let across: Vec<Alert> =
+                down(&rings, s, 10).into_iter().filter(|a| far.contains(&a.observer)).collect();
+            record(&mut small, &rings, &across);
+        }
+        assert!(
+            small.vouched(&rings, far[0]) <= 12,
+            "the minority side vouches for itself at most"
+        );
     }
 
     #[test]

@@ -27,8 +27,8 @@
 //!
 //! **Quorum.** A member *has quorum* while it hears, within the accusation silence, from more
 //! than half of its monitoring peers (the distinct members it observes and that observe it on
-//! the rings, a pseudo-random sample of the view), and its tally does not suspect half or more
-//! of the view ([`CutDetector::suspected`]). It says when that changes ([`Event::QuorumLost`], [`Event::QuorumRegained`];
+//! the rings, a pseudo-random sample of the view), and its tally vouches for more than half of
+//! the view ([`CutDetector::vouched`]). It says when that changes ([`Event::QuorumLost`], [`Event::QuorumRegained`];
 //! [`MemberNode::has_quorum`]): layers above stop acting on a view that may be stale.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -177,7 +177,7 @@ pub enum Event {
     /// This member is not in the new view: it was evicted and stops.
     Evicted(Epoch),
     /// This member can no longer tell that its view is current: it hears from no more than
-    /// half of its monitoring peers, or its tally suspects half or more of the view.
+    /// half of its monitoring peers, or its tally vouches for no more than half of the view.
     QuorumLost,
     /// It can again.
     QuorumRegained,
@@ -214,7 +214,7 @@ pub struct MemberNode {
     asked: BTreeSet<MemberId>,
     /// Monitoring peers (subjects and observers) and when each was last heard from, ms.
     contact: BTreeMap<MemberId, u64>,
-    /// Whether the last tally suspected half or more of the view.
+    /// Whether the last tally vouched for no more than half of the view.
     majority_down: bool,
     quorum: bool,
     /// Messages refused because their content did not fit their authenticated sender or the
@@ -518,10 +518,10 @@ impl MemberNode {
     }
 
     /// The cut this member's tally supports now, if it may propose it; notes whether the tally
-    /// holds half or more of the view down, and when to look again if it is blocked.
+    /// vouches for no more than half of the view, and when to look again if it is blocked.
     fn candidate(&mut self, now_ms: u64) -> Option<Cut> {
         self.majority_down =
-            self.detector.suspected(&self.rings, self.me) * 2 >= self.view.members.len();
+            self.detector.vouched(&self.rings, self.me) * 2 <= self.view.members.len();
         match self.detector.tally(&self.rings, now_ms) {
             Tally::Ready(cut) => self.acceptable(&cut).then_some(cut),
             Tally::Blocked(until) => {
@@ -1002,10 +1002,17 @@ mod tests {
             n.handle_timeout(now);
         }
         assert!(!n.has_quorum(), "half the peers is not more than half");
-        for &p in talking.iter().chain(silent) {
-            n.handle_message(now, p, at(1, Message::Probe));
+        // They are back, rebut the accusations (withdrawing this member's alerts) and talk.
+        for &p in silent {
+            n.handle_message(now, p, at(1, Message::Rebut(Incarnation(1))));
         }
-        n.handle_timeout(now + 1);
+        for _ in 0..4 {
+            now += 50;
+            for &p in talking.iter().chain(silent) {
+                n.handle_message(now, p, at(1, Message::Probe));
+            }
+            n.handle_timeout(now);
+        }
         assert!(n.has_quorum());
         let events: Vec<Event> = std::iter::from_fn(|| n.poll_event()).collect();
         assert_eq!(events, vec![Event::QuorumLost, Event::QuorumRegained]);
