@@ -209,8 +209,8 @@ struct Plan {
     no_quorum: Vec<MemberId>,
 }
 
-/// Runs `scenario` on `n` members from `seed`. Errors name the broken invariant or the view
-/// that never came.
+/// Runs `scenario` on `n` members from `seed`. Errors name the broken invariant, the view
+/// that never came, or the healthy members evicted.
 pub fn run_with(
     scenario: Scenario,
     n: usize,
@@ -244,6 +244,9 @@ pub fn run_with(
     }
     sim.run_until(plan.end, |s| checker.check(s))?;
     let (view_changes, detection_ms, false_evictions) = judge(&sim, &plan)?;
+    if false_evictions > 0 {
+        return Err(format!("{false_evictions} healthy members evicted"));
+    }
     // Traffic from the fault to here; settling (healing, rejoining) is not counted.
     let seconds = (sim.now_ms - fault_at) as f64 / 1_000.0;
     let rate = |count: fn(&crate::Traffic) -> u64| {
