@@ -30,14 +30,24 @@ fn spawn_joiner(sim: &mut Sim<Member>, id: MemberId, seeds: Vec<MemberId>, at_ms
 /// How many seeds a scenario's joiner gets.
 const SEEDS: usize = 3;
 
-/// Seeds for a joiner: up to [`SEEDS`] live members of `first_view` that have not learned they
-/// were evicted (one may still be evicted without knowing it: the joiner then moves on).
+/// Seeds for a joiner: up to [`SEEDS`] live members, those of `first_view` first (the
+/// scenario's original members), those that say they have quorum before those that do not,
+/// none that learned it was evicted. (A member cut off with a minority may be evicted without
+/// knowing it yet, and then restarted under a new id; it loses its quorum first, so a joiner
+/// does not pick three such seeds and ask dead ids for ever.)
 fn seeds(sim: &Sim<Member>, first_view: &[MemberId]) -> Vec<MemberId> {
-    sim.live()
+    let mut live: Vec<(bool, bool, MemberId)> = sim
+        .live()
         .into_iter()
-        .filter(|m| first_view.contains(m) && sim.nodes[m].evicted_at.is_none())
-        .take(SEEDS)
-        .collect()
+        .filter_map(|m| match &sim.nodes[&m].state {
+            State::Active(n) if sim.nodes[&m].evicted_at.is_none() => {
+                Some((!n.has_quorum(), !first_view.contains(&m), m))
+            }
+            _ => None,
+        })
+        .collect();
+    live.sort_unstable();
+    live.into_iter().take(SEEDS).map(|(_, _, m)| m).collect()
 }
 
 /// The scenarios: what happens, and what must hold at the end.
