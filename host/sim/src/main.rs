@@ -88,13 +88,14 @@ fn main() {
                 d.sort_unstable();
                 let (p50, max) = (d.get(d.len() / 2).copied(), d.last().copied());
                 println!(
-                    "seed {seed}: {:?} on {} members: {} view change(s), fault to view p50 {} max {} ms, false evictions {}, bytes/s per node mean {:.0} max {:.0}, messages/s per node mean {:.0}, settled {} ms after the faults stopped, {:.0}x real time",
+                    "seed {seed}: {:?} on {} members: {} view change(s), fault to view p50 {} max {} ms, false evictions {}, quorum losses of healthy members {}, bytes/s per node mean {:.0} max {:.0}, messages/s per node mean {:.0}, settled {} ms after the faults stopped, {:.0}x real time",
                     args.scenario,
                     args.nodes,
                     o.view_changes,
                     p50.map_or("-".into(), |v| v.to_string()),
                     max.map_or("-".into(), |v| v.to_string()),
                     o.false_evictions,
+                    o.quorum_losses,
                     o.bytes_per_s.0,
                     o.bytes_per_s.1,
                     o.msgs_per_s.0,

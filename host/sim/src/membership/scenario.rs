@@ -170,6 +170,9 @@ pub struct Outcome {
     pub detection_ms: Vec<u64>,
     /// Members evicted that the scenario did not make fail.
     pub false_evictions: usize,
+    /// Times a member the scenario left healthy said it had lost its quorum, while the faults
+    /// lasted.
+    pub quorum_losses: usize,
     /// Bytes sent per node per second over the scenario (after the first second): mean over
     /// the nodes, and the busiest node.
     pub bytes_per_s: (f64, f64),
@@ -234,6 +237,7 @@ pub fn run_with(
             view_changes: o.views,
             detection_ms: vec![o.all_in_ms],
             false_evictions: 0,
+            quorum_losses: 0,
             bytes_per_s: (0.0, 0.0),
             msgs_per_s: (0.0, 0.0),
             simulated_ms: o.all_in_ms,
@@ -254,6 +258,7 @@ pub fn run_with(
     }
     sim.run_until(plan.end, |s| checker.check(s))?;
     let (view_changes, detection_ms, false_evictions) = judge(&sim, &plan)?;
+    let quorum_losses = quorum_losses(&sim, &plan);
     if false_evictions > 0 {
         return Err(format!("{false_evictions} healthy members evicted"));
     }
@@ -272,6 +277,7 @@ pub fn run_with(
         view_changes,
         detection_ms,
         false_evictions,
+        quorum_losses,
         bytes_per_s,
         msgs_per_s,
         simulated_ms: measured_ms,
@@ -451,6 +457,16 @@ fn plan_freeze(
             Scenario::Flaps => s.duration_ms,
             _ => 0,
         });
+}
+
+/// How many times members the plan left healthy (and that did not join) lost their quorum.
+fn quorum_losses(sim: &Sim<Member>, p: &Plan) -> usize {
+    let faulty = |m: &MemberId| p.failed.contains(m) || p.exempt.contains(m);
+    sim.nodes
+        .iter()
+        .filter(|(id, _)| !faulty(id) && !p.no_quorum.contains(id) && !p.joiners.contains(id))
+        .map(|(_, m)| m.quorum.iter().filter(|q| !q.1).count())
+        .sum()
 }
 
 /// The rings of a view of `ids`.
