@@ -913,6 +913,34 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_joiners_is_vouched_for_up_to_the_limit() {
+        let [a, _, _] = ids()[..] else { unreachable!() };
+        let rings = Rings::new(&ids(), rings_for(3));
+        let mut n = node(a);
+        let mut asked = 0;
+        for j in 1000..100_000u128 {
+            let joiner = MemberId(j << 64 | j);
+            if let Some((ring, _)) =
+                rings.expected_observers_of(joiner).into_iter().find(|(_, o)| *o == a)
+            {
+                n.handle_message(1, joiner, at(0, Message::JoinAsk(ring)));
+                asked += 1;
+                if asked > JOINERS_PENDING_MAX + 100 {
+                    break;
+                }
+            }
+        }
+        assert!(asked > JOINERS_PENDING_MAX);
+        assert_eq!(n.vouched.len(), JOINERS_PENDING_MAX);
+        // The rest are told whom to ask instead (and vouched for once room comes).
+        let redirected = sent(&mut n)
+            .iter()
+            .filter(|(_, e)| matches!(e.message, Message::JoinObservers(_)))
+            .count();
+        assert_eq!(redirected, asked - JOINERS_PENDING_MAX);
+    }
+
+    #[test]
     fn a_cut_is_proposed_once_the_tally_has_been_quiet() {
         let [a, _, c] = ids()[..] else { unreachable!() };
         let rings = Rings::new(&ids(), rings_for(3));
