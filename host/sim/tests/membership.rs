@@ -120,13 +120,16 @@ fn five_percent_loss_for_a_minute_evicts_nobody() {
     });
 }
 
+/// The node at 80 % loss is removed (once), and nobody else. A rebuttal it gets through now and
+/// then does not withdraw the alerts about it: only answering steadily does. (Withdrawing on
+/// any rebuttal kept it in the view in 9 of 20 seeds.)
 #[test]
-fn a_node_losing_most_messages_costs_no_healthy_member() {
-    each(Scenario::BadNode, 20, 1..3, |o| {
-        if o.false_evictions == 0 {
-            Ok(())
-        } else {
-            Err(format!("{} false evictions", o.false_evictions))
+fn a_node_losing_most_messages_is_removed_and_costs_no_healthy_member() {
+    let settings = Settings { duration_ms: 30_000, ..Settings::default() };
+    each_with(Scenario::BadNode, 20, seeds(), settings, |o| {
+        match (o.view_changes, o.false_evictions) {
+            (1, 0) => Ok(()),
+            (v, e) => Err(format!("{v} view changes, {e} false evictions")),
         }
     });
 }

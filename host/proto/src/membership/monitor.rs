@@ -4,8 +4,9 @@
 //! `rebut_window_ms` becomes an [`Alert`] for the cut detectors — one per ring on which this
 //! member observes the subject. The accusation goes on after the alert, once a period: if the
 //! subject was alive all along (a link that lost messages one way, a partition that healed) it
-//! hears it, rebuts, and this member **withdraws** its alert ([`Change::Rebutted`]) so that no
-//! alert about a reachable member stands.
+//! hears it and rebuts, and once it has then answered every probe for as long as the silence
+//! that accuses, this member **withdraws** its alert ([`Change::Rebutted`]), so that no alert
+//! about a member that is steadily reachable again stands (and a flaky one is still removed).
 //!
 //! Sans-IO in the calling shape of the other cores: `handle_*(now_ms, …)` in, `poll_output` and
 //! `poll_timeout` out. Time is milliseconds from any origin, given by the caller.
@@ -111,6 +112,9 @@ struct Accusation {
     since_ms: u64,
     incarnation: Incarnation,
     alerted: bool,
+    /// Alerted, then rebutted: since when the subject has answered without a gap, and the
+    /// incarnation it rebutted with.
+    recovering: Option<(u64, Incarnation)>,
 }
 
 /// One member's monitoring of its subjects.
@@ -170,11 +174,17 @@ impl Monitor {
     pub fn handle_timeout(&mut self, now_ms: u64) {
         let c = self.config;
         let silence_ms = c.probe_period_ms * u64::from(c.misses_max);
+        let mut withdrawn = Vec::new();
         for (&subject, w) in &mut self.watches {
             match &mut w.accused {
                 None if now_ms.saturating_sub(w.last_heard_ms) >= silence_ms => {
                     let incarnation = self.known.get(&subject).copied().unwrap_or_default();
-                    w.accused = Some(Accusation { since_ms: now_ms, incarnation, alerted: false });
+                    w.accused = Some(Accusation {
+                        since_ms: now_ms,
+                        incarnation,
+                        alerted: false,
+                        recovering: None,
+                    });
                     w.next_probe_ms = now_ms + c.probe_period_ms;
                     self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
                 }
@@ -200,10 +210,31 @@ impl Monitor {
                         self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
                     }
                 }
+                // Alerted and rebutted: withdraw once the subject has answered without a gap
+                // for as long as the silence that accuses; a gap means it is not steadily back
+                // (a flaky member gets a message through now and then), so accuse again.
+                Some(a) if a.recovering.is_some() => {
+                    let (since, rebutted) = a.recovering.expect("matched");
+                    if now_ms.saturating_sub(w.last_heard_ms) >= 2 * c.probe_period_ms {
+                        a.recovering = None;
+                    } else if now_ms.saturating_sub(since) >= silence_ms {
+                        withdrawn.push((subject, rebutted));
+                        continue;
+                    }
+                    if now_ms >= w.next_probe_ms {
+                        w.next_probe_ms = now_ms + c.probe_period_ms;
+                        let incarnation = a.incarnation;
+                        self.out.push_back(if a.recovering.is_some() {
+                            MonitorOutput::Probe(subject)
+                        } else {
+                            MonitorOutput::Accuse { subject, incarnation }
+                        });
+                    }
+                }
                 // The accusation or its rebuttal may be lost: accuse again each period. After
-                // the alert too: a subject that was alive all along rebuts once it hears, and
-                // the alert is withdrawn; a member cut off from the rest still talks to them
-                // and learns of the view that removed it once the cut heals.
+                // the alert too: a subject that was alive all along rebuts once it hears; a
+                // member cut off from the rest still talks to them and learns of the view
+                // that removed it once the cut heals.
                 Some(a) if now_ms >= w.next_probe_ms => {
                     w.next_probe_ms = now_ms + c.probe_period_ms;
                     let (subject, incarnation) = (subject, a.incarnation);
@@ -212,6 +243,28 @@ impl Monitor {
                 _ => {}
             }
         }
+        for (subject, rebutted) in withdrawn {
+            self.withdraw(now_ms, subject, rebutted);
+        }
+    }
+
+    /// Withdraws this member's alert about `subject`: one [`Change::Rebutted`] per ring, at
+    /// the incarnation it rebutted with; it is watched as usual from now.
+    fn withdraw(&mut self, now_ms: u64, subject: MemberId, rebutted: Incarnation) {
+        let Some(w) = self.watches.get_mut(&subject) else { return };
+        w.accused = None;
+        w.last_heard_ms = now_ms;
+        w.next_probe_ms = now_ms + self.config.probe_period_ms;
+        for &ring in &w.rings {
+            let alert = Alert {
+                observer: self.me,
+                subject,
+                ring,
+                change: Change::Rebutted,
+                incarnation: rebutted,
+            };
+            self.out.push_back(MonitorOutput::Alert(alert));
+        }
     }
 
     /// A subject answered a probe. An answer at a raised incarnation is a rebuttal that came
@@ -219,11 +272,11 @@ impl Monitor {
     pub fn handle_ack(&mut self, now_ms: u64, from: MemberId, incarnation: Incarnation) {
         self.learn(from, incarnation);
         let Some(w) = self.watches.get_mut(&from) else { return };
-        if w.accused.is_none() {
-            w.last_heard_ms = now_ms;
-            return;
+        match w.accused {
+            None => w.last_heard_ms = now_ms,
+            Some(Accusation { recovering: Some(_), .. }) => w.last_heard_ms = now_ms,
+            Some(_) => self.handle_rebut(now_ms, from, incarnation),
         }
-        self.handle_rebut(now_ms, from, incarnation);
     }
 
     /// Some member accused `subject`. If it is this member, and the accusation is not already
@@ -239,30 +292,34 @@ impl Monitor {
         self.out.push_back(MonitorOutput::Rebut(self.incarnation));
     }
 
-    /// `member` rebutted at `incarnation`: withdraw this member's accusation of it, and if the
-    /// accusation already became an alert, withdraw the alert too (one [`Change::Rebutted`]
-    /// per ring, at the raised incarnation). A view that removed the member meanwhile stands:
-    /// it must rejoin.
+    /// `member` rebutted at `incarnation`: withdraw this member's accusation of it. If the
+    /// accusation already became an alert, the alert is withdrawn once the member has answered
+    /// without a gap for as long as the silence that accuses (one [`Change::Rebutted`] per
+    /// ring, at the raised incarnation): a member that is steadily back is not removed, a
+    /// flaky one that gets a message through now and then still is. A view that removed the
+    /// member meanwhile stands: it must rejoin.
     pub fn handle_rebut(&mut self, now_ms: u64, member: MemberId, incarnation: Incarnation) {
         self.learn(member, incarnation);
+        let period = self.config.probe_period_ms;
         let Some(w) = self.watches.get_mut(&member) else { return };
-        let Some(a) = w.accused else { return };
+        let Some(a) = &mut w.accused else { return };
         if incarnation <= a.incarnation {
+            if a.recovering.is_some() {
+                w.last_heard_ms = now_ms;
+            }
             return;
         }
-        w.accused = None;
         w.last_heard_ms = now_ms;
-        w.next_probe_ms = now_ms + self.config.probe_period_ms;
-        if a.alerted {
-            for &ring in &w.rings {
-                let alert = Alert {
-                    observer: self.me,
-                    subject: member,
-                    ring,
-                    change: Change::Rebutted,
-                    incarnation,
-                };
-                self.out.push_back(MonitorOutput::Alert(alert));
+        if !a.alerted {
+            w.accused = None;
+            w.next_probe_ms = now_ms + period;
+            return;
+        }
+        match &mut a.recovering {
+            Some((_, rebutted)) => *rebutted = (*rebutted).max(incarnation),
+            None => {
+                a.recovering = Some((now_ms, incarnation));
+                w.next_probe_ms = now_ms + period;
             }
         }
     }
@@ -283,6 +340,10 @@ impl Monitor {
             .map(|w| match w.accused {
                 None => w.next_probe_ms.min(w.last_heard_ms + silence_ms),
                 Some(a) if !a.alerted => (a.since_ms + c.rebut_window_ms).min(w.next_probe_ms),
+                Some(Accusation { recovering: Some((since, _)), .. }) => w
+                    .next_probe_ms
+                    .min(since + silence_ms)
+                    .min(w.last_heard_ms + 2 * c.probe_period_ms),
                 Some(_) => w.next_probe_ms,
             })
             .min()
@@ -415,7 +476,7 @@ mod tests {
     }
 
     #[test]
-    fn an_alert_is_withdrawn_when_the_subject_rebuts_after_it() {
+    fn an_alert_is_withdrawn_once_the_subject_is_steadily_back() {
         let (_, rings, mut m) = setup();
         let me = MemberId(977);
         let (_, subject) = rings.subjects_of(me)[0];
@@ -433,8 +494,7 @@ mod tests {
         };
         m.handle_timeout(400);
         m.handle_timeout(600);
-        let alerts = about(drain(&mut m));
-        let downs = alerts
+        let downs = about(drain(&mut m))
             .iter()
             .filter(|o| matches!(o, MonitorOutput::Alert(a) if a.change == Change::Down))
             .count();
@@ -443,17 +503,41 @@ mod tests {
         m.handle_timeout(700);
         let again = about(drain(&mut m));
         assert!(matches!(again[..], [MonitorOutput::Accuse { incarnation: Incarnation(0), .. }]));
-        // A rebuttal that does not raise the incarnation withdraws nothing; one that does
-        // withdraws the alert on every ring, at the raised incarnation.
+        // A rebuttal that does not raise the incarnation changes nothing.
         m.handle_rebut(705, subject, Incarnation(0));
-        assert!(about(drain(&mut m)).is_empty());
+        // One that does starts a probation: probed, not accused; one missed answer (a flaky
+        // member) ends it, and the accusations go on.
         m.handle_rebut(710, subject, Incarnation(1));
-        let withdrawn = about(drain(&mut m));
-        assert_eq!(withdrawn.len(), on_rings);
-        assert!(withdrawn.iter().all(|o| matches!(o, MonitorOutput::Alert(a)
-            if a.change == Change::Rebutted && a.incarnation == Incarnation(1) && a.observer == me)));
-        // Then it is probed as usual.
         m.handle_timeout(810);
+        assert!(matches!(about(drain(&mut m))[..], [MonitorOutput::Probe(_)]));
+        m.handle_timeout(910);
+        assert!(matches!(about(drain(&mut m))[..], [MonitorOutput::Accuse { .. }]), "a gap");
+        // Rebutted again, it answers every probe: withdrawn after 400 ms of that, on every
+        // ring, at the raised incarnation.
+        m.handle_rebut(920, subject, Incarnation(1));
+        let mut withdrawn_at = None;
+        let mut now = 920;
+        while withdrawn_at.is_none() && now < 2_000 {
+            now += 10;
+            m.handle_timeout(now);
+            for o in about(drain(&mut m)) {
+                match o {
+                    MonitorOutput::Probe(s) => m.handle_ack(now, s, Incarnation(1)),
+                    MonitorOutput::Alert(a) => {
+                        assert_eq!(
+                            (a.change, a.incarnation, a.observer),
+                            (Change::Rebutted, Incarnation(1), me)
+                        );
+                        withdrawn_at.get_or_insert(now);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!(withdrawn_at, Some(1_320), "400 ms after the rebuttal");
+        assert!(about(drain(&mut m)).is_empty());
+        // Then it is probed as usual.
+        m.handle_timeout(1_420);
         assert!(matches!(about(drain(&mut m))[..], [MonitorOutput::Probe(_)]));
     }
 }

@@ -896,14 +896,16 @@ mod tests {
             n.handle_timeout(now);
         }
         assert!(!n.has_quorum(), "half the peers is not more than half");
-        // They are back, rebut the accusations (withdrawing this member's alerts) and talk.
+        // They are back, rebut the accusations and answer every probe, which withdraws this
+        // member's alerts after 400 ms.
         for &p in silent {
             n.handle_message(now, p, at(1, Message::Rebut(Incarnation(1))));
         }
-        for _ in 0..4 {
+        for _ in 0..12 {
             now += 50;
             for &p in talking.iter().chain(silent) {
                 n.handle_message(now, p, at(1, Message::Probe));
+                n.handle_message(now, p, at(1, Message::Ack(Incarnation(1))));
             }
             n.handle_timeout(now);
         }
