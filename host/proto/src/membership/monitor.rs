@@ -210,25 +210,10 @@ impl Monitor {
                         self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
                     }
                 }
-                // Alerted and rebutted: withdraw once the subject has answered without a gap
-                // for as long as the silence that accuses; a gap means it is not steadily back
-                // (a flaky member gets a message through now and then), so accuse again.
+                // Alerted and rebutted: on probation (see `probation`).
                 Some(a) if a.recovering.is_some() => {
-                    let (since, rebutted) = a.recovering.expect("matched");
-                    if now_ms.saturating_sub(w.last_heard_ms) >= 2 * c.probe_period_ms {
-                        a.recovering = None;
-                    } else if now_ms.saturating_sub(since) >= silence_ms {
+                    if let Some(rebutted) = probation(&c, now_ms, subject, w, &mut self.out) {
                         withdrawn.push((subject, rebutted));
-                        continue;
-                    }
-                    if now_ms >= w.next_probe_ms {
-                        w.next_probe_ms = now_ms + c.probe_period_ms;
-                        let incarnation = a.incarnation;
-                        self.out.push_back(if a.recovering.is_some() {
-                            MonitorOutput::Probe(subject)
-                        } else {
-                            MonitorOutput::Accuse { subject, incarnation }
-                        });
                     }
                 }
                 // The accusation or its rebuttal may be lost: accuse again each period. After
@@ -357,6 +342,36 @@ impl Monitor {
         let k = self.known.entry(member).or_default();
         *k = (*k).max(incarnation);
     }
+}
+
+/// One step of an alerted subject's probation after it rebutted: withdraw (the incarnation it
+/// rebutted with is returned) once it has answered without a gap for as long as the silence
+/// that accuses; a gap means it is not steadily back (a flaky member gets a message through now
+/// and then), so the accusations go on. Probes or accuses when due.
+fn probation(
+    c: &MonitorConfig,
+    now_ms: u64,
+    subject: MemberId,
+    w: &mut Watch,
+    out: &mut VecDeque<MonitorOutput>,
+) -> Option<Incarnation> {
+    let a = w.accused.as_mut()?;
+    let (since, rebutted) = a.recovering?;
+    if now_ms.saturating_sub(w.last_heard_ms) >= 2 * c.probe_period_ms {
+        a.recovering = None;
+    } else if now_ms.saturating_sub(since) >= c.probe_period_ms * u64::from(c.misses_max) {
+        return Some(rebutted);
+    }
+    if now_ms >= w.next_probe_ms {
+        w.next_probe_ms = now_ms + c.probe_period_ms;
+        let incarnation = a.incarnation;
+        out.push_back(if a.recovering.is_some() {
+            MonitorOutput::Probe(subject)
+        } else {
+            MonitorOutput::Accuse { subject, incarnation }
+        });
+    }
+    None
 }
 
 #[cfg(test)]

@@ -365,39 +365,47 @@ fn plan(scenario: Scenario, sim: &mut Sim<Member>, ids: &[MemberId], s: Settings
         Scenario::OneWay | Scenario::PartialJoin | Scenario::Flaps => {
             plan_freeze(scenario, sim, ids, s, &mut p, window)
         }
-        Scenario::Split => {
-            let small = pick(sim, ids, (ids.len() * s.split_percent as usize / 100).max(1), &[]);
-            let large: Vec<MemberId> = ids.iter().copied().filter(|m| !small.contains(m)).collect();
-            sim.network.partition(&small, &large);
-            p.actions.push((at + s.heal_ms, Action::Heal));
-            // A side with a majority may remove the other; no side may remove a majority, and
-            // a side without one knows it (if the split lasts long enough to tell).
-            let minority = if large.len() * 2 > ids.len() { small.clone() } else { ids.to_vec() };
-            if s.heal_ms >= 2_000 {
-                p.no_quorum = minority;
-            }
-            if large.len() * 2 > ids.len() {
-                p.exempt = small;
-            }
-            p.end = at + s.heal_ms + window;
-        }
-        Scenario::Forge => {
-            let attacker = pick(sim, ids, 1, &[])[0];
-            let outsider = MemberId(u128::from(sim.rng().next_u64()) << 1 | 1);
-            let joiner = MemberId(u128::from(sim.rng().next_u64()) << 1);
-            let victim = pick(sim, ids, 1, &[attacker])[0];
-            p.actions.push((at, Action::Forge(attacker)));
-            p.actions.push((at + 200, Action::Forge(outsider)));
-            p.actions.push((at + 500, Action::Join(joiner)));
-            p.actions.push((at + 510, Action::ForgeWelcome(attacker, joiner)));
-            p.actions.push((at + 520, Action::ForgeWelcome(outsider, joiner)));
-            p.actions.push((at + 2_000, Action::Crash(victim)));
-            (p.failed, p.exempt, p.joiners) = (vec![victim], vec![attacker], vec![joiner]);
-            p.measure_from = at + 2_000;
-            p.end = at + 2_000 + window;
-        }
+        Scenario::Split => plan_split(sim, ids, s, &mut p, window),
+        Scenario::Forge => plan_forge(sim, ids, &mut p, window),
     }
     p
+}
+
+/// A split of the members in two, healed after `--heal-ms`.
+fn plan_split(sim: &mut Sim<Member>, ids: &[MemberId], s: Settings, p: &mut Plan, window: u64) {
+    let at = sim.now_ms;
+    let small = pick(sim, ids, (ids.len() * s.split_percent as usize / 100).max(1), &[]);
+    let large: Vec<MemberId> = ids.iter().copied().filter(|m| !small.contains(m)).collect();
+    sim.network.partition(&small, &large);
+    p.actions.push((at + s.heal_ms, Action::Heal));
+    // A side with a majority may remove the other; no side may remove a majority, and
+    // a side without one knows it (if the split lasts long enough to tell).
+    let minority = if large.len() * 2 > ids.len() { small.clone() } else { ids.to_vec() };
+    if s.heal_ms >= 2_000 {
+        p.no_quorum = minority;
+    }
+    if large.len() * 2 > ids.len() {
+        p.exempt = small;
+    }
+    p.end = at + s.heal_ms + window;
+}
+
+/// Forgeries from a member and from an outsider, a joiner, then a crash.
+fn plan_forge(sim: &mut Sim<Member>, ids: &[MemberId], p: &mut Plan, window: u64) {
+    let at = sim.now_ms;
+    let attacker = pick(sim, ids, 1, &[])[0];
+    let outsider = MemberId(u128::from(sim.rng().next_u64()) << 1 | 1);
+    let joiner = MemberId(u128::from(sim.rng().next_u64()) << 1);
+    let victim = pick(sim, ids, 1, &[attacker])[0];
+    p.actions.push((at, Action::Forge(attacker)));
+    p.actions.push((at + 200, Action::Forge(outsider)));
+    p.actions.push((at + 500, Action::Join(joiner)));
+    p.actions.push((at + 510, Action::ForgeWelcome(attacker, joiner)));
+    p.actions.push((at + 520, Action::ForgeWelcome(outsider, joiner)));
+    p.actions.push((at + 2_000, Action::Crash(victim)));
+    (p.failed, p.exempt, p.joiners) = (vec![victim], vec![attacker], vec![joiner]);
+    p.measure_from = at + 2_000;
+    p.end = at + 2_000 + window;
 }
 
 /// The scenarios where a partial fault could freeze the tally: a crash elsewhere must still be
