@@ -64,6 +64,15 @@ pub struct MonitorConfig {
     pub join_ms_max: u64,
 }
 
+impl MonitorConfig {
+    /// How long a subject may go unheard before it is accused, ms: `misses_max` probe periods.
+    /// Also how long a rebutted subject must answer steadily before its alert is withdrawn,
+    /// and how recently a peer must have been heard to count toward the quorum.
+    pub fn silence_ms(&self) -> u64 {
+        self.probe_period_ms * u64::from(self.misses_max)
+    }
+}
+
 impl Default for MonitorConfig {
     fn default() -> Self {
         Self {
@@ -169,15 +178,18 @@ impl Monitor {
         self.known.retain(|m, _| rings.contains(*m));
     }
 
-    /// Time passes: probes fall due, silences become accusations, unrebutted accusations
-    /// become alerts.
+    /// Time passes: silences become accusations, unrebutted accusations become alerts,
+    /// probations end (in a withdrawal, or a gap); then, when due, each subject is probed (not
+    /// accused, or on probation) or accused again (the accusation or its rebuttal may be lost;
+    /// after the alert too: a subject that was alive all along rebuts once it hears, and a
+    /// member cut off from the rest still talks to them and learns of the view that removed it
+    /// once the cut heals).
     pub fn handle_timeout(&mut self, now_ms: u64) {
         let c = self.config;
-        let silence_ms = c.probe_period_ms * u64::from(c.misses_max);
         let mut withdrawn = Vec::new();
         for (&subject, w) in &mut self.watches {
             match &mut w.accused {
-                None if now_ms.saturating_sub(w.last_heard_ms) >= silence_ms => {
+                None if now_ms.saturating_sub(w.last_heard_ms) >= c.silence_ms() => {
                     let incarnation = self.known.get(&subject).copied().unwrap_or_default();
                     w.accused = Some(Accusation {
                         since_ms: now_ms,
@@ -185,47 +197,34 @@ impl Monitor {
                         alerted: false,
                         recovering: None,
                     });
-                    w.next_probe_ms = now_ms + c.probe_period_ms;
-                    self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
-                }
-                None if now_ms >= w.next_probe_ms => {
-                    w.next_probe_ms = now_ms + c.probe_period_ms;
-                    self.out.push_back(MonitorOutput::Probe(subject));
+                    w.next_probe_ms = now_ms;
                 }
                 Some(a) if !a.alerted && now_ms.saturating_sub(a.since_ms) >= c.rebut_window_ms => {
                     a.alerted = true;
-                    for &ring in &w.rings {
-                        let alert = Alert {
-                            observer: self.me,
-                            subject,
-                            ring,
-                            change: Change::Down,
-                            incarnation: a.incarnation,
-                        };
-                        self.out.push_back(MonitorOutput::Alert(alert));
-                    }
-                    if now_ms >= w.next_probe_ms {
-                        w.next_probe_ms = now_ms + c.probe_period_ms;
-                        let (subject, incarnation) = (subject, a.incarnation);
-                        self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
-                    }
+                    let alerts = alerts(self.me, subject, &w.rings, Change::Down, a.incarnation);
+                    self.out.extend(alerts);
                 }
-                // Alerted and rebutted: on probation (see `probation`).
-                Some(a) if a.recovering.is_some() => {
-                    if let Some(rebutted) = probation(&c, now_ms, subject, w, &mut self.out) {
-                        withdrawn.push((subject, rebutted));
+                // Alerted and rebutted, on probation: withdrawn once the subject has answered
+                // without a gap for the accusation silence; a gap means it is not steadily
+                // back (a flaky member gets a message through now and then).
+                Some(Accusation { recovering: Some((since, rebutted)), .. }) => {
+                    if now_ms.saturating_sub(w.last_heard_ms) >= 2 * c.probe_period_ms {
+                        w.accused.as_mut().expect("matched").recovering = None;
+                    } else if now_ms.saturating_sub(*since) >= c.silence_ms() {
+                        withdrawn.push((subject, *rebutted));
+                        continue;
                     }
-                }
-                // The accusation or its rebuttal may be lost: accuse again each period. After
-                // the alert too: a subject that was alive all along rebuts once it hears; a
-                // member cut off from the rest still talks to them and learns of the view
-                // that removed it once the cut heals.
-                Some(a) if now_ms >= w.next_probe_ms => {
-                    w.next_probe_ms = now_ms + c.probe_period_ms;
-                    let (subject, incarnation) = (subject, a.incarnation);
-                    self.out.push_back(MonitorOutput::Accuse { subject, incarnation });
                 }
                 _ => {}
+            }
+            if now_ms >= w.next_probe_ms {
+                w.next_probe_ms = now_ms + c.probe_period_ms;
+                self.out.push_back(match &w.accused {
+                    Some(Accusation { incarnation, recovering: None, .. }) => {
+                        MonitorOutput::Accuse { subject, incarnation: *incarnation }
+                    }
+                    _ => MonitorOutput::Probe(subject),
+                });
             }
         }
         for (subject, rebutted) in withdrawn {
@@ -240,16 +239,7 @@ impl Monitor {
         w.accused = None;
         w.last_heard_ms = now_ms;
         w.next_probe_ms = now_ms + self.config.probe_period_ms;
-        for &ring in &w.rings {
-            let alert = Alert {
-                observer: self.me,
-                subject,
-                ring,
-                change: Change::Rebutted,
-                incarnation: rebutted,
-            };
-            self.out.push_back(MonitorOutput::Alert(alert));
-        }
+        self.out.extend(alerts(self.me, subject, &w.rings, Change::Rebutted, rebutted));
     }
 
     /// A subject answered a probe. An answer at a raised incarnation is a rebuttal that came
@@ -319,7 +309,7 @@ impl Monitor {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         let c = self.config;
-        let silence_ms = c.probe_period_ms * u64::from(c.misses_max);
+        let silence_ms = c.silence_ms();
         self.watches
             .values()
             .map(|w| match w.accused {
@@ -344,34 +334,17 @@ impl Monitor {
     }
 }
 
-/// One step of an alerted subject's probation after it rebutted: withdraw (the incarnation it
-/// rebutted with is returned) once it has answered without a gap for as long as the silence
-/// that accuses; a gap means it is not steadily back (a flaky member gets a message through now
-/// and then), so the accusations go on. Probes or accuses when due.
-fn probation(
-    c: &MonitorConfig,
-    now_ms: u64,
+/// This member's alert about `subject` on each of `rings`.
+fn alerts(
+    me: MemberId,
     subject: MemberId,
-    w: &mut Watch,
-    out: &mut VecDeque<MonitorOutput>,
-) -> Option<Incarnation> {
-    let a = w.accused.as_mut()?;
-    let (since, rebutted) = a.recovering?;
-    if now_ms.saturating_sub(w.last_heard_ms) >= 2 * c.probe_period_ms {
-        a.recovering = None;
-    } else if now_ms.saturating_sub(since) >= c.probe_period_ms * u64::from(c.misses_max) {
-        return Some(rebutted);
-    }
-    if now_ms >= w.next_probe_ms {
-        w.next_probe_ms = now_ms + c.probe_period_ms;
-        let incarnation = a.incarnation;
-        out.push_back(if a.recovering.is_some() {
-            MonitorOutput::Probe(subject)
-        } else {
-            MonitorOutput::Accuse { subject, incarnation }
-        });
-    }
-    None
+    rings: &[usize],
+    change: Change,
+    incarnation: Incarnation,
+) -> impl Iterator<Item = MonitorOutput> + '_ {
+    rings.iter().map(move |&ring| {
+        MonitorOutput::Alert(Alert { observer: me, subject, ring, change, incarnation })
+    })
 }
 
 #[cfg(test)]

@@ -109,7 +109,7 @@ pub struct MemberNode {
     /// Monitoring peers (subjects and observers) and when each was last heard from, ms.
     contact: BTreeMap<MemberId, u64>,
     /// Whether the last tally vouched for no more than half of the view.
-    majority_down: bool,
+    vouched_minority: bool,
     quorum: bool,
     /// Messages refused because their content did not fit their authenticated sender or the
     /// view (forged alerts, proposals from a non-coordinator, invalid cuts, unconfirmable
@@ -154,7 +154,7 @@ impl MemberNode {
             asked_at_ms: 0,
             asked: BTreeSet::new(),
             contact: BTreeMap::new(),
-            majority_down: false,
+            vouched_minority: false,
             quorum: true,
             refused: 0,
             transmits: VecDeque::new(),
@@ -414,7 +414,7 @@ impl MemberNode {
     /// The cut this member's tally supports now, if it may propose it; notes whether the tally
     /// vouches for no more than half of the view, and when to look again if it is blocked.
     fn candidate(&mut self, now_ms: u64) -> Option<Cut> {
-        self.majority_down =
+        self.vouched_minority =
             self.detector.vouched(&self.rings, self.me) * 2 <= self.view.members.len();
         match self.detector.tally(&self.rings, now_ms) {
             Tally::Ready(cut) => self.acceptable(&cut).then_some(cut),
@@ -622,7 +622,7 @@ impl MemberNode {
         self.flush_at = None;
         self.vouched.clear();
         self.welcomes.clear();
-        self.majority_down = false;
+        self.vouched_minority = false;
         self.reset_contact(now_ms);
         let (id, view) = (self.view.id(), self.view.clone());
         self.events.push_back(Event::ViewInstalled { epoch: self.epoch, id, view });
@@ -639,10 +639,10 @@ impl MemberNode {
 
     /// Re-evaluates [`MemberNode::has_quorum`] and says when it changes.
     fn update_quorum(&mut self, now_ms: u64) {
-        let silence = self.config.probe_period_ms * u64::from(self.config.misses_max);
+        let silence = self.config.silence_ms();
         let heard = self.contact.values().filter(|&&t| now_ms.saturating_sub(t) < silence).count();
         let quorum = heard * 2 > self.contact.len() || self.contact.is_empty();
-        let quorum = quorum && !self.majority_down;
+        let quorum = quorum && !self.vouched_minority;
         if quorum != self.quorum {
             self.quorum = quorum;
             self.events.push_back(if quorum { Event::QuorumRegained } else { Event::QuorumLost });
