@@ -217,17 +217,10 @@ fn a_split_fast_round_is_decided_by_a_classic_round_from_a_detected_cut() {
         let rings = Rings::new(&members, rings_for(members.len()));
         let (x, y) = (MemberId(100), MemberId(101));
         for joiner in [x, y] {
-            for (ring, observer) in rings.expected_observers_of(joiner) {
-                let alert = Alert {
-                    observer,
-                    subject: joiner,
-                    ring,
-                    change: Change::Join,
-                    incarnation: Incarnation(0),
-                };
+            for alert in Alert::from_every_observer(&rings, joiner, Change::Join, Incarnation(0)) {
                 for &to in &members {
                     let message = Message::Alerts(vec![alert]);
-                    sim.send(observer, to, Envelope { epoch: Epoch(1), message });
+                    sim.send(alert.observer, to, Envelope { epoch: Epoch(1), message });
                 }
             }
         }

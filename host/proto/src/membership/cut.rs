@@ -62,9 +62,32 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The alert each of `subject`'s observers (for a `Join`, its expected observers) would
+    /// send, one per ring, at `incarnation`.
+    pub fn from_every_observer(
+        rings: &Rings,
+        subject: MemberId,
+        change: Change,
+        incarnation: Incarnation,
+    ) -> Vec<Alert> {
+        let observers = match change {
+            Change::Join => rings.expected_observers_of(subject),
+            Change::Down | Change::Rebutted => rings.observers_of(subject),
+        };
+        observers
+            .into_iter()
+            .map(|(ring, observer)| Alert { observer, subject, ring, change, incarnation })
+            .collect()
+    }
+
+    /// Whether it stands against its subject (it is not a withdrawal).
+    fn stands(&self) -> bool {
+        self.change != Change::Rebutted
+    }
+
     /// The order of reports on one ring: the newest stands.
     fn order(&self) -> (Incarnation, bool) {
-        (self.incarnation, self.change != Change::Rebutted)
+        (self.incarnation, self.stands())
     }
 }
 
@@ -176,7 +199,7 @@ struct Subject {
 impl Subject {
     /// Rings whose newest report stands against the subject.
     fn standing(&self) -> BTreeSet<usize> {
-        self.rings.iter().filter(|(_, a)| a.change != Change::Rebutted).map(|(r, _)| *r).collect()
+        self.rings.iter().filter(|(_, a)| a.stands()).map(|(r, _)| *r).collect()
     }
 }
 
@@ -277,7 +300,7 @@ impl CutDetector {
                 let alerted = self
                     .subjects
                     .get(&subject)
-                    .is_some_and(|s| s.rings.get(&ring).is_some_and(|a| a.change == Change::Down));
+                    .is_some_and(|s| s.rings.get(&ring).is_some_and(Alert::stands));
                 if !alerted && vouched.insert(subject) {
                     queue.push(subject);
                 }
@@ -288,7 +311,8 @@ impl CutDetector {
 
     /// Subjects with standing alerts from at least the low watermark of rings but fewer than
     /// the high one (implicit alerts included).
-    pub fn unstable(&self, rings: &Rings) -> Vec<MemberId> {
+    #[cfg(test)]
+    fn unstable(&self, rings: &Rings) -> Vec<MemberId> {
         let counts = self.counts(rings);
         counts
             .iter()
@@ -352,17 +376,10 @@ mod tests {
         CutDetector::new(marks, TIMING)
     }
 
-    fn alert(observer: MemberId, subject: MemberId, ring: usize, change: Change) -> Alert {
-        Alert { observer, subject, ring, change, incarnation: Incarnation(0) }
-    }
-
     fn down(rings: &Rings, subject: MemberId, how_many: usize) -> Vec<Alert> {
-        rings
-            .observers_of(subject)
-            .into_iter()
-            .take(how_many)
-            .map(|(ring, observer)| alert(observer, subject, ring, Change::Down))
-            .collect()
+        let mut all = Alert::from_every_observer(rings, subject, Change::Down, Incarnation(0));
+        all.truncate(how_many);
+        all
     }
 
     fn record(d: &mut CutDetector, rings: &Rings, alerts: &[Alert]) {
@@ -457,11 +474,7 @@ mod tests {
         let rings = Rings::new(&members, 10);
         let mut d = detector(Watermarks { high: 9, low: 3 });
         let joiner = MemberId(0xabcdef);
-        let join: Vec<Alert> = rings
-            .expected_observers_of(joiner)
-            .into_iter()
-            .map(|(ring, observer)| alert(observer, joiner, ring, Change::Join))
-            .collect();
+        let join = Alert::from_every_observer(&rings, joiner, Change::Join, Incarnation(0));
         let leave = down(&rings, members[2], 10);
         for i in 0..10 {
             record(&mut d, &rings, &[join[i], leave[i]]);
@@ -520,16 +533,14 @@ mod tests {
         let rings = Rings::new(&members, 10);
         let mut d = detector(Watermarks { high: 9, low: 3 });
         let join = |j: MemberId, k: usize| -> Vec<Alert> {
-            rings
-                .expected_observers_of(j)
-                .into_iter()
-                .take(k)
-                .map(|(ring, observer)| alert(observer, j, ring, Change::Join))
-                .collect()
+            let mut all = Alert::from_every_observer(&rings, j, Change::Join, Incarnation(0));
+            all.truncate(k);
+            all
         };
         let half = MemberId(0x5151);
         record(&mut d, &rings, &join(half, 4));
-        assert!(matches!(d.tally(&rings, 4_999), Tally::Blocked(_) | Tally::Empty));
+        assert!(matches!(d.tally(&rings, 4_999), Tally::Blocked(_)), "not forgotten yet");
+        assert_eq!(d.unstable(&rings), vec![half]);
         assert_eq!(d.tally(&rings, 5_000), Tally::Empty);
         assert!(d.unstable(&rings).is_empty(), "forgotten");
         for j in 0..JOINERS_PENDING_MAX as u128 {

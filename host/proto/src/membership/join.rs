@@ -7,14 +7,14 @@
 //!
 //! A joiner trusts only its seeds and the observers they (or those observers) named: a list of
 //! observers from anyone else is ignored, and a welcome counts only from a trusted sender that
-//! is in the view it sends, confirmed by [`WELCOME_CONFIRMATIONS`] of them
+//! is in the view it sends, confirmed by [`super::welcome::WELCOME_CONFIRMATIONS`] of them
 //! ([`super::welcome`]). A seed or observer asked again after the joiner got in answers with
 //! its current view, so a lost welcome costs a retry.
 
 use std::collections::{BTreeSet, VecDeque};
 
 use super::node::{Envelope, Message, ViewChange};
-use super::welcome::{WELCOME_CONFIRMATIONS, Welcomes};
+use super::welcome::Welcomes;
 use crate::ids::{Epoch, MemberId};
 
 /// Epoch a joiner puts on its messages: it has no view yet.
@@ -89,8 +89,8 @@ impl Joiner {
                 }
             }
             Message::Welcome(view) if view.members.binary_search(&self.me).is_ok() => {
-                let needed = WELCOME_CONFIRMATIONS.min(self.trusted.len());
-                self.admitted = self.welcomes.offer(from, envelope.epoch, view, needed);
+                let trusted = self.trusted.len();
+                self.admitted = self.welcomes.offer(from, envelope.epoch, view, trusted);
             }
             _ => {}
         }

@@ -336,8 +336,8 @@ impl MemberNode {
             self.refused += 1;
             return;
         }
-        let needed = WELCOME_CONFIRMATIONS.min(self.view.members.len() - 1);
-        if let Some((epoch, view)) = self.welcomes.offer(from, epoch, view, needed) {
+        let trusted = self.view.members.len() - 1;
+        if let Some((epoch, view)) = self.welcomes.offer(from, epoch, view, trusted) {
             self.install(now_ms, epoch, view);
         }
     }
@@ -699,19 +699,9 @@ mod tests {
         sent(n).into_iter().filter(|(_, e)| matches!(e.message, Message::Vote(_))).count()
     }
 
-    /// Every alert about `subject` going down, one per ring, as (observer, alert).
+    /// Every alert about `subject` going down, one per ring.
     fn down_alerts(rings: &Rings, subject: MemberId) -> Vec<Alert> {
-        rings
-            .observers_of(subject)
-            .into_iter()
-            .map(|(ring, observer)| Alert {
-                observer,
-                subject,
-                ring,
-                change: Change::Down,
-                incarnation: Incarnation(0),
-            })
-            .collect()
+        Alert::from_every_observer(rings, subject, Change::Down, Incarnation(0))
     }
 
     /// Delivers each alert from the observer it names.
@@ -976,17 +966,7 @@ mod tests {
         let mut proposed_at = None;
         for j in 100..140u128 {
             let joiner = MemberId(j);
-            let alerts: Vec<Alert> = rings
-                .expected_observers_of(joiner)
-                .into_iter()
-                .map(|(ring, observer)| Alert {
-                    observer,
-                    subject: joiner,
-                    ring,
-                    change: Change::Join,
-                    incarnation: Incarnation(0),
-                })
-                .collect();
+            let alerts = Alert::from_every_observer(&rings, joiner, Change::Join, Incarnation(0));
             deliver(&mut n, now, &alerts);
             now += quiet / 2;
             n.handle_timeout(now);

@@ -27,16 +27,17 @@ pub struct Welcomes {
 }
 
 impl Welcomes {
-    /// Records `from`'s welcome to `view` at `epoch` (the caller checked that `from` is
-    /// trusted). Returns the view once `needed` distinct senders sent the same; `needed` is
-    /// at least 1.
+    /// Records `from`'s welcome to `view` at `epoch` (the caller checked that `from` is one of
+    /// the `trusted` senders it trusts). Returns the view once [`WELCOME_CONFIRMATIONS`]
+    /// distinct senders sent the same, or all `trusted` ones if there are fewer (at least 1).
     pub fn offer(
         &mut self,
         from: MemberId,
         epoch: Epoch,
         view: ViewChange,
-        needed: usize,
+        trusted: usize,
     ) -> Option<(Epoch, ViewChange)> {
+        let needed = WELCOME_CONFIRMATIONS.min(trusted).max(1);
         if !view.is_valid() || view.members.binary_search(&from).is_err() {
             return None;
         }
@@ -47,7 +48,7 @@ impl Welcomes {
         self.by_sender.insert(from, (epoch, view));
         let (epoch, view) = &self.by_sender[&from];
         let same = self.by_sender.values().filter(|(e, v)| e == epoch && v == view).count();
-        (same >= needed.max(1)).then(|| (*epoch, view.clone()))
+        (same >= needed).then(|| (*epoch, view.clone()))
     }
 
     /// Forgets everything (a view was installed).
@@ -68,7 +69,7 @@ mod tests {
     fn a_view_is_installed_once_enough_distinct_senders_in_it_agree() {
         let mut w = Welcomes::default();
         let v = view(&[1, 2, 3]);
-        assert_eq!(w.offer(MemberId(1), Epoch(4), v.clone(), 2), None);
+        assert_eq!(w.offer(MemberId(1), Epoch(4), v.clone(), 5), None, "one of five trusted");
         assert_eq!(w.offer(MemberId(1), Epoch(4), v.clone(), 2), None, "the same sender again");
         // A sender outside the view it sends does not count.
         assert_eq!(w.offer(MemberId(9), Epoch(4), v.clone(), 2), None);

@@ -32,20 +32,9 @@ fn envelope(epoch: Epoch, message: Message) -> Envelope {
 pub fn everything(sim: &mut Sim<Member>, attacker: MemberId) {
     let Some((epoch, members)) = a_view(sim, attacker) else { return };
     let rings = rings_of(&members);
-    let victim = members[(sim.rng().next_u64() % members.len() as u64) as usize];
-    let victim =
-        if victim == attacker { members[0].max(members[members.len() - 1]) } else { victim };
-    let alerts: Vec<Alert> = rings
-        .observers_of(victim)
-        .into_iter()
-        .map(|(ring, observer)| Alert {
-            observer,
-            subject: victim,
-            ring,
-            change: Change::Down,
-            incarnation: Incarnation(0),
-        })
-        .collect();
+    let others: Vec<MemberId> = members.iter().copied().filter(|m| *m != attacker).collect();
+    let victim = others[(sim.rng().next_u64() % others.len() as u64) as usize];
+    let alerts = Alert::from_every_observer(&rings, victim, Change::Down, Incarnation(0));
     let kept: Vec<MemberId> =
         members.iter().copied().filter(|m| m.0 % 2 == 0 || *m == attacker).collect();
     let left: Vec<MemberId> = members.iter().copied().filter(|m| !kept.contains(m)).collect();
