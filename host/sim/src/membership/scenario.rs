@@ -168,7 +168,8 @@ pub struct Outcome {
     pub view_changes: usize,
     /// Per live member, ms from the fault to installing the view the scenario calls for.
     pub detection_ms: Vec<u64>,
-    /// Members evicted that the scenario did not make fail.
+    /// Members evicted that the scenario did not make fail: always 0 in an outcome
+    /// [`run_with`] returns (any other count is an error), kept so that reports print it.
     pub false_evictions: usize,
     /// Times a member the scenario left healthy said it had lost its quorum, while the faults
     /// lasted.
