@@ -37,14 +37,20 @@ pub struct Args {
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Fuel per policy call (about one unit per wasm instruction); a call that needs more is
-    /// stopped and answered by the fallback.
+    /// stopped and answered by the fallback. A cluster setting: a policy can observe it, so
+    /// every node of a cluster must use the same value.
     #[arg(long, default_value_t = luciole_wasm::FUEL_PER_CALL_DEFAULT,
           value_parser = clap::value_parser!(u64).range(10_000..=10_000_000_000))]
     fuel: u64,
-    /// Linear-memory cap of one policy instance, in MiB.
+    /// Memory cap of one policy instance over all its linear memories, in MiB. A cluster
+    /// setting: a policy can observe it, so every node of a cluster must use the same value.
     #[arg(long, default_value_t = (luciole_wasm::MEMORY_BYTES_MAX_DEFAULT >> 20) as u64,
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     memory_mib: u64,
+    /// Longest a policy may take to compile, in seconds; a load past it is refused (node-local).
+    #[arg(long, default_value_t = luciole_wasm::COMPILE_DEADLINE_DEFAULT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    compile_deadline_s: u64,
     /// Halfway, hot-swap this coordinator component in (a policy in any language, e.g. from
     /// `cargo xtask examples`) instead of the default midway swaps.
     #[arg(long, value_name = "FILE.wasm")]
@@ -72,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cache: Some(cache),
         fuel_per_call: args.fuel,
         memory_bytes_max: (args.memory_mib as usize) << 20,
+        compile_deadline: std::time::Duration::from_secs(args.compile_deadline_s),
     })?;
     let node = Node {
         engine,
@@ -89,10 +96,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match &node.plugins {
         Some(dir) => {
             println!("policies from {} (artifact cache {})", dir.display(), cache_dir.display());
-            node.swap_coordinator("coordinator-lowest-id")?;
-            node.swap_placement("placement-rendezvous")?;
-            let standard = node.load("migration-standard")?;
-            node.migration.swap(&standard)?;
+            node.swap_coordinator("coordinator-lowest-id");
+            node.swap_placement("placement-rendezvous");
+            node.swap_migration("migration-standard");
         }
         None => println!(
             "no --plugins: the built-in native defaults decide (lowest-id, rendezvous, standard)"
@@ -126,7 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             view = view.next(Epoch(view.epoch().0 + 1), members)?;
         }
         if step == args.views / 2 + 1 {
-            node.midway_swaps()?;
+            node.midway_swaps();
         }
         // Converted once per installed view, shared by every policy call in it.
         let prepared = PolicyView::new(view.clone());
@@ -138,11 +144,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 impl Node {
-    fn load(&self, name: &str) -> anyhow::Result<Arc<LoadedPolicy>> {
-        let dir = self.plugins.as_ref().expect("only called with --plugins");
-        self.load_file(&dir.join(format!("{name}.wasm")))
-    }
-
     fn load_file(&self, path: &std::path::Path) -> anyhow::Result<Arc<LoadedPolicy>> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let started = Instant::now();
@@ -156,56 +157,66 @@ impl Node {
         Ok(loaded)
     }
 
-    fn swap_coordinator(&self, name: &str) -> anyhow::Result<()> {
-        self.swap_coordinator_to(&*self.load(name)?)
+    fn swap_coordinator(&self, name: &str) {
+        self.load_and_swap(&self.coordinator, &self.plugin(name));
     }
 
-    fn swap_coordinator_to(&self, policy: &LoadedPolicy) -> anyhow::Result<()> {
-        let report = self.coordinator.swap(policy)?;
-        println!(
-            "  swap   coordinator -> {} in {:.3} ms",
-            report.active.label(),
-            report.prepare_time.as_secs_f64() * 1e3
-        );
-        Ok(())
+    fn swap_placement(&self, name: &str) {
+        self.load_and_swap(&self.placement, &self.plugin(name));
     }
 
-    fn swap_placement(&self, name: &str) -> anyhow::Result<()> {
-        self.swap_placement_to(&*self.load(name)?)
+    fn swap_migration(&self, name: &str) {
+        self.load_and_swap(&self.migration, &self.plugin(name));
     }
 
-    fn swap_placement_to(&self, policy: &LoadedPolicy) -> anyhow::Result<()> {
-        let report = self.placement.swap(policy)?;
-        println!(
-            "  swap   placement   -> {} in {:.3} ms",
-            report.active.label(),
-            report.prepare_time.as_secs_f64() * 1e3
-        );
-        Ok(())
+    fn plugin(&self, name: &str) -> PathBuf {
+        let dir = self.plugins.as_ref().expect("only called with --plugins");
+        dir.join(format!("{name}.wasm"))
     }
 
-    fn midway_swaps(&self) -> anyhow::Result<()> {
+    /// Loads `path` and swaps it into `slot`. A refused load or swap changes nothing: the slot
+    /// keeps the version it had, and the demo says why and goes on.
+    fn load_and_swap<K: luciole_wasm::Kind>(&self, slot: &PolicySlot<K>, path: &std::path::Path) {
+        let kind = K::KIND;
+        let keeps = || slot.active().map(|m| m.label()).unwrap_or_else(|| "the builtin".into());
+        let loaded = match self.load_file(path) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                println!("  load   {kind:<11} refused: {e:#}; {kind} keeps {}", keeps());
+                return;
+            }
+        };
+        match slot.swap(&loaded) {
+            Ok(report) => println!(
+                "  swap   {kind:<11} -> {} in {:.3} ms",
+                report.active.label(),
+                report.prepare_time.as_secs_f64() * 1e3
+            ),
+            Err(e) => println!("  swap   {kind:<11} refused: {e}; {kind} keeps {}", keeps()),
+        }
+    }
+
+    fn midway_swaps(&self) {
         if self.swap_coordinator.is_some() || self.swap_placement.is_some() {
             println!("-- hot swap while the node runs --");
             if let Some(path) = &self.swap_coordinator {
-                self.swap_coordinator_to(&*self.load_file(path)?)?;
+                self.load_and_swap(&self.coordinator, path);
             }
             if let Some(path) = &self.swap_placement {
-                self.swap_placement_to(&*self.load_file(path)?)?;
+                self.load_and_swap(&self.placement, path);
             }
-            return Ok(());
+            return;
         }
-        let Some(dir) = &self.plugins else { return Ok(()) };
+        let Some(dir) = &self.plugins else { return };
         println!("-- hot swap while the node runs --");
-        self.swap_coordinator("coordinator-sticky")?;
-        self.swap_placement("placement-least-loaded")?;
+        self.swap_coordinator("coordinator-sticky");
+        self.swap_placement("placement-least-loaded");
         if dir.join("hostile-loop.wasm").exists() {
             println!(
                 "-- swap in a hostile coordinator (passes the smoke call, then loops forever) --"
             );
-            self.swap_coordinator("hostile-loop")?;
+            self.swap_coordinator("hostile-loop");
         }
-        Ok(())
     }
 
     fn decide_view(
@@ -253,6 +264,9 @@ impl Node {
             placement_us
         );
         *placement = placed.value;
+        // The next decisions' fresh instantiations, made now rather than when they are due.
+        self.coordinator.prepare();
+        self.placement.prepare();
         chosen.value
     }
 

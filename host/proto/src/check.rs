@@ -80,6 +80,15 @@ pub enum Violation {
         /// Members in the view.
         members: usize,
     },
+    /// A bubble placed on a member of capacity zero while some member has capacity: zero
+    /// hosts nothing (unless every member has zero, when capacity says nothing).
+    #[error("bubble {bubble} placed on {member}, which has capacity 0")]
+    PlacedOnZeroCapacity {
+        /// The bubble.
+        bubble: BubbleId,
+        /// The member it was placed on.
+        member: MemberId,
+    },
     /// Not one answer per pending migration.
     #[error("{got} actions for {want} pending migrations")]
     WrongActionCount {
@@ -113,8 +122,14 @@ pub fn placement(
         if bubbles.binary_search_by_key(&a.bubble, |b| b.id).is_err() {
             return Err(Violation::UnknownBubble(a.bubble));
         }
-        if !view.contains(a.member) {
-            return Err(Violation::PlacedOutsideView { bubble: a.bubble, member: a.member });
+        match view.member(a.member) {
+            None => {
+                return Err(Violation::PlacedOutsideView { bubble: a.bubble, member: a.member });
+            }
+            Some(m) if m.capacity == 0 && hosts_by_capacity(view) => {
+                return Err(Violation::PlacedOnZeroCapacity { bubble: a.bubble, member: a.member });
+            }
+            Some(_) => {}
         }
     }
     // Sorted, unique and each one known: equal lengths means every bubble is placed.
@@ -141,14 +156,24 @@ pub fn placement_indices(
         return Err(Violation::WrongPlacementLength { got: indices.len(), want: bubbles.len() });
     }
     let members = view.members();
+    let by_capacity = hosts_by_capacity(view);
     bubbles
         .iter()
         .zip(indices)
         .map(|(b, &index)| match members.get(index as usize) {
+            Some(m) if m.capacity == 0 && by_capacity => {
+                Err(Violation::PlacedOnZeroCapacity { bubble: b.id, member: m.id })
+            }
             Some(m) => Ok(Assignment { bubble: b.id, member: m.id }),
             None => Err(Violation::NoSuchMember { bubble: b.id, index, members: members.len() }),
         })
         .collect()
+}
+
+/// Whether capacity decides who may host: some member has capacity above zero, so members of
+/// capacity zero host nothing. When every member has zero, any member may host.
+fn hosts_by_capacity(view: &View) -> bool {
+    view.members().iter().any(|m| m.capacity > 0)
 }
 
 /// Source, on a request: starting a migration past the in-flight limit is refused.
@@ -274,6 +299,24 @@ mod tests {
             placement(&v, &b, vec![at(0, 1), at(1, 1), at(2, 1), at(7, 1)]),
             Err(Violation::UnknownBubble(BubbleId(7)))
         );
+    }
+
+    #[test]
+    fn members_of_capacity_zero_host_nothing_unless_every_member_has_zero() {
+        let mixed =
+            View::new(Epoch(1), vec![Member::new(MemberId(1), 0), Member::new(MemberId(2), 10)])
+                .unwrap();
+        let b = bubbles(2);
+        let zero = Violation::PlacedOnZeroCapacity { bubble: BubbleId(1), member: MemberId(1) };
+        assert_eq!(placement_indices(&mixed, &b, &[1, 0]), Err(zero.clone()));
+        assert_eq!(placement(&mixed, &b, vec![at(0, 2), at(1, 1)]), Err(zero));
+        assert!(placement_indices(&mixed, &b, &[1, 1]).is_ok());
+        let all_zero =
+            View::new(Epoch(1), vec![Member::new(MemberId(1), 0), Member::new(MemberId(2), 0)])
+                .unwrap();
+        assert!(placement_indices(&all_zero, &b, &[1, 0]).is_ok());
+        // The builtin follows the same rule.
+        assert!(placement(&mixed, &b, crate::builtin::placement(&mixed, &b)).is_ok());
     }
 
     #[test]

@@ -18,6 +18,12 @@ pub const POLICY_MESSAGE_BYTES_MAX: usize = 1024;
 pub const POLICY_LOGS_PER_CALL_MAX: u32 = 64;
 /// Longest log message kept from a policy (longer ones are truncated).
 pub const POLICY_LOG_BYTES_MAX: usize = 1024;
+/// Most bytes one host call of a policy, or one answer, may carry into the host: a lift beyond
+/// it is refused before anything is copied and faults the call. Room for a placement of
+/// [`BUBBLES_MAX`] bubbles (4 bytes each) and an error message.
+pub const POLICY_LIFT_BYTES_MAX: usize = 512 << 10;
+/// Most table elements (function references) of one policy instance, over all its tables.
+pub const TABLE_ELEMENTS_PER_POLICY_MAX: usize = 100_000;
 /// Shortest delay a migration policy may ask for.
 pub const MIGRATION_DELAY_MS_MIN: u32 = 1;
 /// Longest delay a migration policy may ask for.

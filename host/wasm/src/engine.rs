@@ -1,18 +1,19 @@
 //! The engine: wasmtime configured for deterministic, metered policies, and loading components
 //! into [`LoadedPolicy`] values ready to instantiate.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::v0_1;
 use crate::cache::ArtifactCache;
-use crate::inspect::{self, ApiVersion, InspectError, Inspection, PolicyKind};
-use crate::instance::{HostState, Instance, KindPre};
-use luciole_proto::limits::POLICY_NAME_BYTES_MAX;
+use crate::inspect::{self, ApiVersion, InspectError, Inspection, PolicyKind, ShapeLimits};
+use crate::instance::{HostState, Instance, KindPre, add_log_to_linker, new_store};
+use luciole_proto::limits::{POLICY_NAME_BYTES_MAX, TABLE_ELEMENTS_PER_POLICY_MAX};
 
 /// Default fuel per call: roughly 50 ms of guest work on this machine class; a placement of
 /// 1,000 bubbles on 100 members by rendezvous needs about 2 % of it.
@@ -20,19 +21,35 @@ pub const FUEL_PER_CALL_DEFAULT: u64 = 50_000_000;
 /// Default cap on a policy instance's linear memory.
 pub const MEMORY_BYTES_MAX_DEFAULT: usize = 64 << 20;
 
-/// Most policy instances alive at once per engine (the pooling allocator's slots). A slot
-/// holds two (active and last good), a swap briefly a third, a load one more.
-pub const POOL_COMPONENT_INSTANCES: u32 = 128;
+/// Default time a compile may take before the load is refused (the JavaScript and Python
+/// interpreter components compile in 10–13 s on this machine class).
+pub const COMPILE_DEADLINE_DEFAULT: Duration = Duration::from_secs(60);
+
+/// Policy instances of one kind alive at once per engine. Each kind has its own share of the
+/// pooling allocator's slots, so no policy can starve another kind, and each instance is held
+/// to [`ShapeLimits::DEFAULT`] counts, so none can take more than its share. A slot holds two
+/// (active and last good), a swap briefly a third, a load one more.
+pub const POOL_INSTANCES_PER_KIND: u32 = 16;
 
 /// Sandbox settings, the same for every policy the engine loads.
+///
+/// `fuel_per_call` and `memory_bytes_max` are **cluster settings**: a policy can observe them
+/// (by running out, or by growing memory until refused) and answer from them, so every node
+/// of a cluster must use the same values for coordinator and placement answers to agree.
+/// The rest is node-local and changes no answer.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// Fuel given to each call (wasmtime fuel units, about one per wasm instruction).
+    /// Fuel given to each call (wasmtime fuel units, about one per wasm instruction). Cluster
+    /// setting.
     pub fuel_per_call: u64,
-    /// Most linear memory one policy instance may have, in bytes.
+    /// Most linear memory one policy instance may have, in bytes, over all its memories.
+    /// Cluster setting.
     pub memory_bytes_max: usize,
-    /// Where precompiled artifacts are kept; `None` compiles every load.
+    /// Where precompiled artifacts are kept; `None` compiles every load. Node-local.
     pub cache: Option<ArtifactCache>,
+    /// Longest a compile may take; a load past it is refused and its digest remembered.
+    /// Node-local.
+    pub compile_deadline: Duration,
 }
 
 impl Default for EngineConfig {
@@ -41,7 +58,20 @@ impl Default for EngineConfig {
             fuel_per_call: FUEL_PER_CALL_DEFAULT,
             memory_bytes_max: MEMORY_BYTES_MAX_DEFAULT,
             cache: None,
+            compile_deadline: COMPILE_DEADLINE_DEFAULT,
         }
+    }
+}
+
+/// One instance's share of the instance pool, given back when dropped.
+pub(crate) struct PoolShare {
+    live: Arc<[AtomicU32; 3]>,
+    kind: usize,
+}
+
+impl Drop for PoolShare {
+    fn drop(&mut self) {
+        self.live[self.kind].fetch_sub(1, SeqCst);
     }
 }
 
@@ -55,6 +85,10 @@ struct EngineInner {
     engine: Engine,
     linker: Linker<HostState>,
     config: EngineConfig,
+    /// Live instances per kind (index of [`PolicyKind::ALL`]).
+    live: Arc<[AtomicU32; 3]>,
+    /// Digests whose compile overran the deadline, and why: refused at once next time.
+    refused: Mutex<HashMap<[u8; 32], String>>,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -134,17 +168,32 @@ pub enum LoadError {
     /// Imports that do not match what the host provides.
     #[error("linking: {0}")]
     Link(String),
+    /// Compiling took longer than the engine's deadline. The compile is left to finish on its
+    /// worker thread (it is bounded by the shape limits) and its result is dropped.
+    #[error("compiling took longer than the deadline of {} s; refused", deadline.as_secs_f64())]
+    CompileDeadline {
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// Refused earlier by this engine (its compile overran the deadline, or the version was
+    /// quarantined): not compiled again.
+    #[error("refused earlier: {0}")]
+    RefusedBefore(String),
+    /// Could not be instantiated (memory beyond the cap in all its memories, a start function
+    /// that faults, the kind's share of the instance pool in use).
+    #[error("instantiating: {0}")]
+    Instantiate(String),
     /// Its `describe` call failed or returned nonsense.
     #[error("describe: {0}")]
     Describe(String),
     /// It needs more linear memory at start than the cap allows.
     #[error(
-        "needs {} MiB of linear memory before it runs; the memory cap is {} MiB",
+        "needs {} MiB of linear memory in all before it runs; the memory cap is {} MiB",
         needs.div_ceil(1 << 20),
         cap >> 20
     )]
     Memory {
-        /// Bytes its largest memory starts with.
+        /// Bytes its memories start with, together.
         needs: u64,
         /// The cap, in bytes.
         cap: u64,
@@ -154,15 +203,26 @@ pub enum LoadError {
 impl PolicyEngine {
     /// An engine with these sandbox settings.
     pub fn new(config: EngineConfig) -> anyhow::Result<Self> {
+        let shape = ShapeLimits::DEFAULT;
+        let instances = POOL_INSTANCES_PER_KIND * PolicyKind::ALL.len() as u32;
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(POOL_COMPONENT_INSTANCES)
-            .total_core_instances(POOL_COMPONENT_INSTANCES * 4)
-            .total_memories(POOL_COMPONENT_INSTANCES)
-            .total_tables(POOL_COMPONENT_INSTANCES * 2)
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * shape.core_instances)
+            .total_memories(instances * shape.memories)
+            .total_tables(instances * shape.tables)
+            .max_core_instances_per_component(shape.core_instances)
+            .max_memories_per_component(shape.memories)
+            .max_tables_per_component(shape.tables)
+            .max_memories_per_module(shape.memories)
+            .max_tables_per_module(shape.tables)
+            .table_elements(TABLE_ELEMENTS_PER_POLICY_MAX)
             .max_memory_size(config.memory_bytes_max);
         let mut wasm = Config::new();
         wasm.consume_fuel(true) // deterministic CPU metering
             .cranelift_nan_canonicalization(true) // deterministic floats across machines
+            // Relaxed SIMD with one semantics everywhere: without it an x86 and an aarch64
+            // node answer differently (e.g. truncating NaN gives i32::MIN or 0).
+            .relaxed_simd_deterministic(true)
             .concurrency_support(false) // no async component model: ~350 ns less per call
             .parallel_compilation(true)
             // Instance slots are reused: a swap does not map and unmap a fresh 4 GiB
@@ -175,8 +235,36 @@ impl PolicyEngine {
         }
         let engine = Engine::new(&wasm)?;
         let mut linker = Linker::new(&engine);
-        v0_1::coordinator::CoordinatorPolicy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Self { inner: Arc::new(EngineInner { engine, linker, config }) })
+        add_log_to_linker(&mut linker)?;
+        let inner = EngineInner {
+            engine,
+            linker,
+            config,
+            live: Arc::new(Default::default()),
+            refused: Mutex::new(HashMap::new()),
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Takes one instance's share of the pool for `kind`, or says why not.
+    pub(crate) fn reserve(&self, kind: PolicyKind) -> wasmtime::Result<PoolShare> {
+        let at = PolicyKind::ALL.iter().position(|k| *k == kind).expect("a kind of ALL");
+        let live = self.inner.live.clone();
+        let taken = live[at].fetch_add(1, SeqCst);
+        let share = PoolShare { live, kind: at };
+        if taken >= POOL_INSTANCES_PER_KIND {
+            return Err(wasmtime::Error::msg(format!(
+                "the {kind} policies' share of the instance pool is in use \
+                 ({POOL_INSTANCES_PER_KIND} live instances)"
+            )));
+        }
+        Ok(share)
+    }
+
+    /// Live policy instances of `kind` on this engine.
+    pub fn live_instances(&self, kind: PolicyKind) -> u32 {
+        let at = PolicyKind::ALL.iter().position(|k| *k == kind).expect("a kind of ALL");
+        self.inner.live[at].load(SeqCst)
     }
 
     /// The sandbox settings.
@@ -197,20 +285,18 @@ impl PolicyEngine {
             return Err(LoadError::Memory { needs: inspection.memory_bytes_min, cap });
         }
         let digest: [u8; 32] = Sha256::digest(bytes).into();
-        let started = Instant::now();
-        let (component, from_cache) = match &self.inner.config.cache {
-            Some(cache) => cache.load_or_compile(&self.inner.engine, &digest, bytes),
-            None => wasmtime::component::Component::new(&self.inner.engine, bytes)
-                .map(|c| (c, false))
-                .map_err(Into::into),
+        if let Some(reason) = self.refused(&digest) {
+            return Err(LoadError::RefusedBefore(reason));
         }
-        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let started = Instant::now();
+        let (component, from_cache) = self.compile(digest, bytes)?;
         let compile_time = started.elapsed();
         let pre = self
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let raw = pre.clone();
         let pre =
             KindPre::new(inspection.kind, pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let mut meta = PolicyMeta {
@@ -229,12 +315,27 @@ impl PolicyEngine {
             compile_time,
             from_cache,
         };
-        let instance = probe.instantiate().map_err(|e| LoadError::Describe(format!("{e:#}")))?;
+        let instance = probe.instantiate().map_err(|e| {
+            // The bindings check every function at once; name the one that differs.
+            let interface = probe
+                .inspection
+                .exports
+                .iter()
+                .find(|n| n.starts_with(&format!("{}/{}@", inspect::PACKAGE, probe.meta.kind)));
+            let named = interface.and_then(|i| {
+                let mut store = new_store(self, &probe.meta).ok()?;
+                crate::signature::mismatch(&mut store, &raw, probe.meta.kind, i)
+            });
+            LoadError::Instantiate(named.unwrap_or_else(|| format!("{e:#}")))
+        })?;
         let (name, version) =
             instance.describe().map_err(|f| LoadError::Describe(f.to_string()))?;
         check_name(&name).map_err(LoadError::Describe)?;
         if version.is_empty() || version.len() > POLICY_NAME_BYTES_MAX {
-            return Err(LoadError::Describe(format!("version {version:?} is empty or too long")));
+            return Err(LoadError::Describe(format!(
+                "version {} is empty or longer than {POLICY_NAME_BYTES_MAX} bytes",
+                echo(&version)
+            )));
         }
         meta.name = name;
         meta.version = version;
@@ -242,9 +343,67 @@ impl PolicyEngine {
     }
 }
 
+impl PolicyEngine {
+    fn refused(&self, digest: &[u8; 32]) -> Option<String> {
+        self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()).get(digest).cloned()
+    }
+
+    /// Refuses every later load of `digest` (a quarantined version), before compiling.
+    pub(crate) fn refuse(&self, digest: [u8; 32], reason: String) {
+        self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(digest, reason);
+    }
+
+    /// Compiles on a worker thread, so that the caller (a thread that decides) waits at most
+    /// the deadline. A compile that overruns it is refused and its digest remembered; the
+    /// thread finishes on its own and its result is dropped.
+    fn compile(&self, digest: [u8; 32], bytes: &[u8]) -> Result<(Component, bool), LoadError> {
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        let engine = self.clone();
+        let bytes = bytes.to_vec();
+        std::thread::Builder::new()
+            .name("luciole-compile".into())
+            .spawn(move || {
+                let inner = &engine.inner;
+                let compiled = match &inner.config.cache {
+                    Some(cache) => cache.load_or_compile(&inner.engine, &digest, &bytes),
+                    None => Component::new(&inner.engine, &bytes)
+                        .map(|c| (c, false))
+                        .map_err(anyhow::Error::from),
+                };
+                let _ = done.send(compiled.map_err(|e| format!("{e:#}")));
+            })
+            .map_err(|e| LoadError::Compile(format!("starting the compile thread: {e}")))?;
+        let deadline = self.inner.config.compile_deadline;
+        match result.recv_timeout(deadline) {
+            Ok(compiled) => compiled.map_err(LoadError::Compile),
+            Err(_) => {
+                let err = LoadError::CompileDeadline { deadline };
+                let mut refused = self.inner.refused.lock().unwrap_or_else(|p| p.into_inner());
+                refused.insert(digest, err.to_string());
+                Err(err)
+            }
+        }
+    }
+}
+
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= POLICY_NAME_BYTES_MAX
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok { Ok(()) } else { Err(format!("name {name:?} is not 1 to 64 bytes of a-z, 0-9 and -")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("name {} is not 1 to 64 bytes of a-z, 0-9 and -", echo(name)))
+    }
+}
+
+/// A policy's string as an error line shows it: quoted, at most 64 bytes of it, and its length
+/// when cut.
+pub(crate) fn echo(s: &str) -> String {
+    let shown = crate::instance::truncate(s, POLICY_NAME_BYTES_MAX);
+    if shown.len() == s.len() {
+        format!("{s:?}")
+    } else {
+        format!("{shown:?}… ({} bytes)", s.len())
+    }
 }

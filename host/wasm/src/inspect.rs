@@ -47,6 +47,12 @@ impl PolicyKind {
         }
     }
 
+    /// Whether every node must give the same answer to the same input (coordinator and
+    /// placement), so that no state may carry from one call to the next.
+    pub fn is_cluster_wide(self) -> bool {
+        matches!(self, Self::Coordinator | Self::Placement)
+    }
+
     /// Parses an interface name.
     pub fn from_interface(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.interface() == name)
@@ -108,9 +114,123 @@ pub struct Inspection {
     pub exports: Vec<String>,
     /// Size in bytes.
     pub size_bytes: usize,
-    /// The largest initial linear memory of its core modules, in bytes: what an instance needs
-    /// before it runs a single instruction (an interpreter's heap image, for JS and Python).
+    /// The initial linear memory of all its core modules together, in bytes: what an instance
+    /// needs before it runs a single instruction (an interpreter's heap image, for JS and
+    /// Python).
     pub memory_bytes_min: u64,
+    /// What compiling and instantiating it will cost, counted from its sections.
+    pub shape: Shape,
+}
+
+/// The parts of a component that compile time, compile memory and the instance pool grow with.
+/// Counted over every nested module and component; each is checked against a limit of
+/// [`ShapeLimits`] before anything is compiled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Core modules.
+    pub modules: u32,
+    /// Core instances (instantiations of modules, and instances made of exports).
+    pub core_instances: u32,
+    /// Nested component instances.
+    pub component_instances: u32,
+    /// Linear memories defined by its modules.
+    pub memories: u32,
+    /// Tables defined by its modules.
+    pub tables: u32,
+    /// Function bodies.
+    pub functions: u32,
+    /// Bytes of function bodies.
+    pub code_bytes: u64,
+    /// The deepest nesting of blocks, loops and ifs in any one function.
+    pub nesting_max: u32,
+    /// The most locals of any one function.
+    pub locals_max: u32,
+    /// The most bytes of any one function body.
+    pub function_bytes_max: u32,
+    /// The sum over functions of body bytes × deepest nesting: what compile time grows with
+    /// (quadratic in the nesting of one function, linear in the number of functions).
+    pub nesting_weight: u64,
+}
+
+/// The most a component may have of each part of its [`Shape`]. Compile time grows with code
+/// size and, within a function, with the square of the nesting depth (a 503 KB component of
+/// 100,000 nested `if`s took minutes); the instance pool is shared by every policy of a node.
+/// The defaults admit the JavaScript and Python interpreter components with room to spare
+/// (the Python one: 38 modules, 108 core instances, 13,482 functions, nesting 781, weight
+/// 2.4 × 10⁸; the JavaScript one: 9.2 MB of code, weight 3.1 × 10⁸).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShapeLimits {
+    /// Most core modules.
+    pub modules: u32,
+    /// Most core instances.
+    pub core_instances: u32,
+    /// Most nested component instances.
+    pub component_instances: u32,
+    /// Most linear memories.
+    pub memories: u32,
+    /// Most tables.
+    pub tables: u32,
+    /// Most function bodies.
+    pub functions: u32,
+    /// Most bytes of function bodies in all.
+    pub code_bytes: u64,
+    /// Deepest nesting of blocks in one function.
+    pub nesting_max: u32,
+    /// Most locals in one function.
+    pub locals_max: u32,
+    /// Most bytes of one function body.
+    pub function_bytes_max: u32,
+    /// Most of [`Shape::nesting_weight`].
+    pub nesting_weight: u64,
+}
+
+impl ShapeLimits {
+    /// The limits the node applies.
+    pub const DEFAULT: ShapeLimits = ShapeLimits {
+        modules: 64,
+        core_instances: 160,
+        component_instances: 16,
+        memories: 2,
+        tables: 4,
+        functions: 50_000,
+        code_bytes: 32 << 20,
+        nesting_max: 2_000,
+        locals_max: 50_000,
+        function_bytes_max: 2 << 20,
+        nesting_weight: 1_500_000_000,
+    };
+
+    /// The first part of `shape` over its limit, as `(what, found, limit)`.
+    pub fn exceeded(&self, shape: &Shape) -> Option<(&'static str, u64, u64)> {
+        let parts = [
+            ("core modules", shape.modules as u64, self.modules as u64),
+            ("core instances", shape.core_instances as u64, self.core_instances as u64),
+            (
+                "component instances",
+                shape.component_instances as u64,
+                self.component_instances as u64,
+            ),
+            ("linear memories", shape.memories as u64, self.memories as u64),
+            ("tables", shape.tables as u64, self.tables as u64),
+            ("functions", shape.functions as u64, self.functions as u64),
+            ("bytes of code", shape.code_bytes, self.code_bytes),
+            ("nested blocks in one function", shape.nesting_max as u64, self.nesting_max as u64),
+            ("locals in one function", shape.locals_max as u64, self.locals_max as u64),
+            (
+                "bytes in one function",
+                shape.function_bytes_max as u64,
+                self.function_bytes_max as u64,
+            ),
+            ("bytes × nesting depth of code", shape.nesting_weight, self.nesting_weight),
+        ];
+        parts.into_iter().find(|(_, found, limit)| found > limit)
+    }
+}
+
+impl Default for ShapeLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// Why a component is refused before compiling.
@@ -155,6 +275,16 @@ pub enum InspectError {
         /// From the export names.
         exports: String,
     },
+    /// Has more of something than the node's [`ShapeLimits`] allow.
+    #[error("too many {what}: {found}, the limit is {limit}")]
+    TooBig {
+        /// What there is too much of.
+        what: &'static str,
+        /// How many it has.
+        found: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Imports something beyond `luciole:policy`.
     #[error(
         "forbidden import {0:?}: a policy may import only luciole:policy/log and luciole:policy/types"
@@ -162,8 +292,14 @@ pub enum InspectError {
     ForbiddenImport(String),
 }
 
-/// Reads kind, version and imports of a component.
+/// Reads kind, version, imports and shape of a component, and checks its shape against
+/// [`ShapeLimits::DEFAULT`].
 pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
+    inspect_with(bytes, &ShapeLimits::DEFAULT)
+}
+
+/// [`inspect`] with other shape limits.
+pub fn inspect_with(bytes: &[u8], limits: &ShapeLimits) -> Result<Inspection, InspectError> {
     if bytes.len() > COMPONENT_BYTES_MAX {
         return Err(InspectError::TooLarge { bytes: bytes.len(), max: COMPONENT_BYTES_MAX });
     }
@@ -171,6 +307,9 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
         return Err(InspectError::NotWasm);
     }
     let raw = scan(bytes)?;
+    if let Some((what, found, limit)) = limits.exceeded(&raw.shape) {
+        return Err(InspectError::TooBig { what, found, limit });
+    }
     let mut kinds = Vec::new();
     let mut export_version = None;
     for name in &raw.exports {
@@ -218,7 +357,47 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
         exports: raw.exports,
         size_bytes: bytes.len(),
         memory_bytes_min: raw.memory_bytes_min,
+        shape: raw.shape,
     })
+}
+
+fn malformed(e: wasmparser::BinaryReaderError) -> InspectError {
+    InspectError::Malformed(e.to_string())
+}
+
+/// Adds one function body to `shape`: its size, locals and deepest nesting. One pass over its
+/// operators, no validation (the compiler validates).
+fn measure(body: &wasmparser::FunctionBody<'_>, shape: &mut Shape) -> Result<(), InspectError> {
+    use wasmparser::Operator;
+    let bytes = u32::try_from(body.range().len()).unwrap_or(u32::MAX);
+    shape.functions += 1;
+    shape.code_bytes += bytes as u64;
+    shape.function_bytes_max = shape.function_bytes_max.max(bytes);
+    let mut locals = 0u32;
+    for group in body.get_locals_reader().map_err(malformed)? {
+        let (count, _) = group.map_err(malformed)?;
+        locals = locals.saturating_add(count);
+    }
+    shape.locals_max = shape.locals_max.max(locals);
+    let mut operators = body.get_operators_reader().map_err(malformed)?;
+    let (mut depth, mut deepest) = (0u32, 0u32);
+    while !operators.eof() {
+        match operators.read().map_err(malformed)? {
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::TryTable { .. }
+            | Operator::Try { .. } => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            Operator::End => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    shape.nesting_max = shape.nesting_max.max(deepest);
+    shape.nesting_weight += bytes as u64 * deepest as u64;
+    Ok(())
 }
 
 /// `luciole:policy/NAME@VERSION` → `(NAME, VERSION)`.
@@ -232,6 +411,7 @@ struct Raw {
     exports: Vec<String>,
     version_section: Option<String>,
     memory_bytes_min: u64,
+    shape: Shape,
 }
 
 fn scan(bytes: &[u8]) -> Result<Raw, InspectError> {
@@ -240,39 +420,50 @@ fn scan(bytes: &[u8]) -> Result<Raw, InspectError> {
         exports: Vec::new(),
         version_section: None,
         memory_bytes_min: 0,
+        shape: Shape::default(),
     };
     // Nesting depth: top-level imports and exports are the component's own.
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| InspectError::Malformed(e.to_string()))?;
+        let payload = payload.map_err(malformed)?;
         match payload {
             Payload::Version { encoding, .. } => {
                 if depth == 0 && encoding == Encoding::Module {
                     return Err(InspectError::CoreModule);
+                }
+                if encoding == Encoding::Module {
+                    raw.shape.modules += 1;
                 }
                 depth += 1;
             }
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
-                    let import = import.map_err(|e| InspectError::Malformed(e.to_string()))?;
+                    let import = import.map_err(malformed)?;
                     raw.imports.push(import.name.name.to_string());
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {
                 for export in reader {
-                    let export = export.map_err(|e| InspectError::Malformed(e.to_string()))?;
+                    let export = export.map_err(malformed)?;
                     raw.exports.push(export.name.name.to_string());
                 }
             }
             Payload::MemorySection(reader) => {
                 for memory in reader {
-                    let memory = memory.map_err(|e| InspectError::Malformed(e.to_string()))?;
+                    let memory = memory.map_err(malformed)?;
                     let page = 1u64 << memory.page_size_log2.unwrap_or(16);
                     let bytes = memory.initial.saturating_mul(page);
-                    raw.memory_bytes_min = raw.memory_bytes_min.max(bytes);
+                    raw.memory_bytes_min = raw.memory_bytes_min.saturating_add(bytes);
+                    raw.shape.memories += 1;
                 }
             }
+            Payload::TableSection(reader) => raw.shape.tables += reader.count(),
+            Payload::InstanceSection(reader) => raw.shape.core_instances += reader.count(),
+            Payload::ComponentInstanceSection(reader) => {
+                raw.shape.component_instances += reader.count()
+            }
+            Payload::CodeSectionEntry(body) => measure(&body, &mut raw.shape)?,
             Payload::CustomSection(s) if s.name() == API_VERSION_SECTION => {
                 let text = String::from_utf8_lossy(s.data()).into_owned();
                 raw.version_section = Some(text);

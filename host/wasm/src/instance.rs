@@ -2,16 +2,20 @@
 //! faults classified so that the slot can quarantine and fall back.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use wasmtime::component::InstancePre;
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::component::{ComponentType, InstancePre, Lift, Linker, WasmList, WasmStr};
+use wasmtime::{ResourceLimiter, Store, StoreContextMut, Trap};
 
-use crate::bindings::v0_1::{coordinator, log, migration, placement, types};
-use crate::engine::{LoadedPolicy, PolicyMeta};
-use crate::inspect::PolicyKind;
+use crate::bindings::v0_1::{coordinator, log, migration, placement};
+use crate::engine::{LoadedPolicy, PolicyEngine, PolicyMeta, PoolShare};
+use crate::inspect::{PolicyKind, ShapeLimits};
 use luciole_proto::check::Violation;
-use luciole_proto::limits::{POLICY_LOG_BYTES_MAX, POLICY_LOGS_PER_CALL_MAX};
+use luciole_proto::limits::{
+    POLICY_LIFT_BYTES_MAX, POLICY_LOG_BYTES_MAX, POLICY_LOGS_PER_CALL_MAX,
+    TABLE_ELEMENTS_PER_POLICY_MAX,
+};
 
 /// A policy call that went wrong in a way that disqualifies the version.
 #[derive(Clone, Debug)]
@@ -29,6 +33,8 @@ pub enum FaultReason {
     OutOfFuel,
     /// Tried to grow memory past the cap.
     MemoryLimit,
+    /// Handed the host more than [`POLICY_LIFT_BYTES_MAX`] in one host call or one answer.
+    TooMuchData,
     /// Trapped (panic, unreachable, stack overflow, bad memory access, …).
     Trap(String),
     /// Answered something unsafe.
@@ -43,6 +49,11 @@ impl fmt::Display for Fault {
         match &self.reason {
             FaultReason::OutOfFuel => f.write_str("ran out of fuel"),
             FaultReason::MemoryLimit => f.write_str("hit the memory cap"),
+            FaultReason::TooMuchData => write!(
+                f,
+                "handed the host more than {} KiB in one call or answer",
+                POLICY_LIFT_BYTES_MAX >> 10
+            ),
             FaultReason::Trap(t) => write!(f, "trapped: {t}"),
             FaultReason::Violation(v) => write!(f, "unsafe answer: {v}"),
             FaultReason::Smoke(s) => write!(f, "failed the smoke call: {s}"),
@@ -56,6 +67,7 @@ impl FaultReason {
         match self {
             Self::OutOfFuel => "fuel",
             Self::MemoryLimit => "memory",
+            Self::TooMuchData => "data",
             Self::Trap(_) => "trap",
             Self::Violation(_) => "violation",
             Self::Smoke(_) => "smoke",
@@ -63,10 +75,25 @@ impl FaultReason {
     }
 }
 
+/// Fuel charged for every `log` call, kept or dropped, whatever the node's log filter: the
+/// cost of a host call, so that the same call runs out at the same point on every node.
+pub const LOG_FUEL_PER_CALL: u64 = 2_000;
+/// Fuel charged per byte a `log` call hands the host (message and the fields read).
+pub const LOG_FUEL_PER_BYTE: u64 = 1;
+/// How wasmtime words a lift refused by the store's host-call limit (its error type is
+/// private).
+const LIFT_LIMIT_MESSAGE: &str = "fuel allocated for hostcalls has been exhausted";
+/// Most fields of one log message that are read; further ones are not looked at.
+const LOG_FIELDS_MAX: usize = 16;
+
 /// Store data: the sandbox's bookkeeping. Nothing of the host is reachable from here.
 pub(crate) struct HostState {
     policy: Arc<str>,
     memory_bytes_max: usize,
+    /// Bytes of all linear memories of the instance together.
+    memory_bytes: usize,
+    /// Elements of all tables of the instance together.
+    table_elements: usize,
     memory_denied: bool,
     logs_in_call: u32,
     logs_dropped: u64,
@@ -75,50 +102,114 @@ pub(crate) struct HostState {
 impl ResourceLimiter for HostState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let ok = desired <= self.memory_bytes_max;
+        // One budget for the whole policy: a component with many memories gets no more.
+        let total = self.memory_bytes.saturating_sub(current).saturating_add(desired);
+        let ok = total <= self.memory_bytes_max;
+        if ok {
+            self.memory_bytes = total;
+        }
         self.memory_denied |= !ok;
         Ok(ok)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        let total = self.table_elements.saturating_sub(current).saturating_add(desired);
+        let ok = total <= TABLE_ELEMENTS_PER_POLICY_MAX;
+        if ok {
+            self.table_elements = total;
+        }
+        self.memory_denied |= !ok;
+        Ok(ok)
+    }
+
+    fn instances(&self) -> usize {
+        ShapeLimits::DEFAULT.core_instances as usize
+    }
+
+    fn memories(&self) -> usize {
+        ShapeLimits::DEFAULT.memories as usize
+    }
+
+    fn tables(&self) -> usize {
+        ShapeLimits::DEFAULT.tables as usize
     }
 }
 
-impl types::Host for HostState {}
+/// A log field as the guest handed it: read in place, never copied whole.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct LogField {
+    key: WasmStr,
+    value: WasmStr,
+}
 
-impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String, fields: Vec<log::Field>) {
-        if self.logs_in_call >= POLICY_LOGS_PER_CALL_MAX {
-            self.logs_dropped += 1;
-            return;
+/// Takes `fuel` from the call's budget; running out is the same trap as in guest code.
+fn charge(store: &mut StoreContextMut<'_, HostState>, fuel: u64) -> wasmtime::Result<()> {
+    let left = store.get_fuel()?;
+    match left.checked_sub(fuel) {
+        Some(left) => store.set_fuel(left),
+        None => {
+            store.set_fuel(0)?;
+            Err(Trap::OutOfFuel.into())
         }
-        self.logs_in_call += 1;
-        let message = truncate(&message, POLICY_LOG_BYTES_MAX);
-        let mut rendered = String::new();
-        for f in fields.iter().take(16) {
-            rendered.push_str(truncate(&f.key, 64));
-            rendered.push('=');
-            rendered.push_str(truncate(&f.value, 256));
-            rendered.push(' ');
-        }
-        let policy = &*self.policy;
-        match level {
-            log::Level::Trace => tracing::trace!(policy, fields = %rendered, "{message}"),
-            log::Level::Debug => tracing::debug!(policy, fields = %rendered, "{message}"),
-            log::Level::Info => tracing::info!(policy, fields = %rendered, "{message}"),
-            log::Level::Warn => tracing::warn!(policy, fields = %rendered, "{message}"),
-            log::Level::Error => tracing::error!(policy, fields = %rendered, "{message}"),
-        }
+    }
+}
+
+/// The `luciole:policy/log` import. Strings are lifted in place (wasmtime bounds each lift by
+/// the store's host-call limit, [`POLICY_LIFT_BYTES_MAX`]) and charged per byte, so a policy
+/// pays for what it hands the host and nothing is copied beyond the kept 1 KiB.
+pub(crate) fn add_log_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.instance("luciole:policy/types@0.1.0")?;
+    linker.instance("luciole:policy/log@0.1.0")?.func_wrap(
+        "log",
+        |mut store: StoreContextMut<'_, HostState>,
+         (level, message, fields): (log::Level, WasmStr, WasmList<LogField>)| {
+            charge(&mut store, LOG_FUEL_PER_CALL)?;
+            if store.data().logs_in_call >= POLICY_LOGS_PER_CALL_MAX {
+                store.data_mut().logs_dropped += 1;
+                return Ok(());
+            }
+            store.data_mut().logs_in_call += 1;
+            let kept: Vec<LogField> =
+                fields.iter(&mut store)?.take(LOG_FIELDS_MAX).collect::<wasmtime::Result<_>>()?;
+            let (bytes, message, rendered) = {
+                let text = message.to_str(&store)?;
+                let mut bytes = text.len();
+                let mut rendered = String::new();
+                for f in &kept {
+                    let (key, value) = (f.key.to_str(&store)?, f.value.to_str(&store)?);
+                    bytes += key.len() + value.len();
+                    rendered.push_str(truncate(&key, 64));
+                    rendered.push('=');
+                    rendered.push_str(truncate(&value, 256));
+                    rendered.push(' ');
+                }
+                (bytes, truncate(&text, POLICY_LOG_BYTES_MAX).to_owned(), rendered)
+            };
+            charge(&mut store, bytes as u64 * LOG_FUEL_PER_BYTE)?;
+            emit(&store.data().policy, level, &message, &rendered);
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+fn emit(policy: &str, level: log::Level, message: &str, fields: &str) {
+    match level {
+        log::Level::Trace => tracing::trace!(policy, fields, "{message}"),
+        log::Level::Debug => tracing::debug!(policy, fields, "{message}"),
+        log::Level::Info => tracing::info!(policy, fields, "{message}"),
+        log::Level::Warn => tracing::warn!(policy, fields, "{message}"),
+        log::Level::Error => tracing::error!(policy, fields, "{message}"),
     }
 }
 
@@ -135,6 +226,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// Linked, not yet instantiated, per kind.
+#[derive(Clone)]
 pub(crate) enum KindPre {
     Coordinator(coordinator::CoordinatorPolicyPre<HostState>),
     Placement(placement::PlacementPolicyPre<HostState>),
@@ -160,46 +252,110 @@ pub(crate) enum Bindings {
     Migration(migration::MigrationPolicy),
 }
 
+/// One instantiation: a store and what lives in it, holding its share of the instance pool.
 struct Inner {
     store: Store<HostState>,
     bindings: Bindings,
+    _share: PoolShare,
 }
 
-/// A live policy instance. Calls are serialised: one at a time per instance.
+/// The instantiation a policy instance runs its next call on.
+enum State {
+    /// Never called since instantiation.
+    Fresh(Inner),
+    /// Called before: reused by per-node kinds, replaced before the next call by cluster-wide
+    /// ones.
+    Used(Inner),
+    /// Nothing instantiated.
+    Empty,
+}
+
+/// A store for one instantiation of `meta`, with the sandbox's limits.
+pub(crate) fn new_store(
+    engine: &PolicyEngine,
+    meta: &PolicyMeta,
+) -> wasmtime::Result<Store<HostState>> {
+    let config = engine.config();
+    let state = HostState {
+        policy: meta.label().into(),
+        memory_bytes_max: config.memory_bytes_max,
+        memory_bytes: 0,
+        table_elements: 0,
+        memory_denied: false,
+        logs_in_call: 0,
+        logs_dropped: 0,
+    };
+    let mut store = Store::new(engine.engine(), state);
+    store.limiter(|s| s);
+    store.set_hostcall_fuel(POLICY_LIFT_BYTES_MAX);
+    // Instantiation runs start functions: meter them like a call.
+    store.set_fuel(config.fuel_per_call)?;
+    Ok(store)
+}
+
+/// A live policy version. Calls are serialised: one at a time per instance.
+///
+/// Cluster-wide kinds (coordinator, placement) run every call on a fresh instantiation, so no
+/// state carries from one call to the next and every node gives the same answer to the same
+/// input, whatever calls it made before. [`Instance::prepare`] makes the next one ahead of the
+/// call; a call that finds none makes it first. Per-node kinds (migration) keep theirs.
 pub(crate) struct Instance {
     meta: Arc<PolicyMeta>,
-    fuel_per_call: u64,
-    inner: Mutex<Inner>,
+    pre: KindPre,
+    engine: PolicyEngine,
+    fresh_per_call: bool,
+    state: Mutex<State>,
+    /// Calls that had to instantiate before running (no prepared instance was ready).
+    pub(crate) inline_instantiations: AtomicU64,
 }
 
 impl Instance {
+    /// Instantiates `policy`, ready for its first call.
     pub(crate) fn new(policy: &LoadedPolicy) -> wasmtime::Result<Self> {
-        let config = policy.engine.config();
-        let state = HostState {
-            policy: policy.meta.label().into(),
-            memory_bytes_max: config.memory_bytes_max,
-            memory_denied: false,
-            logs_in_call: 0,
-            logs_dropped: 0,
+        let this = Self {
+            meta: policy.meta.clone(),
+            pre: policy.pre.clone(),
+            engine: policy.engine.clone(),
+            fresh_per_call: policy.meta.kind.is_cluster_wide(),
+            state: Mutex::new(State::Empty),
+            inline_instantiations: AtomicU64::new(0),
         };
-        let mut store = Store::new(policy.engine.engine(), state);
-        store.limiter(|s| s);
-        // Instantiation runs start functions: meter them like a call.
-        store.set_fuel(config.fuel_per_call)?;
-        let bindings = match &policy.pre {
+        this.prepare()?;
+        Ok(this)
+    }
+
+    fn instantiate(&self) -> wasmtime::Result<Inner> {
+        let share = self.engine.reserve(self.meta.kind)?;
+        let mut store = new_store(&self.engine, &self.meta)?;
+        let bindings = match &self.pre {
             KindPre::Coordinator(p) => Bindings::Coordinator(p.instantiate(&mut store)?),
             KindPre::Placement(p) => Bindings::Placement(p.instantiate(&mut store)?),
             KindPre::Migration(p) => Bindings::Migration(p.instantiate(&mut store)?),
         };
-        Ok(Self {
-            meta: policy.meta.clone(),
-            fuel_per_call: config.fuel_per_call,
-            inner: Mutex::new(Inner { store, bindings }),
-        })
+        Ok(Inner { store, bindings, _share: share })
+    }
+
+    /// Makes the instantiation the next call runs on, unless it is ready. Off the deciding
+    /// path: call it after a decision, or when the node is idle.
+    pub(crate) fn prepare(&self) -> wasmtime::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*state, State::Fresh(_))
+            || (!self.fresh_per_call && matches!(*state, State::Used(_)))
+        {
+            return Ok(());
+        }
+        // The used one goes first: its pool share is free again before the next is taken.
+        *state = State::Empty;
+        *state = State::Fresh(self.instantiate()?);
+        Ok(())
     }
 
     pub(crate) fn meta(&self) -> &Arc<PolicyMeta> {
         &self.meta
+    }
+
+    pub(crate) fn engine(&self) -> &PolicyEngine {
+        &self.engine
     }
 
     /// Runs one call with a fresh fuel budget; traps become classified faults.
@@ -208,26 +364,40 @@ impl Instance {
         f: impl FnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<T>,
     ) -> Result<T, Fault> {
         // A poisoned lock means a host panic mid-call; the store may be inconsistent.
-        let mut inner = self
-            .inner
+        let mut state = self
+            .state
             .lock()
             .map_err(|_| self.fault(FaultReason::Trap("instance poisoned".into())))?;
-        let Inner { store, bindings } = &mut *inner;
+        let mut inner = match std::mem::replace(&mut *state, State::Empty) {
+            State::Fresh(inner) => inner,
+            State::Used(inner) if !self.fresh_per_call => inner,
+            State::Used(_) | State::Empty => {
+                self.inline_instantiations.fetch_add(1, Relaxed);
+                self.instantiate()
+                    .map_err(|e| self.fault(FaultReason::Trap(format!("instantiating: {e:#}"))))?
+            }
+        };
+        let Inner { store, bindings, .. } = &mut inner;
         store.data_mut().memory_denied = false;
         store.data_mut().logs_in_call = 0;
         store
-            .set_fuel(self.fuel_per_call)
+            .set_fuel(self.engine.config().fuel_per_call)
             .map_err(|e| self.fault(FaultReason::Trap(e.to_string())))?;
-        f(store, bindings).map_err(|e| {
+        let result = f(store, bindings).map_err(|e| {
             let reason = if store.data().memory_denied {
                 FaultReason::MemoryLimit
             } else if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
                 FaultReason::OutOfFuel
+            } else if format!("{e:#}").contains(LIFT_LIMIT_MESSAGE) {
+                FaultReason::TooMuchData
             } else {
                 FaultReason::Trap(format!("{e:#}"))
             };
             self.fault(reason)
-        })
+        });
+        // Kept until the next prepare or call: dropping a store is not the caller's cost.
+        *state = State::Used(inner);
+        result
     }
 
     pub(crate) fn fault(&self, reason: FaultReason) -> Fault {

@@ -6,10 +6,14 @@
 //! [`PolicySlot`]: one slot per policy kind, holding the active version, the last good version
 //! and the built-in native default.
 //!
-//! Every call is metered with fuel and capped in memory; every answer is checked by
-//! [`luciole_proto::check`]. A trap, exhausted fuel or memory, or an unsafe answer quarantines
-//! that version and the same call is answered by the next in line. A policy can make the cluster
-//! slower, never wrong.
+//! Every call is metered with fuel (host calls included, per byte handed over) and capped in
+//! memory over all of a policy's memories; every answer is checked by
+//! [`luciole_proto::check`]. A trap, exhausted fuel or memory, an oversized hand-over, or an
+//! unsafe answer quarantines that version and the same call is answered by the next in line. A
+//! policy can make the cluster slower, never wrong. Components are measured before they are
+//! compiled ([`ShapeLimits`]) and compiled off the caller's thread with a deadline;
+//! cluster-wide kinds (coordinator, placement) run every call on a fresh instantiation, so two
+//! nodes give the same answer to the same input.
 
 mod bindings;
 mod cache;
@@ -18,14 +22,15 @@ mod engine;
 pub mod inspect;
 mod instance;
 mod kinds;
+mod signature;
 mod slot;
 
 pub use cache::ArtifactCache;
 pub use engine::{
-    EngineConfig, FUEL_PER_CALL_DEFAULT, LoadError, LoadedPolicy, MEMORY_BYTES_MAX_DEFAULT,
-    PolicyEngine, PolicyMeta,
+    COMPILE_DEADLINE_DEFAULT, EngineConfig, FUEL_PER_CALL_DEFAULT, LoadError, LoadedPolicy,
+    MEMORY_BYTES_MAX_DEFAULT, POOL_INSTANCES_PER_KIND, PolicyEngine, PolicyMeta,
 };
-pub use inspect::{ApiVersion, InspectError, Inspection, PolicyKind};
+pub use inspect::{ApiVersion, InspectError, Inspection, PolicyKind, Shape, ShapeLimits};
 pub use instance::{Fault, FaultReason};
-pub use kinds::{Coordinator, Migration, Placement, PolicyView};
+pub use kinds::{Coordinator, Kind, Migration, Placement, PolicyView};
 pub use slot::{Answer, AnsweredBy, PolicySlot, SlotStats, SwapError, SwapReport};

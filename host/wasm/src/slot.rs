@@ -201,7 +201,17 @@ impl<K: Kind> PolicySlot<K> {
             policy: meta.label(),
             error: format!("{e:#}"),
         })?;
-        crate::kinds::smoke(K::KIND, &instance).map_err(SwapError::Smoke)?;
+        let instance = Arc::new(instance);
+        if let Err(fault) = crate::kinds::smoke(K::KIND, &instance) {
+            // Remembered, so that trying it again costs nothing (not even a compile).
+            self.quarantine(&instance, &fault);
+            return Err(SwapError::Smoke(fault));
+        }
+        // The smoke call used the instantiation; the first real call gets a fresh one.
+        instance.prepare().map_err(|e| SwapError::Instantiate {
+            policy: meta.label(),
+            error: format!("{e:#}"),
+        })?;
         let prepare_time = started.elapsed();
         let _changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.lineup.load_full();
@@ -211,10 +221,23 @@ impl<K: Kind> PolicySlot<K> {
             last_good: last_good.as_ref().map(|i| i.meta().clone()),
             prepare_time,
         };
-        self.lineup.store(Arc::new(Lineup { active: Some(Arc::new(instance)), last_good }));
+        self.lineup.store(Arc::new(Lineup { active: Some(instance), last_good }));
         self.stats.swaps.fetch_add(1, Relaxed);
         tracing::info!(kind = %K::KIND, policy = %meta.label(), digest = %meta.short_digest(), "policy swapped in");
         Ok(report)
+    }
+
+    /// Makes the instantiations the next calls run on, for the versions in the lineup that
+    /// need one (cluster-wide kinds use a fresh one per call). Off the deciding path: after a
+    /// decision, or when idle. A call that finds none ready instantiates first (slower, the
+    /// same answer). An error here is logged; the next call meets it again as a fault.
+    pub fn prepare(&self) {
+        let lineup = self.lineup.load();
+        for instance in [&lineup.active, &lineup.last_good].into_iter().flatten() {
+            if let Err(e) = instance.prepare() {
+                tracing::warn!(kind = %K::KIND, policy = %instance.meta().label(), error = %format!("{e:#}"), "could not prepare the next instantiation");
+            }
+        }
     }
 
     /// Goes back to the built-in default: both the active and the last good version leave the
@@ -297,6 +320,7 @@ impl<K: Kind> PolicySlot<K> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(meta.digest, fault.to_string());
+        instance.engine().refuse(meta.digest, format!("quarantined: {fault}"));
         let old = self.lineup.load_full();
         let keep = |i: &Option<Arc<Instance>>| i.clone().filter(|i| i.meta().digest != meta.digest);
         let mut rest = [keep(&old.active), keep(&old.last_good)].into_iter().flatten();
