@@ -32,12 +32,14 @@
 //!
 //! * **Deterministic.** Every node must reach the same answer from the same inputs. There is no
 //!   clock, no file, no network and no randomness except [`View::seed`]. Floating-point results
-//!   are deterministic too (the host canonicalises NaNs).
+//!   are deterministic too (the host canonicalises NaNs and gives relaxed SIMD one semantics).
 //! * **Stateless.** Everything you need is passed in. The host owns the state (the current
 //!   coordinator, the current placement, each migration's phase), so a policy can be swapped
-//!   between two calls without losing anything.
+//!   between two calls without losing anything. Coordinator and placement calls each run on a
+//!   fresh instance: statics and caches start over at every call.
 //! * **Checked.** The host checks every answer. An unsafe answer, a trap, running out of fuel or
-//!   memory: the host answers from its fallback within the same call and quarantines the policy
+//!   memory (64 MiB over all memories by default), handing the host more than 512 KiB at once:
+//!   the host answers from its fallback within the same call and quarantines the policy
 //!   version. Returning a [`PolicyError`] is the polite way to decline.
 //!
 //! The API version this crate writes into the component is [`API_VERSION`].
@@ -45,6 +47,7 @@
 #[allow(unused_extern_crates, reason = "the generated bindings name this crate by its path")]
 extern crate self as luciole_guest_sdk;
 
+pub mod arena;
 mod bindings;
 mod log_api;
 mod types;
@@ -54,6 +57,10 @@ pub use bindings::{PolicyError, PolicyInfo, Uid};
 pub use log_api::{Field, Level, log};
 pub use types::{Bounds, Bubble, Member, MemberLabel, View};
 pub use uid::{BubbleId, EntityId, MemberId, MigrationId};
+
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 /// The migration vocabulary (phases, decisions, load).
 pub mod migration {

@@ -1,13 +1,16 @@
 //! Policy call latency: each reference policy as a wasm component through the real host path
 //! (convert, lower, run under fuel, lift, safety check) beside the same Rust source compiled
-//! natively, and the host's built-in copy.
+//! natively, and the host's built-in copy. Coordinator and placement calls run on a fresh
+//! instantiation each: `wasm` is the call on one made ahead (`PolicySlot::prepare`, as the node
+//! does after each decision), `wasm, instantiating` calls back to back, each instantiating
+//! first.
 //!
 //! Needs the components: `cargo xtask plugins`, then `cargo bench -p luciole-tests --bench policies`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use luciole_guest_sdk as sdk;
 use luciole_guest_sdk::{CoordinatorPolicy, MigrationPolicy, PlacementPolicy};
 use luciole_proto::migration::{Load, Migration};
@@ -36,12 +39,25 @@ fn coordinator(c: &mut Criterion) {
     for n in [10usize, 100, 1000] {
         let v = view(7, n);
         assert_active(&slot.choose(&v, None));
+        // The call as the node makes it: on the fresh instantiation made ahead of it.
         group.bench_with_input(BenchmarkId::new("wasm", n), &v, |b, v| {
+            b.iter_batched(
+                || slot.prepare(),
+                |()| slot.choose(black_box(v), None).value,
+                BatchSize::PerIteration,
+            )
+        });
+        // Calls back to back: each one instantiates first.
+        group.bench_with_input(BenchmarkId::new("wasm, instantiating", n), &v, |b, v| {
             b.iter(|| slot.choose(black_box(v), None).value)
         });
         // What installing a view costs on top, once per view for all policy kinds.
         group.bench_with_input(BenchmarkId::new("prepare view + wasm", n), &v, |b, v| {
-            b.iter(|| slot.choose(&PolicyView::new(black_box(v.view().clone())), None).value)
+            b.iter_batched(
+                || slot.prepare(),
+                |()| slot.choose(&PolicyView::new(black_box(v.view().clone())), None).value,
+                BatchSize::PerIteration,
+            )
         });
         let sv = sdk_view(&v);
         group.bench_with_input(BenchmarkId::new("native", n), &sv, |b, sv| {
@@ -63,6 +79,13 @@ fn placement(c: &mut Criterion) {
     assert_active(&slot.place(&v, &b, &[]));
     let mut group = c.benchmark_group("placement rendezvous 1000 bubbles on 100 members");
     group.bench_function("wasm", |bench| {
+        bench.iter_batched(
+            || slot.prepare(),
+            |()| slot.place(black_box(&v), black_box(&b), &[]).value,
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("wasm, instantiating", |bench| {
         bench.iter(|| slot.place(black_box(&v), black_box(&b), &[]).value)
     });
     let sv = sdk_view(&v);
