@@ -145,12 +145,45 @@ fn migration(c: &mut Criterion) {
     group.finish();
 }
 
+/// The longest calls the sandbox lets through: each hostile policy runs one call on a fresh
+/// slot until it faults (and is quarantined), the builtin answering in the same call.
+fn worst_case(c: &mut Criterion) {
+    let mut group = c.benchmark_group("worst-case call");
+    group.sample_size(10);
+    for (name, members, what) in [
+        ("hostile-loop", 5, "guest loop, out of fuel"),
+        ("hostile-log", 3, "30,000 logs of 64 KiB, out of fuel"),
+        ("hostile-log", 5, "a 32 MiB log message, refused"),
+        ("hostile-memory", 5, "growing to the memory cap"),
+    ] {
+        // An engine per row: a quarantined version is refused at its next load.
+        let policy = load(&engine(), name);
+        let v = view(7, members);
+        group.bench_function(what, |b| {
+            b.iter_batched(
+                || {
+                    let slot = PolicySlot::<Coordinator>::new();
+                    slot.swap(&policy).expect("passes the smoke call");
+                    slot
+                },
+                |slot| {
+                    let answer = slot.choose(black_box(&v), None);
+                    assert_eq!(answer.by, AnsweredBy::Builtin, "{name} must fault");
+                    slot
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(40)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = coordinator, placement, migration
+    targets = coordinator, placement, migration, worst_case
 }
 criterion_main!(benches);

@@ -72,7 +72,7 @@ fn working_coordinator(before: &str) -> Vec<(&'static str, String)> {
 
 /// One function whose body nests `depth` blocks.
 fn nested(depth: usize) -> String {
-    let mut f = String::from("\n(func $bomb");
+    let mut f = String::from("\n(func ");
     f.push_str(&"(block ".repeat(depth));
     f.push_str(&")".repeat(depth));
     f.push_str(")\n");
@@ -142,7 +142,9 @@ fn the_memory_cap_counts_every_memory_of_a_policy() {
 }
 
 /// Compile time and peak memory of the worst shapes the limits admit, for BENCHMARKS.md:
-/// `cargo test --release -p luciole-tests --test forged -- --ignored --nocapture`.
+/// `LUCIOLE_SHAPE=deep cargo test --release -p luciole-tests --test forged -- --ignored
+/// --nocapture worst` (and `large`, `many`), one shape per process so that the peak
+/// resident size (`VmHWM`) is that shape's.
 #[test]
 #[ignore = "a measurement, minutes long"]
 fn worst_admitted_shapes_compile_time() {
@@ -153,18 +155,34 @@ fn worst_admitted_shapes_compile_time() {
     .unwrap();
     let limits = luciole_wasm::inspect::ShapeLimits::DEFAULT;
     let depth = limits.nesting_max as usize;
-    // Functions as deep as allowed, as many as the weight allows.
-    let per_function = nested(depth).len() as u64;
-    let count = (limits.nesting_weight / (per_function * depth as u64)).min(40_000);
-    let deep: String = (0..count).map(|_| nested(depth)).collect();
-    let tiny: String = (0..49_000).map(|i| format!("(func $t{i} i32.const {i} drop)")).collect();
-    for (name, extra) in [("deepest functions", deep), ("most functions", tiny)] {
-        let bytes = forge("coordinator-policy", &extra, &[]);
-        let shape = inspect(&bytes).expect("admitted").shape;
-        let started = Instant::now();
-        let err = engine.load(&bytes).unwrap_err();
-        eprintln!("{name}: {} bytes, {shape:?}: {:?} ({err})", bytes.len(), started.elapsed());
-    }
+    let extra = match std::env::var("LUCIOLE_SHAPE").as_deref() {
+        // Functions as deep as allowed, as many as the weight allows.
+        Ok("deep") => {
+            let per_function = nested(depth).len() as u64;
+            let count = (limits.nesting_weight / (per_function * depth as u64)).min(40_000);
+            // Binary bodies are smaller than their text: 3 bytes per level.
+            let count = count * per_function / (3 * depth as u64);
+            (0..count).map(|_| nested(depth)).collect::<String>()
+        }
+        // Straight-line code: functions as large as allowed, as many as the code limit allows.
+        Ok("large") => {
+            let per = (limits.function_bytes_max as usize - 64) / 4; // `i32.const 100 drop`
+            let body = "i32.const 100 drop ".repeat(per);
+            let count = limits.code_bytes as usize / (per * 4) - 1;
+            (0..count).map(|_| format!("\n(func {body})")).collect()
+        }
+        // As many small functions as allowed.
+        Ok("many") => (0..49_980).map(|i| format!("(func $t{i} i32.const {i} drop)")).collect(),
+        _ => return eprintln!("set LUCIOLE_SHAPE to deep, large or many"),
+    };
+    let bytes = forge("coordinator-policy", &extra, &[]);
+    let shape = inspect(&bytes).expect("admitted").shape;
+    let started = Instant::now();
+    let err = engine.load(&bytes).unwrap_err();
+    let took = started.elapsed();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: ?");
+    eprintln!("{} bytes, {shape:?}: {took:?}, {peak} ({err})", bytes.len());
 }
 
 #[test]
@@ -204,6 +222,44 @@ fn a_signature_that_does_not_match_the_contract_names_the_function() {
         matches!(err, LoadError::Instantiate(ref e) if e.contains("choose") && e.contains("u64")),
         "{err}"
     );
+}
+
+#[test]
+fn bulk_memory_is_weighed_by_fuel_per_byte() {
+    let engine = engine();
+    // 16 MiB filled a million times: a millisecond of work per round, for one instruction.
+    // wasmtime charges bulk memory instructions by their length, so fuel runs out in a few.
+    let policy = forged_coordinator(
+        &engine,
+        "(global $round (mut i32) (i32.const 0))",
+        "(drop (memory.grow 0 (i32.const 256))) \
+         (if (i32.gt_u (local.get 4) (i32.const 4)) (then \
+           (loop $again \
+             (memory.fill (i32.const 0) (i32.const 7) (i32.const 0x1000000)) \
+             (global.set $round (i32.add (global.get $round) (i32.const 1))) \
+             (br_if $again (i32.lt_u (global.get $round) (i32.const 1000000))))))",
+    );
+    let slot = PolicySlot::<Coordinator>::new();
+    slot.swap(&policy).expect("passes the smoke call (2 members)");
+    let v = view(1, 5);
+    let started = Instant::now();
+    let answer = slot.choose(&v, None);
+    let took = started.elapsed();
+    assert_eq!(answer.by, luciole_wasm::AnsweredBy::Builtin);
+    assert_eq!(answer.faults[0].reason, FaultReason::OutOfFuel);
+    assert!(took < Duration::from_secs(1), "stopped after {took:?}");
+}
+
+#[test]
+fn an_error_line_quotes_only_the_start_of_a_long_string() {
+    // `describe` answers a name of 10,000 bytes (the record's length field edited).
+    let mut edits = working_coordinator("");
+    edits.push(("\\06\\00\\00\\00\\46", "\\10\\27\\00\\00\\46".to_string()));
+    let edits: Vec<(&str, &str)> = edits.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    let err = engine().load(&forge("coordinator-policy", "", &edits)).unwrap_err();
+    let line = err.to_string();
+    assert!(line.contains("… (10000 bytes)"), "{line}");
+    assert!(line.len() < 300, "{} bytes: {line}", line.len());
 }
 
 /// The forged coordinator, running `before` in `choose`, as a loaded policy of `engine`.

@@ -177,7 +177,7 @@ impl Node {
     /// Loads `path` and swaps it into `slot`. A refused load or swap changes nothing: the slot
     /// keeps the version it had, and the demo says why and goes on.
     fn load_and_swap<K: luciole_wasm::Kind>(&self, slot: &PolicySlot<K>, path: &std::path::Path) {
-        let kind = K::KIND;
+        let kind = K::KIND.to_string();
         let keeps = || slot.active().map(|m| m.label()).unwrap_or_else(|| "the builtin".into());
         let loaded = match self.load_file(path) {
             Ok(loaded) => loaded,

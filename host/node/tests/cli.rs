@@ -107,6 +107,32 @@ fn the_demo_runs_on_builtins_and_on_components_and_survives_the_hostile_swap() {
 }
 
 #[test]
+fn the_demo_keeps_the_old_version_when_a_load_or_swap_is_refused() {
+    let missing = std::env::temp_dir().join("luciole-no-such-policy.wasm");
+    let out = luciole(&[
+        "demo",
+        "--views",
+        "4",
+        "--swap-coordinator",
+        &plugin("hostile-outsider"),
+        "--swap-placement",
+        missing.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for want in [
+        "swap   coordinator refused: policy hostile-outsider@0.1.0: unsafe answer",
+        "coordinator keeps the builtin",
+        "load   placement   refused: reading",
+        "placement keeps the builtin",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    // It went on deciding after the refusals.
+    assert!(stdout.contains("epoch   4"), "{stdout}");
+}
+
+#[test]
 fn bad_arguments_are_explained_not_panicked() {
     let out = luciole(&["demo", "--members", "1"]);
     assert_eq!(out.status.code(), Some(2));

@@ -193,7 +193,7 @@ impl ShapeLimits {
         memories: 2,
         tables: 4,
         functions: 50_000,
-        code_bytes: 32 << 20,
+        code_bytes: 16 << 20,
         nesting_max: 2_000,
         locals_max: 50_000,
         function_bytes_max: 2 << 20,

@@ -203,8 +203,10 @@ impl<K: Kind> PolicySlot<K> {
         })?;
         let instance = Arc::new(instance);
         if let Err(fault) = crate::kinds::smoke(K::KIND, &instance) {
-            // Remembered, so that trying it again costs nothing (not even a compile).
-            self.quarantine(&instance, &fault);
+            // Remembered, so that trying it again costs nothing (not even a compile). The
+            // caller reports the refusal; nothing answered from a fallback.
+            let _changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+            self.remember(&instance, &fault);
             return Err(SwapError::Smoke(fault));
         }
         // The smoke call used the instantiation; the first real call gets a fresh one.
@@ -303,6 +305,15 @@ impl<K: Kind> PolicySlot<K> {
         q.get(digest).cloned()
     }
 
+    /// Quarantines the version in this slot and in its engine (which then refuses to load
+    /// those bytes again). Called with `changes` held.
+    fn remember(&self, instance: &Instance, fault: &Fault) {
+        let digest = instance.meta().digest;
+        let mut quarantine = self.quarantine.lock().unwrap_or_else(|p| p.into_inner());
+        quarantine.insert(digest, fault.to_string());
+        instance.engine().refuse(digest, format!("quarantined: {fault}"));
+    }
+
     /// Records the fault, quarantines the version and removes it from the lineup.
     fn quarantine(&self, instance: &Arc<Instance>, fault: &Fault) {
         self.stats.faults.fetch_add(1, Relaxed);
@@ -316,11 +327,7 @@ impl<K: Kind> PolicySlot<K> {
             "policy quarantined; answering from the fallback"
         );
         let _changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        self.quarantine
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(meta.digest, fault.to_string());
-        instance.engine().refuse(meta.digest, format!("quarantined: {fault}"));
+        self.remember(instance, fault);
         let old = self.lineup.load_full();
         let keep = |i: &Option<Arc<Instance>>| i.clone().filter(|i| i.meta().digest != meta.digest);
         let mut rest = [keep(&old.active), keep(&old.last_good)].into_iter().flatten();
