@@ -59,6 +59,9 @@ impl Durability {
     /// Records up to `lsn` are synced.
     pub(crate) fn advance(&self, lsn: Lsn) {
         let mut s = self.lock();
+        if s.failed.is_some() {
+            return; // nothing becomes durable after a failure
+        }
         s.durable = s.durable.max(lsn);
         let durable = s.durable;
         let State { wakers, ready, .. } = &mut *s;

@@ -4,8 +4,13 @@
 //! record is on disk (`fdatasync`); [`Wal::append_wait`] appends and blocks until then.
 //! Appenders on many threads and tasks share syncs: one writer at a time — the background
 //! thread, or a thread blocked in `append_wait` when no write is in progress — writes
-//! everything queued since the last sync as one write (group commit). A failed sync stops the
-//! log; reopening recovers it.
+//! everything queued since the last sync as one write (group commit). A failed write or sync
+//! stops the log on every path — nothing more is written, whoever would have written it, every
+//! pending and later append fails with that error, and `durable_lsn` stays where it was — and
+//! so does a panic that left the log's state half updated (a poisoned lock); reopening
+//! recovers it. One log at a time per directory: [`Wal::open`] takes an exclusive lock
+//! (`flock` on `LOCK`, holding the owner's process id) for the life of the log, so a second
+//! open, in this process or another, is refused with [`WalError::InUse`].
 //!
 //! [`Wal::open`] recovers a log: it returns the live records, cuts a torn tail (a write the
 //! crash interrupted, never acknowledged), and refuses corruption in the middle of the log with
@@ -32,6 +37,7 @@
 //! | the oldest segment missing while it held live records | refused: [`RecoveryError::MissingRecords`] |
 //! | a segment header that is not intact (zeros, garbage, a foreign file named like a segment, shorter than a header) | refused: [`RecoveryError::Header`] naming the file |
 //! | the newest segment missing | not detectable: the log ends with the segment before it |
+//! | a live record larger than this open's `record_bytes_max` | refused: [`WalError::RecordOverLimit`] naming it; nothing is cut (frames are read up to the format's 1 MiB limit) |
 //! | `*.wal.tmp` files (segments being prepared) | removed |
 //! | other files in the directory | left alone, listed in the report |
 //!
@@ -59,8 +65,8 @@ mod writer;
 pub use durable::Pending;
 pub use log::{Opened, RecoveryReport, Wal, WalStats, segment_name};
 pub use luciole_proto::wal::{Lsn, RecordType};
-pub use memory::{CrashMode, MemFile, MemStorage, SECTOR_BYTES};
-pub use storage::{FileStorage, SegmentFile, Storage};
+pub use memory::{CrashMode, MemFile, MemLock, MemStorage, SECTOR_BYTES};
+pub use storage::{FileStorage, LOCK_FILE, SegmentFile, Storage};
 
 /// Settings of a log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,6 +161,14 @@ pub enum WalError {
         /// The error.
         source: Arc<io::Error>,
     },
+    /// Another log holds the directory (in this process or another).
+    #[error("the write-ahead log at {path} is {why}")]
+    InUse {
+        /// The log directory.
+        path: String,
+        /// Who holds it, where known.
+        why: String,
+    },
     /// The log on the storage is damaged in a way recovery must not paper over.
     #[error("the write-ahead log at {path} is corrupt: {source}")]
     Corrupt {
@@ -169,6 +183,19 @@ pub enum WalError {
         /// Its size.
         bytes: usize,
         /// The limit.
+        max: usize,
+    },
+    /// The log holds a live record larger than this open's `record_bytes_max` (it was written
+    /// with a larger one). Nothing was changed; open it with a limit of at least `bytes`.
+    #[error(
+        "record {lsn} holds {bytes} bytes, more than record_bytes_max {max}; open the log with a larger limit"
+    )]
+    RecordOverLimit {
+        /// The record.
+        lsn: Lsn,
+        /// Its payload size.
+        bytes: usize,
+        /// The limit this open was given.
         max: usize,
     },
     /// Settings out of range.
@@ -188,6 +215,17 @@ pub enum WalError {
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
+    /// A panic inside the log left part of it half updated; the log stopped.
+    #[error("the write-ahead log stopped: a panic left {0} half updated; reopen to recover")]
+    Poisoned(&'static str),
+    /// A checkpoint's `live_from` past the next LSN (or 0).
+    #[error("checkpoint live_from {live_from} is not in 1..={next} (the next LSN)")]
+    Checkpoint {
+        /// What was asked.
+        live_from: Lsn,
+        /// The next LSN when it was asked.
+        next: Lsn,
+    },
 }
 
 impl WalError {

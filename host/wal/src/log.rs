@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use luciole_proto::limits::WAL_RECORD_BYTES_MAX;
 use luciole_proto::wal::format::{
     SEGMENT_HEADER_BYTES, SegmentHeader, encode_checkpoint, encode_frame, frame_bytes,
 };
@@ -114,6 +115,8 @@ pub(crate) struct Inner<S: Storage> {
     pub(crate) stats: Stats,
     /// Whoever holds it writes: the background writer, or a blocking appender leading.
     pub(crate) core: Mutex<Core<S>>,
+    /// The directory, ours until the last reference (the writer thread's included) is gone.
+    _lock: S::Lock,
 }
 
 #[derive(Default)]
@@ -189,10 +192,16 @@ impl<S: Storage> Wal<S> {
             let path = storage.describe(name);
             move |source| WalError::io(op, path, source)
         };
+        let lock = storage
+            .lock()
+            .map_err(|e| WalError::InUse { path: storage.describe(""), why: e.to_string() })?;
         let mut report = RecoveryReport::default();
         let mut segs = Vec::new();
         let names = storage.list().map_err(io("list", ""))?;
         for name in names {
+            if name == crate::storage::LOCK_FILE {
+                continue;
+            }
             if let Some(seq) = parse_segment_name(&name) {
                 segs.push(seq);
             } else if name.ends_with(".wal.tmp") {
@@ -203,7 +212,9 @@ impl<S: Storage> Wal<S> {
             }
         }
         segs.sort_unstable();
-        let mut scan = Recovery::new(config.record_bytes_max);
+        // The format's limit decides what is a frame, not this open's setting: a log written
+        // with a larger `record_bytes_max` is read whole, and its large records refused below.
+        let mut scan = Recovery::new(WAL_RECORD_BYTES_MAX);
         let mut records = Vec::new();
         let mut segments = VecDeque::new();
         let mut tail = None;
@@ -223,6 +234,13 @@ impl<S: Storage> Wal<S> {
         }
         let recovered = scan.finish().map_err(|e| WalError::corrupt(&*storage, e))?;
         records.retain(|r| r.lsn >= recovered.live_from);
+        if let Some(r) = records.iter().find(|r| r.payload.len() > config.record_bytes_max) {
+            return Err(WalError::RecordOverLimit {
+                lsn: r.lsn,
+                bytes: r.payload.len(),
+                max: config.record_bytes_max,
+            });
+        }
         let mut file;
         let (seq, offset) = match tail {
             Some((seq, end)) => {
@@ -274,6 +292,7 @@ impl<S: Storage> Wal<S> {
             durability: Arc::new(Durability::new(durable)),
             stats: Stats::default(),
             core: Mutex::new(Core::new(file, segments)),
+            _lock: lock,
         });
         let background = inner.clone();
         let writer = std::thread::Builder::new()
@@ -335,8 +354,13 @@ impl<S: Storage> Wal<S> {
     /// `live_from` may be at most the next LSN (everything so far superseded); a value below
     /// the current one changes nothing.
     pub fn checkpoint(&self, live_from: Lsn) -> Result<Pending, WalError> {
+        // Checked before anything changes. LSNs only grow, so a `live_from` at most the next
+        // LSN now is at most the checkpoint's own LSN when it is numbered.
+        let next = self.next_lsn();
+        if live_from.0 == 0 || live_from > next {
+            return Err(WalError::Checkpoint { live_from, next });
+        }
         self.push(8, true, |out, lsn, write_first| {
-            assert!(live_from.0 >= 1 && live_from <= lsn, "live_from {live_from} past LSN {lsn}");
             encode_checkpoint(out, lsn, write_first, live_from);
             Some(live_from)
         })
@@ -473,8 +497,32 @@ impl<S: Storage> Drop for Wal<S> {
 }
 
 impl<S: Storage> Inner<S> {
+    /// The state. A panic while it was held may have left it half updated (an LSN taken, a
+    /// write half queued): the log stops, and every pending and later append fails.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        match self.state.lock() {
+            Ok(st) => st,
+            Err(poisoned) => {
+                let mut st = poisoned.into_inner();
+                if st.failed.is_none() {
+                    let e = WalError::Poisoned("the log's state");
+                    tracing::error!(error = %e, "write-ahead log stopped");
+                    st.failed = Some(e.clone());
+                    self.durability.fail(e);
+                }
+                st
+            }
+        }
+    }
+
+    /// Stops the log for good with `e`: every pending and later append fails with it.
+    pub(crate) fn stop_for(&self, e: WalError) {
+        tracing::error!(error = %e, "write-ahead log stopped");
+        self.lock().failed.get_or_insert(e.clone());
+        self.durability.fail(e);
+        self.space.notify_all();
+        self.work.notify_all();
+        self.arrivals.notify_all();
     }
 }
 
@@ -487,6 +535,53 @@ impl From<luciole_proto::wal::format::Record<'_>> for LogRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemStorage;
+
+    fn small() -> WalConfig {
+        WalConfig { segment_bytes: 4096, record_bytes_max: 1024, ..WalConfig::default() }
+    }
+
+    /// Poisons `mutex` the way a panic inside the log would.
+    fn poison<T: Send>(mutex: &Mutex<T>) {
+        std::thread::scope(|s| {
+            let _ = s
+                .spawn(|| {
+                    let _held = mutex.lock();
+                    panic!("a panic while the lock is held (expected by this test)");
+                })
+                .join();
+        });
+        assert!(mutex.is_poisoned());
+    }
+
+    #[test]
+    fn a_panic_that_poisons_the_state_stops_the_log() {
+        let wal = Wal::open(MemStorage::new(), small()).unwrap().wal;
+        let kind = RecordType::user(16).unwrap();
+        wal.append_wait(kind, b"kept").unwrap();
+        poison(&wal.inner.state);
+        let err = wal.append(kind, b"after").unwrap_err();
+        assert!(matches!(err, WalError::Poisoned(_)), "{err}");
+        assert!(wal.append_wait(kind, b"after").is_err());
+        assert!(wal.checkpoint(Lsn(1)).is_err());
+    }
+
+    #[test]
+    fn a_panic_that_poisons_the_writer_stops_the_log_and_fails_what_waits() {
+        let storage = MemStorage::new();
+        let wal = Wal::open(storage.clone(), small()).unwrap().wal;
+        let kind = RecordType::user(16).unwrap();
+        wal.append_wait(kind, b"kept").unwrap();
+        poison(&wal.inner.core);
+        let pending = wal.append(kind, b"queued").unwrap();
+        let err = pending.wait().unwrap_err();
+        assert!(matches!(err, WalError::Poisoned(_)), "{err}");
+        assert_eq!(wal.durable_lsn(), Lsn(1));
+        assert!(wal.append(kind, b"later").is_err());
+        drop(wal);
+        let opened = Wal::open(storage, small()).unwrap();
+        assert_eq!(opened.records.len(), 1);
+    }
 
     #[test]
     fn segment_names_round_trip_and_others_are_not_segments() {

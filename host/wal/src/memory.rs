@@ -49,6 +49,25 @@ struct Disk {
     durable_names: BTreeMap<String, u64>,
     files: BTreeMap<u64, FileData>,
     next_inode: u64,
+    /// The crash count of the log holding the directory, if one does: a crash (the holder's
+    /// process gone) frees it.
+    locked: Option<u64>,
+}
+
+/// A [`MemStorage`] directory held by one log; dropping it frees the directory.
+#[derive(Debug)]
+pub struct MemLock {
+    disk: Arc<Mutex<Disk>>,
+    generation: u64,
+}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+        if disk.locked == Some(self.generation) {
+            disk.locked = None;
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -201,6 +220,20 @@ fn crashed() -> io::Error {
 
 impl Storage for MemStorage {
     type File = MemFile;
+    type Lock = MemLock;
+
+    fn lock(&self) -> io::Result<MemLock> {
+        let mut disk = self.live_disk()?;
+        let generation = disk.generation;
+        if disk.locked == Some(generation) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "in use by another log on this storage",
+            ));
+        }
+        disk.locked = Some(generation);
+        Ok(MemLock { disk: self.disk.clone(), generation })
+    }
 
     fn list(&self) -> io::Result<Vec<String>> {
         Ok(self.live_disk()?.names.keys().cloned().collect())

@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 pub trait Storage: Send + Sync + 'static {
     /// A file open for writing.
     type File: SegmentFile;
+    /// Proof of exclusive ownership of the directory, held for the life of a log.
+    type Lock: Send + Sync + 'static;
 
+    /// Takes the directory for one log: fails (kind `WouldBlock`, naming the holder where it
+    /// can) while another log — of this process or another — holds it.
+    fn lock(&self) -> io::Result<Self::Lock>;
     /// Names of the files in the directory, in no particular order.
     fn list(&self) -> io::Result<Vec<String>>;
     /// The whole content of `name`.
@@ -54,10 +59,16 @@ pub struct FileStorage {
 }
 
 impl FileStorage {
-    /// The log in `dir`, created (with its parents) if missing.
+    /// The log in `dir`, created (with its parents) if missing; a directory it creates is
+    /// made durable in its parent.
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)?;
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir)?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                File::open(parent)?.sync_all()?;
+            }
+        }
         Ok(Self { dir })
     }
 
@@ -70,8 +81,40 @@ impl FileStorage {
 /// Zeros written per call when preallocating.
 const ZEROS_CHUNK_BYTES: usize = 1 << 20;
 
+/// The lock file of a log directory: `flock`ed for the life of a log, holding the owner's
+/// process id for the error message of the next one.
+pub const LOCK_FILE: &str = "LOCK";
+
 impl Storage for FileStorage {
     type File = File;
+    type Lock = File;
+
+    fn lock(&self) -> io::Result<File> {
+        let path = self.dir.join(LOCK_FILE);
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        // An open file description's lock: a second open in this process conflicts too.
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0)?;
+                file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)?;
+                Ok(file)
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    "another log".to_string()
+                } else if holder == std::process::id().to_string() {
+                    format!("another log of this process ({holder})")
+                } else {
+                    format!("process {holder}")
+                };
+                Err(io::Error::new(io::ErrorKind::WouldBlock, format!("in use by {who}")))
+            }
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 
     fn list(&self) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
@@ -94,18 +137,14 @@ impl Storage for FileStorage {
     }
 
     fn create(&self, name: &str, len: u64) -> io::Result<File> {
-        let mut file =
-            OpenOptions::new().read(true).write(true).create_new(true).open(self.dir.join(name))?;
-        // Written zeros, not a sparse file or fallocate: overwriting allocated, written blocks
-        // leaves fdatasync only data to flush, no extent changes.
-        let zeros = vec![0u8; ZEROS_CHUNK_BYTES];
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(ZEROS_CHUNK_BYTES as u64) as usize;
-            file.write_all(&zeros[..n])?;
-            left -= n as u64;
+        let path = self.dir.join(name);
+        let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        let filled = fill_zeros(&mut file, len);
+        if filled.is_err() {
+            // A full disk leaves no half-made file behind to collide with the next try.
+            let _ = fs::remove_file(&path);
         }
-        file.sync_all()?;
+        filled?;
         Ok(file)
     }
 
@@ -128,6 +167,20 @@ impl Storage for FileStorage {
     fn describe(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
+}
+
+/// Fills a new file with `len` zero bytes and syncs it. Written zeros, not a sparse file or
+/// fallocate: overwriting allocated, written blocks leaves fdatasync only data to flush, no
+/// extent changes.
+fn fill_zeros(file: &mut File, len: u64) -> io::Result<()> {
+    let zeros = vec![0u8; ZEROS_CHUNK_BYTES];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(ZEROS_CHUNK_BYTES as u64) as usize;
+        file.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()
 }
 
 impl SegmentFile for File {

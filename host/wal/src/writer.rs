@@ -69,8 +69,12 @@ pub(crate) fn background<S: Storage>(inner: Arc<Inner<S>>) {
 }
 
 impl<S: Storage> Inner<S> {
+    /// The core. A panic while it was held left a write half done: the log stops.
     pub(crate) fn core_lock(&self) -> MutexGuard<'_, Core<S>> {
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
+        self.core.lock().unwrap_or_else(|poisoned| {
+            self.stop_for(WalError::Poisoned("the writer"));
+            poisoned.into_inner()
+        })
     }
 
     /// Blocks until record `lsn` is durable, writing queued records itself whenever nobody
@@ -84,7 +88,12 @@ impl<S: Storage> Inner<S> {
             if let Some(e) = self.lock().failed.clone() {
                 return Err(e);
             }
-            if let Ok(mut core) = self.core.try_lock() {
+            let core = match self.core.try_lock() {
+                Ok(core) => Some(core),
+                Err(std::sync::TryLockError::Poisoned(_)) => Some(self.core_lock()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut core) = core {
                 while self.durability.durable() < lsn {
                     let Some(write) = self.next_write(&core, true) else { break };
                     self.publish(&mut core, write)?;
@@ -114,6 +123,11 @@ impl<S: Storage> Inner<S> {
         let mut until: Option<Instant> = None;
         let mut st = self.lock();
         loop {
+            // After a failed write or sync nothing more is written, whoever holds the core:
+            // what reached the disk is unknown, and a later sync must not make it look durable.
+            if st.failed.is_some() {
+                return None;
+            }
             let front = st.queue.front()?;
             let wanted = gather
                 && st.queue.len() == 1
@@ -152,12 +166,7 @@ impl<S: Storage> Inner<S> {
         let io = started.elapsed().as_micros() as u64;
         self.stats.io_us.fetch_add(io, Ordering::Relaxed);
         if let Err(e) = done {
-            tracing::error!(error = %e, "write-ahead log stopped");
-            self.lock().failed = Some(e.clone());
-            self.durability.fail(e.clone());
-            self.space.notify_all();
-            self.work.notify_all();
-            self.arrivals.notify_all();
+            self.stop_for(e.clone());
             return Err(e);
         }
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
@@ -269,7 +278,13 @@ pub(crate) fn create_segment<S: Storage>(
     };
     let mut file = match spare {
         Some(f) => f,
-        None => storage.create(&tmp, config.segment_bytes).map_err(io("create", &tmp))?,
+        None => {
+            // A spare prepared for another turn (or left by a failed one) is ours to replace.
+            if storage.list().is_ok_and(|names| names.contains(&tmp)) {
+                storage.remove(&tmp).map_err(io("remove", &tmp))?;
+            }
+            storage.create(&tmp, config.segment_bytes).map_err(io("create", &tmp))?
+        }
     };
     file.write_at(0, &header.encode()).map_err(io("write header", &tmp))?;
     file.sync().map_err(io("sync", &tmp))?;

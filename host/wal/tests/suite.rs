@@ -22,7 +22,87 @@ on_both_backends!(
     an_append_can_be_awaited,
     files_that_are_not_segments_are_left_alone_and_spares_removed,
     settings_out_of_range_are_refused,
+    a_second_log_on_one_directory_is_refused_until_the_first_is_gone,
+    reopening_with_a_smaller_record_limit_refuses_and_destroys_nothing,
+    a_checkpoint_past_the_next_lsn_is_an_error_and_changes_nothing,
 );
+
+fn a_second_log_on_one_directory_is_refused_until_the_first_is_gone(b: &impl Backend) {
+    let first = Wal::open(b.storage(), small()).unwrap().wal;
+    first.append_wait(user(16), b"one").unwrap();
+    let err = Wal::open(b.storage(), small()).unwrap_err();
+    assert!(matches!(&err, WalError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("in use by another log"), "{err}");
+    // The first log goes on undisturbed.
+    first.append_wait(user(16), b"two").unwrap();
+    drop(first);
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    assert_eq!(opened.records.len(), 2);
+}
+
+fn reopening_with_a_smaller_record_limit_refuses_and_destroys_nothing(b: &impl Backend) {
+    let wal = Wal::open(b.storage(), small()).unwrap().wal;
+    wal.append_wait(user(16), &[1; 100]).unwrap();
+    let big = wal.append_wait(user(16), &[7; 1000]).unwrap(); // the last write of the log
+    drop(wal);
+    let smaller = WalConfig { record_bytes_max: 500, ..small() };
+    let err = Wal::open(b.storage(), smaller).unwrap_err();
+    assert!(
+        matches!(err, WalError::RecordOverLimit { lsn, bytes: 1000, max: 500 } if lsn == big),
+        "{err}"
+    );
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    assert_eq!(opened.report.torn_bytes, 0);
+    assert_eq!(opened.records.last().unwrap().payload, vec![7; 1000], "nothing was cut");
+}
+
+fn a_checkpoint_past_the_next_lsn_is_an_error_and_changes_nothing(b: &impl Backend) {
+    let wal = Wal::open(b.storage(), small()).unwrap().wal;
+    wal.append_wait(user(16), b"one").unwrap();
+    for bad in [Lsn(0), Lsn(3), Lsn(u64::MAX)] {
+        let err = wal.checkpoint(bad).unwrap_err();
+        assert!(matches!(err, WalError::Checkpoint { next: Lsn(2), .. }), "{err}");
+    }
+    assert_eq!(wal.next_lsn(), Lsn(2), "no LSN was taken");
+    wal.append_wait(user(16), b"two").unwrap();
+    drop(wal);
+    let opened = Wal::open(b.storage(), small()).unwrap();
+    assert_eq!(opened.records.len(), 2);
+}
+
+/// A failed sync led by a blocking appender while a record of `append` waits behind it: the
+/// queued record must not be written, synced or acknowledged afterwards, even though the next
+/// sync would succeed.
+#[test]
+fn after_a_failed_sync_led_by_a_blocking_appender_nothing_queued_is_acknowledged() {
+    let storage =
+        FailingSync { inner: MemStorage::new(), failing: Arc::new(AtomicBool::new(false)) };
+    let wal = Arc::new(Wal::open(storage.clone(), small()).unwrap().wal);
+    wal.append_wait(user(16), b"before").unwrap();
+    storage.inner.hold_syncs(true);
+    let leader = {
+        let wal = wal.clone();
+        std::thread::spawn(move || wal.append_wait(user(16), b"led"))
+    };
+    wait_for(|| storage.inner.unsynced_bytes() > 0); // the leader's sync is in flight
+    let queued = wal.append(user(16), b"queued").unwrap();
+    storage.failing.store(true, Ordering::SeqCst);
+    storage.inner.release_syncs(1);
+    let err = leader.join().unwrap().unwrap_err();
+    assert!(err.to_string().contains("injected EIO"), "{err}");
+    // The disk works again; nothing may be written any more.
+    storage.failing.store(false, Ordering::SeqCst);
+    storage.inner.hold_syncs(false);
+    let queued_lsn = queued.lsn();
+    assert!(queued.wait().is_err(), "a record queued behind a failed sync is not acknowledged");
+    assert!(wal.durable_lsn() < queued_lsn, "durable_lsn moved past the failure");
+    assert!(wal.append(user(16), b"later").is_err());
+    assert!(wal.append_wait(user(16), b"later").is_err());
+    drop(wal);
+    storage.inner.crash(CrashMode::LoseUnsynced);
+    let opened = Wal::open(storage, small()).expect("the log reopens");
+    assert!(opened.records.iter().all(|r| r.payload != b"queued"), "{:?}", opened.records);
+}
 
 fn records_come_back_after_reopening_in_order(b: &impl Backend) {
     let opened = Wal::open(b.storage(), small()).unwrap();
@@ -240,15 +320,21 @@ impl SegmentFile for FailingFile {
         self.inner.write_at(offset, bytes)
     }
     fn sync(&mut self) -> io::Result<()> {
+        // The flag is read once the sync returns, so that a held sync can be made to fail.
+        self.inner.sync()?;
         if self.failing.load(Ordering::SeqCst) {
             return Err(io::Error::other("injected EIO"));
         }
-        self.inner.sync()
+        Ok(())
     }
 }
 
 impl Storage for FailingSync {
     type File = FailingFile;
+    type Lock = luciole_wal::MemLock;
+    fn lock(&self) -> io::Result<Self::Lock> {
+        self.inner.lock()
+    }
     fn list(&self) -> io::Result<Vec<String>> {
         self.inner.list()
     }
@@ -293,7 +379,8 @@ fn a_failed_sync_stops_the_log_and_reopening_recovers_what_was_acknowledged() {
     assert!(wal.close().is_err());
     storage.inner.crash(CrashMode::LoseUnsynced);
     let opened = Wal::open(storage, small()).unwrap();
-    assert_eq!(opened.records.len(), 10);
+    // "doomed" reached the disk before its sync reported the error: it may come back too.
+    assert!(matches!(opened.records.len(), 10 | 11), "{:?}", opened.records);
     assert_eq!(opened.records[9].payload, payload(4, 9));
 }
 
