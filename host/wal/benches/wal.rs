@@ -341,8 +341,63 @@ fn recovery(dir: &Path, size: usize, n: u64) -> (Duration, u64, u64) {
     (elapsed, n, bytes)
 }
 
+const HELP: &str = "\
+The write-ahead log beside the raw disk, and recovery speed.
+
+usage: cargo bench -p luciole-wal --bench wal -- [OPTIONS]
+
+Every figure is printed beside the raw baseline of the same run (one thread: pwrite +
+fdatasync per record), as a ratio in the `vs raw` column.
+
+options:
+  --quick             0.5 s per row instead of 3 s, 100,000 records for recovery
+  --sizes A,B         record sizes in bytes                      [default: 64,256,4096]
+  --appenders A,B     appender counts, as threads and as tasks   [default: 1,4,16,64]
+  --recovery A,B      record sizes of the recovery rows; '' for none [default: 64,256]
+  --runs N            run every row N times, interleaved, and print medians [default: 1]
+  --tasks-only        skip the thread rows (for profiling)
+  --gather US         the log's gather_us_max                    [default: the log's]
+  --segment-mib N     the log's segment size in MiB              [default: the log's]
+  --raw-modes         only the raw loop's variants: O_DSYNC, O_DIRECT|O_DSYNC, 2 and 4 threads
+  -h, --help          this text
+
+environment:
+  LUCIOLE_WAL_BENCH_DIR   where to run (default target/wal-bench); removed afterwards
+";
+
+/// Flags that take a value, and flags that do not (`--bench` is what cargo passes).
+const VALUED: [&str; 6] =
+    ["--sizes", "--appenders", "--recovery", "--runs", "--gather", "--segment-mib"];
+const SWITCHES: [&str; 4] = ["--quick", "--tasks-only", "--raw-modes", "--bench"];
+
+/// Refuses what is not an option, with the help's pointer; exits for `--help`.
+fn check_args(args: &[String]) {
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "-h" || a == "--help" {
+            print!("{HELP}");
+            std::process::exit(0);
+        }
+        if VALUED.contains(&a) {
+            if i + 1 >= args.len() {
+                eprintln!("error: {a} needs a value (see --help)");
+                std::process::exit(2);
+            }
+            i += 2;
+            continue;
+        }
+        if !SWITCHES.contains(&a) {
+            eprintln!("error: unknown option {a:?} (see --help)");
+            std::process::exit(2);
+        }
+        i += 1;
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    check_args(&args);
     let quick = args.iter().any(|a| a == "--quick");
     let list = |flag: &str, default: &[usize]| -> Vec<usize> {
         args.iter()
@@ -351,7 +406,12 @@ fn main() {
             .map(|v| {
                 v.split(',')
                     .filter(|x| !x.is_empty())
-                    .map(|x| x.parse().expect("a number"))
+                    .map(|x| {
+                        x.parse().unwrap_or_else(|_| {
+                            eprintln!("error: {flag} takes numbers, got {x:?} (see --help)");
+                            std::process::exit(2)
+                        })
+                    })
                     .collect()
             })
             .unwrap_or_else(|| default.to_vec())

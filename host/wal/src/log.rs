@@ -99,6 +99,9 @@ pub struct WalStats {
     pub io_us: u64,
     /// Time writers spent gathering records for a write, in microseconds.
     pub gather_us: u64,
+    /// Superseded segments a checkpoint could not remove (or whose removal it could not make
+    /// durable); each is tried again at the next checkpoint.
+    pub cleanup_failures: u64,
 }
 
 pub(crate) struct Inner<S: Storage> {
@@ -128,6 +131,7 @@ pub(crate) struct Stats {
     pub(crate) segments_removed: AtomicU64,
     pub(crate) io_us: AtomicU64,
     pub(crate) gather_us: AtomicU64,
+    pub(crate) cleanup_failures: AtomicU64,
 }
 
 pub(crate) struct State {
@@ -387,6 +391,7 @@ impl<S: Storage> Wal<S> {
             segments_removed: s.segments_removed.load(Ordering::Relaxed),
             io_us: s.io_us.load(Ordering::Relaxed),
             gather_us: s.gather_us.load(Ordering::Relaxed),
+            cleanup_failures: s.cleanup_failures.load(Ordering::Relaxed),
         }
     }
 

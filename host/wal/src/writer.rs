@@ -248,8 +248,11 @@ impl<S: Storage> Core<S> {
             let (seq, _) = self.segments[0];
             let name = segment_name(seq);
             if let Err(e) = storage.remove(&name) {
+                // Not a durability problem (the records are superseded): counted, reported,
+                // and tried again at the next checkpoint.
+                inner.stats.cleanup_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(segment = %storage.describe(&name), error = %e,
-                    "removing a superseded segment failed; kept");
+                    "removing a superseded segment failed; kept until the next checkpoint");
                 break;
             }
             self.segments.pop_front();
@@ -257,6 +260,7 @@ impl<S: Storage> Core<S> {
             removed = true;
         }
         if removed && let Err(e) = storage.sync_dir() {
+            inner.stats.cleanup_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "syncing the log directory after removing segments failed");
         }
     }

@@ -70,13 +70,32 @@ fn a_checkpoint_past_the_next_lsn_is_an_error_and_changes_nothing(b: &impl Backe
     assert_eq!(opened.records.len(), 2);
 }
 
+#[test]
+fn a_checkpoint_that_cannot_remove_segments_counts_it_and_the_next_one_retries() {
+    let storage = FailingSync::new();
+    let wal = Wal::open(storage.clone(), small()).unwrap().wal;
+    for i in 0..200 {
+        wal.append_wait(user(16), &payload(2, i)).unwrap();
+    }
+    storage.removes_fail.store(true, Ordering::SeqCst);
+    wal.checkpoint(wal.next_lsn()).unwrap().wait().unwrap();
+    let stats = wal.stats();
+    assert_eq!((stats.cleanup_failures, stats.segments_removed), (1, 0), "{stats:?}");
+    storage.removes_fail.store(false, Ordering::SeqCst);
+    wal.append_wait(user(16), b"more").unwrap();
+    wal.checkpoint(wal.next_lsn()).unwrap().wait().unwrap();
+    let stats = wal.stats();
+    assert!(stats.segments_removed >= 3, "the next checkpoint removes them: {stats:?}");
+    drop(wal);
+    assert!(Wal::open(storage, small()).unwrap().records.is_empty());
+}
+
 /// A failed sync led by a blocking appender while a record of `append` waits behind it: the
 /// queued record must not be written, synced or acknowledged afterwards, even though the next
 /// sync would succeed.
 #[test]
 fn after_a_failed_sync_led_by_a_blocking_appender_nothing_queued_is_acknowledged() {
-    let storage =
-        FailingSync { inner: MemStorage::new(), failing: Arc::new(AtomicBool::new(false)) };
+    let storage = FailingSync::new();
     let wal = Arc::new(Wal::open(storage.clone(), small()).unwrap().wal);
     wal.append_wait(user(16), b"before").unwrap();
     storage.inner.hold_syncs(true);
@@ -308,6 +327,18 @@ fn acknowledged_records_survive_a_power_loss_and_the_log_goes_on() {
 struct FailingSync {
     inner: MemStorage,
     failing: Arc<AtomicBool>,
+    /// While set, removing a file fails.
+    removes_fail: Arc<AtomicBool>,
+}
+
+impl FailingSync {
+    fn new() -> Self {
+        Self {
+            inner: MemStorage::new(),
+            failing: Arc::new(AtomicBool::new(false)),
+            removes_fail: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
 struct FailingFile {
@@ -351,6 +382,9 @@ impl Storage for FailingSync {
         self.inner.rename(from, to)
     }
     fn remove(&self, name: &str) -> io::Result<()> {
+        if self.removes_fail.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected EACCES"));
+        }
         self.inner.remove(name)
     }
     fn sync_dir(&self) -> io::Result<()> {
@@ -363,8 +397,7 @@ impl Storage for FailingSync {
 
 #[test]
 fn a_failed_sync_stops_the_log_and_reopening_recovers_what_was_acknowledged() {
-    let storage =
-        FailingSync { inner: MemStorage::new(), failing: Arc::new(AtomicBool::new(false)) };
+    let storage = FailingSync::new();
     let wal = Wal::open(storage.clone(), small()).unwrap().wal;
     for i in 0..10 {
         wal.append(user(16), &payload(4, i)).unwrap().wait().unwrap();
