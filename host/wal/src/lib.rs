@@ -30,13 +30,16 @@
 //! |---|---|
 //! | a write interrupted by a crash (torn, or its sectors persisted out of order) | cut: the valid records before it are returned, the rest of the segment is zeroed and reported as `torn_bytes` |
 //! | any bit flipped in a record that a later write follows | refused: [`WalError::Corrupt`] naming the segment file and the record's offset |
-//! | any bit flipped in the last write of the log | cut like a torn write: a synced last write that the disk damaged afterwards cannot be told from one the crash tore |
+//! | any bit flipped in the last write of the log, after the tail marker's LSN | cut like a torn write: a synced last write that the disk damaged afterwards cannot be told from one the crash tore — **not detectable** |
+//! | a write at or before the tail marker's LSN damaged or lost (the marker is rewritten at every new segment and every checkpoint, after what it names is synced) | refused: [`WalError::Tail`] naming the missing LSNs; nothing is cut |
 //! | a middle segment truncated, or its tail zeroed | refused: the next segment does not continue its LSNs |
 //! | the last segment truncated, or its tail zeroed | the records before the damage are returned; the log continues after them |
 //! | a middle segment missing | refused: [`RecoveryError::MissingSegment`] |
 //! | the oldest segment missing while it held live records | refused: [`RecoveryError::MissingRecords`] |
 //! | a segment header that is not intact (zeros, garbage, a foreign file named like a segment, shorter than a header) | refused: [`RecoveryError::Header`] naming the file |
-//! | the newest segment missing | not detectable: the log ends with the segment before it |
+//! | the newest segment missing | refused: [`WalError::Tail`] naming it (the marker records the newest segment) |
+//! | the tail marker (`TAIL`) damaged | refused: [`WalError::Tail`] |
+//! | the tail marker missing | not detectable (a log from before markers, or a marker lost with its directory entry): the segments decide |
 //! | a live record larger than this open's `record_bytes_max` | refused: [`WalError::RecordOverLimit`] naming it; nothing is cut (frames are read up to the format's 1 MiB limit) |
 //! | `*.wal.tmp` files (segments being prepared) | removed |
 //! | other files in the directory | left alone, listed in the report |
@@ -160,6 +163,15 @@ pub enum WalError {
         path: String,
         /// The error.
         source: Arc<io::Error>,
+    },
+    /// The log ends before where its tail marker says it reached: the newest segment, or
+    /// records that were durable, are gone. Nothing was changed.
+    #[error("the write-ahead log ends too early ({path}): {why}")]
+    Tail {
+        /// The tail marker file.
+        path: String,
+        /// What is missing.
+        why: String,
     },
     /// Another log holds the directory (in this process or another).
     #[error("the write-ahead log at {path} is {why}")]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use luciole_proto::limits::WAL_RECORD_BYTES_MAX;
 use luciole_proto::wal::format::{
-    SEGMENT_HEADER_BYTES, SegmentHeader, encode_checkpoint, encode_frame, frame_bytes,
+    SEGMENT_HEADER_BYTES, SegmentHeader, TAIL_FILE, TailMarker, encode_checkpoint, encode_frame,
+    frame_bytes,
 };
 use luciole_proto::wal::recovery::Recovery;
 use luciole_proto::wal::{Lsn, RecordType};
@@ -163,7 +164,7 @@ pub(crate) struct Write {
     pub(crate) bytes: Vec<u8>,
     /// The segment to create before writing (the write starts it).
     pub(crate) open_segment: Option<SegmentHeader>,
-    /// A checkpoint in this write moved `live_from` here.
+    /// A checkpoint in this write: `live_from` after it (the tail marker follows the write).
     pub(crate) checkpoint: Option<Lsn>,
 }
 
@@ -174,6 +175,36 @@ pub fn segment_name(seq: u64) -> String {
 
 pub(crate) fn spare_name(seq: u64) -> String {
     format!("{seq:020}.wal.tmp")
+}
+
+/// Refuses a log that ends before its tail marker: its newest segment is gone, or records the
+/// marker says were durable are missing or damaged.
+fn check_tail<S: Storage>(storage: &S, newest: Option<u64>, last: Lsn) -> Result<(), WalError> {
+    let path = storage.describe(TAIL_FILE);
+    let bytes = match storage.read(TAIL_FILE) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(WalError::io("read", path, e)),
+    };
+    let Some(marker) = TailMarker::decode(&bytes) else {
+        return Err(WalError::Tail { path, why: "the tail marker is damaged".into() });
+    };
+    if newest.is_none_or(|n| n < marker.seq) {
+        let why = format!(
+            "segment {} is missing: the tail marker says it was created",
+            segment_name(marker.seq)
+        );
+        return Err(WalError::Tail { path, why });
+    }
+    if last < marker.durable {
+        let why = format!(
+            "records {}..={} were durable and are missing or damaged (the log ends at {last})",
+            last.next(),
+            marker.durable
+        );
+        return Err(WalError::Tail { path, why });
+    }
+    Ok(())
 }
 
 fn parse_segment_name(name: &str) -> Option<u64> {
@@ -203,12 +234,12 @@ impl<S: Storage> Wal<S> {
         let mut segs = Vec::new();
         let names = storage.list().map_err(io("list", ""))?;
         for name in names {
-            if name == crate::storage::LOCK_FILE {
+            if name == crate::storage::LOCK_FILE || name == TAIL_FILE {
                 continue;
             }
             if let Some(seq) = parse_segment_name(&name) {
                 segs.push(seq);
-            } else if name.ends_with(".wal.tmp") {
+            } else if name.ends_with(".wal.tmp") || name == format!("{TAIL_FILE}.tmp") {
                 storage.remove(&name).map_err(io("remove", &name))?;
                 report.removed_spares += 1;
             } else {
@@ -237,6 +268,8 @@ impl<S: Storage> Wal<S> {
             tail = Some((seq, end));
         }
         let recovered = scan.finish().map_err(|e| WalError::corrupt(&*storage, e))?;
+        // Before anything is changed: the log must reach as far as its tail marker says.
+        check_tail(&*storage, segs.last().copied(), Lsn(recovered.next_lsn.0 - 1))?;
         records.retain(|r| r.lsn >= recovered.live_from);
         if let Some(r) = records.iter().find(|r| r.payload.len() > config.record_bytes_max) {
             return Err(WalError::RecordOverLimit {
@@ -468,12 +501,12 @@ impl<S: Storage> Wal<S> {
         let moved = encode(&mut write.bytes, lsn, first);
         write.last_lsn = lsn;
         write.records += 1;
-        if let Some(lf) = moved
-            && lf > st.live_from
-        {
-            let write = st.queue.back_mut().expect("a write is queued");
-            write.checkpoint = Some(lf);
-            st.live_from = lf;
+        // Every checkpoint marks its write (the tail marker goes out with it); only a later
+        // `live_from` moves the log's.
+        if let Some(lf) = moved {
+            let live_from = lf.max(st.live_from);
+            st.queue.back_mut().expect("a write is queued").checkpoint = Some(live_from);
+            st.live_from = live_from;
         }
         st.offset += frame as u64;
         st.queued_bytes += frame;

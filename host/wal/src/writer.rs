@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use luciole_proto::wal::Lsn;
-use luciole_proto::wal::format::SegmentHeader;
+use luciole_proto::wal::format::{SegmentHeader, TAIL_FILE, TAIL_MARKER_BYTES, TailMarker};
 
 use crate::log::{Inner, Write, segment_name, spare_name};
 use crate::storage::{SegmentFile, Storage};
@@ -174,8 +174,14 @@ impl<S: Storage> Inner<S> {
         self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.lock().queued_bytes -= bytes;
         self.space.notify_all();
-        // Before acknowledging: once a checkpoint completes, its segments are gone.
+        // Before acknowledging: once a checkpoint completes, its segments are gone, and the
+        // tail marker says the log holds at least this far.
         if let Some(live_from) = write.checkpoint {
+            let marker = TailMarker { seq: write.seq, durable: write.last_lsn };
+            if let Err(e) = write_tail(&*self.storage, marker) {
+                self.stop_for(e.clone());
+                return Err(e);
+            }
             core.remove_superseded(self, live_from);
         }
         self.durability.advance(write.last_lsn);
@@ -294,5 +300,27 @@ pub(crate) fn create_segment<S: Storage>(
     file.sync().map_err(io("sync", &tmp))?;
     storage.rename(&tmp, &name).map_err(io("rename", &tmp))?;
     storage.sync_dir().map_err(io("sync directory", ""))?;
+    // Every record before this segment's first is synced: writes go out in order, each
+    // synced before the next.
+    let durable = Lsn(header.first_lsn.0 - 1);
+    write_tail(storage, TailMarker { seq: header.seq, durable })?;
     Ok(file)
+}
+
+/// Replaces the tail marker: written to a temporary file, synced, renamed over the old one,
+/// and the directory synced.
+pub(crate) fn write_tail<S: Storage>(storage: &S, marker: TailMarker) -> Result<(), WalError> {
+    let tmp = format!("{TAIL_FILE}.tmp");
+    let io = |op: &'static str| {
+        let path = storage.describe(&tmp);
+        move |source| WalError::io(op, path, source)
+    };
+    if storage.list().is_ok_and(|names| names.contains(&tmp)) {
+        storage.remove(&tmp).map_err(io("remove"))?;
+    }
+    let mut file = storage.create(&tmp, TAIL_MARKER_BYTES as u64).map_err(io("create"))?;
+    file.write_at(0, &marker.encode()).map_err(io("write"))?;
+    file.sync().map_err(io("sync"))?;
+    storage.rename(&tmp, TAIL_FILE).map_err(io("rename"))?;
+    storage.sync_dir().map_err(io("sync directory"))
 }

@@ -20,7 +20,49 @@ on_both_backends!(
     a_missing_oldest_segment_with_live_records_is_refused,
     a_garbage_segment_header_is_refused,
     a_segment_shorter_than_its_header_is_refused,
+    a_missing_newest_segment_is_refused,
+    a_damaged_write_before_the_last_checkpoint_is_refused,
+    a_damaged_tail_marker_is_refused,
 );
+
+fn a_missing_newest_segment_is_refused(b: &impl Backend) {
+    let segs = log_of(b, 200);
+    assert!(segs.len() >= 3, "{segs:?}");
+    b.remove_file(segs.last().unwrap());
+    let err = open_err(b);
+    assert!(
+        matches!(&err, WalError::Tail { why, .. } if why.contains(segs.last().unwrap())),
+        "{err}"
+    );
+}
+
+fn a_damaged_write_before_the_last_checkpoint_is_refused(b: &impl Backend) {
+    let wal = Wal::open(b.storage(), small()).unwrap().wal;
+    for i in 0..5 {
+        wal.append_wait(user(16), &payload(9, i)).unwrap();
+    }
+    // The checkpoint (LSN 6) is the log's last write; it keeps every record live.
+    wal.checkpoint(Lsn(1)).unwrap().wait().unwrap();
+    wal.close().unwrap();
+    let seg = segment_name(1);
+    let mut s = b.read_file(&seg);
+    let (at, len) = *frames(&s).last().unwrap();
+    s[at + len - 1] ^= 0xFF;
+    b.write_file(&seg, &s);
+    let err = open_err(b);
+    assert!(matches!(&err, WalError::Tail { why, .. } if why.contains("6..=6")), "{err}");
+    // Nothing was cut: the damage is still there for whoever looks.
+    assert_eq!(b.read_file(&seg), s);
+}
+
+fn a_damaged_tail_marker_is_refused(b: &impl Backend) {
+    log_of(b, 3);
+    let mut tail = b.read_file("TAIL");
+    tail[20] ^= 1;
+    b.write_file("TAIL", &tail);
+    let err = open_err(b);
+    assert!(matches!(&err, WalError::Tail { why, .. } if why.contains("damaged")), "{err}");
+}
 
 /// A log of `n` records, each synced on its own (one record per write), closed cleanly.
 /// Returns the segment names in order.

@@ -66,6 +66,53 @@ pub const fn frame_bytes(payload_bytes: usize) -> usize {
     FRAME_HEADER_BYTES + payload_bytes
 }
 
+/// The file that says where the log ends, so that recovery can tell a lost newest segment or
+/// lost acknowledged records from a log that simply ends there.
+pub const TAIL_FILE: &str = "TAIL";
+/// Bytes of a [`TailMarker`].
+pub const TAIL_MARKER_BYTES: usize = 32;
+/// A tail marker's first bytes.
+pub const TAIL_MAGIC: [u8; 8] = *b"LUCITAIL";
+
+/// Where the log ended when the marker was written (at each new segment and each checkpoint,
+/// after the data it names was synced): the newest segment, and an LSN every record up to
+/// which was durable. 32 bytes: magic, `seq` and `durable` (u64 LE each), 4 zero bytes, and
+/// the crc32c of the first 28 bytes. Written to a temporary name, synced and renamed over
+/// [`TAIL_FILE`], so it is whole or the previous one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TailMarker {
+    /// The newest segment's sequence number.
+    pub seq: u64,
+    /// Every record up to this LSN was durable (0: none yet).
+    pub durable: Lsn,
+}
+
+impl TailMarker {
+    /// The marker's bytes.
+    pub fn encode(&self) -> [u8; TAIL_MARKER_BYTES] {
+        let mut b = [0u8; TAIL_MARKER_BYTES];
+        b[0..8].copy_from_slice(&TAIL_MAGIC);
+        b[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        b[16..24].copy_from_slice(&self.durable.0.to_le_bytes());
+        let crc = crc32c::crc32c(&b[0..28]);
+        b[28..32].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Reads a marker; `None` unless it is whole and intact.
+    pub fn decode(b: &[u8]) -> Option<TailMarker> {
+        if b.len() != TAIL_MARKER_BYTES || b[0..8] != TAIL_MAGIC {
+            return None;
+        }
+        if crc32c::crc32c(&b[0..28]) != u32_at(b, 28) {
+            return None;
+        }
+        let seq = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
+        let durable = Lsn(u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")));
+        Some(TailMarker { seq, durable })
+    }
+}
+
 /// A segment's header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
