@@ -20,7 +20,9 @@
 //! The on-disk format and the recovery rules are pure code in [`luciole_proto::wal`], written
 //! down byte by byte there. This crate adds files, syncs and threads, behind [`Storage`]:
 //! [`FileStorage`] for the node, [`MemStorage`] for the simulator and tests, which loses
-//! unsynced writes — in part and out of order — on a simulated power loss.
+//! unsynced writes — in part and out of order — on a simulated power loss, and
+//! [`LossyFiles`], real files that a simulated power loss rolls back to what was synced (in the
+//! spirit of LazyFS), for the power-loss test on the file backend.
 //!
 //! # Damage, and what opening the log does
 //!
@@ -61,12 +63,14 @@ use serde::de::DeserializeOwned;
 
 mod durable;
 mod log;
+mod lossy;
 mod memory;
 mod storage;
 mod writer;
 
 pub use durable::Pending;
 pub use log::{Opened, RecoveryReport, Wal, WalStats, segment_name};
+pub use lossy::{LossyFile, LossyFiles};
 pub use luciole_proto::wal::{Lsn, RecordType};
 pub use memory::{CrashMode, MemFile, MemLock, MemStorage, SECTOR_BYTES};
 pub use storage::{FileStorage, LOCK_FILE, SegmentFile, Storage};
