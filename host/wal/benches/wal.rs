@@ -10,7 +10,7 @@
 //! preallocated file and calling `fdatasync` after each (`pwrite` + `fdatasync`, nothing else).
 //! Then the log with 1, 4, 16 and 64 appenders, each appending a record and waiting for it to
 //! be durable, in a loop: as OS threads calling `append_wait`, and as tokio tasks (two worker
-//! threads) awaiting `append`. Then recovery: a log of 1,000,000 records reopened.
+//! threads) awaiting `append_async`. Then recovery: a log of 1,000,000 records reopened.
 //!
 //! Everything runs in one directory on the same disk (`target/wal-bench` unless
 //! `LUCIOLE_WAL_BENCH_DIR` says otherwise), removed afterwards.
@@ -294,7 +294,7 @@ fn wal_tasks(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (
                 let mut latencies = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    wal.append(kind, &record).unwrap().await.unwrap();
+                    wal.append_async(kind, &record).await.unwrap();
                     latencies.push(t.elapsed().as_nanos() as u64);
                 }
                 latencies

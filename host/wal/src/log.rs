@@ -152,6 +152,8 @@ pub(crate) struct State {
     pub(crate) gatherers: u32,
     /// How many records the gathering writer waits for in the first queued write.
     pub(crate) gather_records: u64,
+    /// Tasks of [`Wal::append_async`] waiting for queue space.
+    pub(crate) space_wakers: Vec<std::task::Waker>,
 }
 
 /// Records written and synced together.
@@ -322,6 +324,7 @@ impl<S: Storage> Wal<S> {
                 writer_idle: false,
                 gatherers: 0,
                 gather_records: 0,
+                space_wakers: Vec::new(),
             }),
             work: Condvar::new(),
             arrivals: Condvar::new(),
@@ -342,7 +345,8 @@ impl<S: Storage> Wal<S> {
     /// Appends a record of type `kind`. Returns at once with its LSN; the returned [`Pending`]
     /// completes once the record is synced.
     ///
-    /// Blocks only while [`WalConfig::queue_bytes_max`] bytes wait for the disk.
+    /// Blocks the thread while [`WalConfig::queue_bytes_max`] bytes wait for the disk: in async
+    /// tasks use [`Wal::append_async`], which waits for space as a future.
     pub fn append(&self, kind: RecordType, payload: &[u8]) -> Result<Pending, WalError> {
         if payload.len() > self.inner.config.record_bytes_max {
             return Err(WalError::TooLarge {
@@ -442,13 +446,47 @@ impl<S: Storage> Wal<S> {
         self.inner.lock().closing = true;
         self.inner.work.notify_all();
         self.inner.arrivals.notify_all();
-        self.inner.space.notify_all();
+        self.inner.space_freed();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
     }
 
-    /// Numbers a frame of `payload_bytes` and has `encode` write it into the queue.
+    /// Appends a record of type `kind` without ever blocking the calling thread: waits for
+    /// queue space (beyond [`WalConfig::queue_bytes_max`]) as a future, then for the record to
+    /// be synced. For async tasks; [`Wal::append`] blocks its thread while the queue is full.
+    pub async fn append_async(&self, kind: RecordType, payload: &[u8]) -> Result<Lsn, WalError> {
+        let max = self.inner.config.record_bytes_max;
+        if payload.len() > max {
+            return Err(WalError::TooLarge { bytes: payload.len(), max });
+        }
+        let frame = frame_bytes(payload.len());
+        let pending = std::future::poll_fn(|cx| {
+            let mut st = self.inner.lock();
+            match self.inner.fits(&st, frame) {
+                Err(e) => std::task::Poll::Ready(Err(e)),
+                Ok(true) => std::task::Poll::Ready(Ok(self.enqueue(
+                    st,
+                    payload.len(),
+                    true,
+                    |out, lsn, first| {
+                        encode_frame(out, lsn, first, kind, payload);
+                        None
+                    },
+                ))),
+                Ok(false) => {
+                    // Registered under the lock that frees space: no wake-up is lost.
+                    st.space_wakers.push(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+            }
+        })
+        .await?;
+        pending.await
+    }
+
+    /// Numbers a frame of `payload_bytes` and has `encode` write it into the queue; blocks the
+    /// thread while the queue is full.
     fn push(
         &self,
         payload_bytes: usize,
@@ -456,21 +494,26 @@ impl<S: Storage> Wal<S> {
         encode: impl FnOnce(&mut Vec<u8>, Lsn, Lsn) -> Option<Lsn>,
     ) -> Result<Pending, WalError> {
         let inner = &*self.inner;
-        let config = &inner.config;
         let frame = frame_bytes(payload_bytes);
         let mut st = inner.lock();
-        loop {
-            if let Some(e) = &st.failed {
-                return Err(e.clone());
-            }
-            if st.closing {
-                return Err(WalError::Closed);
-            }
-            if st.queued_bytes == 0 || st.queued_bytes + frame <= config.queue_bytes_max {
-                break;
-            }
+        while !inner.fits(&st, frame)? {
             st = inner.space.wait(st).unwrap_or_else(|e| e.into_inner());
         }
+        Ok(self.enqueue(st, payload_bytes, wake_writer, encode))
+    }
+
+    /// Numbers a frame of `payload_bytes` that [`Inner::fits`], and has `encode` write it into
+    /// the queue.
+    fn enqueue(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        payload_bytes: usize,
+        wake_writer: bool,
+        encode: impl FnOnce(&mut Vec<u8>, Lsn, Lsn) -> Option<Lsn>,
+    ) -> Pending {
+        let inner = &*self.inner;
+        let config = &inner.config;
+        let frame = frame_bytes(payload_bytes);
         let lsn = st.next_lsn;
         st.next_lsn = lsn.next();
         let rotate = st.offset + frame as u64 > config.segment_bytes;
@@ -524,7 +567,7 @@ impl<S: Storage> Wal<S> {
         if gathering {
             inner.arrivals.notify_all();
         }
-        Ok(Pending::new(lsn, inner.durability.clone()))
+        Pending::new(lsn, inner.durability.clone())
     }
 }
 
@@ -553,12 +596,30 @@ impl<S: Storage> Inner<S> {
         }
     }
 
+    /// Whether a frame of `frame` bytes may be queued now; an error once the log stopped.
+    pub(crate) fn fits(&self, st: &State, frame: usize) -> Result<bool, WalError> {
+        if let Some(e) = &st.failed {
+            return Err(e.clone());
+        }
+        if st.closing {
+            return Err(WalError::Closed);
+        }
+        Ok(st.queued_bytes == 0 || st.queued_bytes + frame <= self.config.queue_bytes_max)
+    }
+
+    /// Wakes whoever waits for queue space: blocked threads and waiting tasks.
+    pub(crate) fn space_freed(&self) {
+        let wakers = std::mem::take(&mut self.lock().space_wakers);
+        self.space.notify_all();
+        wakers.into_iter().for_each(std::task::Waker::wake);
+    }
+
     /// Stops the log for good with `e`: every pending and later append fails with it.
     pub(crate) fn stop_for(&self, e: WalError) {
         tracing::error!(error = %e, "write-ahead log stopped");
         self.lock().failed.get_or_insert(e.clone());
         self.durability.fail(e);
-        self.space.notify_all();
+        self.space_freed();
         self.work.notify_all();
         self.arrivals.notify_all();
     }

@@ -172,8 +172,13 @@ impl<S: Storage> Inner<S> {
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         self.stats.records.fetch_add(write.records, Ordering::Relaxed);
         self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        self.lock().queued_bytes -= bytes;
+        let waiting = {
+            let mut st = self.lock();
+            st.queued_bytes -= bytes;
+            std::mem::take(&mut st.space_wakers)
+        };
         self.space.notify_all();
+        waiting.into_iter().for_each(std::task::Waker::wake);
         // Before acknowledging: once a checkpoint completes, its segments are gone, and the
         // tail marker says the log holds at least this far.
         if let Some(live_from) = write.checkpoint {

@@ -90,6 +90,38 @@ fn a_checkpoint_that_cannot_remove_segments_counts_it_and_the_next_one_retries()
     assert!(Wal::open(storage, small()).unwrap().records.is_empty());
 }
 
+/// An async appender never blocks its thread: with the queue full it waits as a future, and
+/// completes once the writer frees space and syncs its record.
+#[test]
+fn an_async_append_waits_for_queue_space_without_blocking_the_thread() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let storage = MemStorage::new();
+    let config = WalConfig { queue_bytes_max: 1024, write_bytes_max: 512, ..small() };
+    let wal = Wal::open(storage.clone(), config).unwrap().wal;
+    storage.hold_syncs(true);
+    // One write goes out and hangs in its sync; the queue behind it fills up: four frames of
+    // 221 bytes are queued (the one in flight counts until it is synced), a fifth does not fit.
+    let mut pending = vec![wal.append(user(16), &[1; 200]).unwrap()];
+    wait_for(|| storage.unsynced_bytes() > 0);
+    for _ in 0..3 {
+        pending.push(wal.append(user(16), &[2; 200]).unwrap());
+    }
+    let payload = [3u8; 200];
+    let mut fut = Box::pin(wal.append_async(user(16), &payload));
+    let mut cx = Context::from_waker(Waker::noop());
+    let started = std::time::Instant::now();
+    assert!(fut.as_mut().poll(&mut cx).is_pending(), "the queue is full: it waits");
+    assert!(started.elapsed() < std::time::Duration::from_millis(100), "without blocking");
+    storage.hold_syncs(false);
+    let lsn = block_on(fut).expect("completes once space is freed and it is synced");
+    assert_eq!(lsn, Lsn(pending.len() as u64 + 1));
+    for p in pending {
+        p.wait().unwrap();
+    }
+    assert!(wal.durable_lsn() >= lsn);
+}
+
 /// A failed sync led by a blocking appender while a record of `append` waits behind it: the
 /// queued record must not be written, synced or acknowledged afterwards, even though the next
 /// sync would succeed.
