@@ -63,6 +63,7 @@ use serde::de::DeserializeOwned;
 
 mod durable;
 mod log;
+mod logcore;
 mod lossy;
 mod memory;
 mod storage;
@@ -70,6 +71,7 @@ mod writer;
 
 pub use durable::Pending;
 pub use log::{Opened, RecoveryReport, Wal, WalStats, segment_name};
+pub use logcore::{LogCore, Resume, Write};
 pub use lossy::{LossyFile, LossyFiles};
 pub use luciole_proto::wal::{Lsn, RecordType};
 pub use memory::{CrashMode, MemFile, MemLock, MemStorage, SECTOR_BYTES};

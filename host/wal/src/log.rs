@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use luciole_proto::limits::WAL_RECORD_BYTES_MAX;
 use luciole_proto::wal::format::{
     SEGMENT_HEADER_BYTES, SegmentHeader, TAIL_FILE, TailMarker, encode_checkpoint, encode_frame,
-    frame_bytes,
 };
 use luciole_proto::wal::recovery::Recovery;
 use luciole_proto::wal::{Lsn, RecordType};
 use serde::Serialize;
 
 use crate::durable::{Durability, Pending};
+use crate::logcore::{LogCore, Resume};
 use crate::storage::{SegmentFile, Storage};
 use crate::writer::{self, Core, create_segment};
 use crate::{LogRecord, WalConfig, WalError};
@@ -136,15 +136,8 @@ pub(crate) struct Stats {
 }
 
 pub(crate) struct State {
-    pub(crate) next_lsn: Lsn,
-    /// Segment and offset where the next frame goes.
-    pub(crate) seq: u64,
-    pub(crate) offset: u64,
-    /// Writes not yet taken by the writer; appends join the last one while it has room.
-    pub(crate) queue: VecDeque<Write>,
-    pub(crate) queued_bytes: usize,
-    pub(crate) live_from: Lsn,
-    pub(crate) failed: Option<WalError>,
+    /// Numbering, batching and durability, without I/O.
+    pub(crate) core: LogCore,
     pub(crate) closing: bool,
     /// The background writer waits for work.
     pub(crate) writer_idle: bool,
@@ -154,20 +147,6 @@ pub(crate) struct State {
     pub(crate) gather_records: u64,
     /// Tasks of [`Wal::append_async`] waiting for queue space.
     pub(crate) space_wakers: Vec<std::task::Waker>,
-}
-
-/// Records written and synced together.
-pub(crate) struct Write {
-    pub(crate) seq: u64,
-    pub(crate) offset: u64,
-    pub(crate) first_lsn: Lsn,
-    pub(crate) last_lsn: Lsn,
-    pub(crate) records: u64,
-    pub(crate) bytes: Vec<u8>,
-    /// The segment to create before writing (the write starts it).
-    pub(crate) open_segment: Option<SegmentHeader>,
-    /// A checkpoint in this write: `live_from` after it (the tail marker follows the write).
-    pub(crate) checkpoint: Option<Lsn>,
 }
 
 /// The file name of segment `seq`.
@@ -309,17 +288,14 @@ impl<S: Storage> Wal<S> {
         report.next_lsn = recovered.next_lsn;
         report.elapsed = started.elapsed();
         let durable = Lsn(recovered.next_lsn.0 - 1);
+        let resume =
+            Resume { next_lsn: recovered.next_lsn, seq, offset, live_from: recovered.live_from };
+        let core = LogCore::new(config.clone(), resume);
         let inner = Arc::new(Inner {
             storage,
             config,
             state: Mutex::new(State {
-                next_lsn: recovered.next_lsn,
-                seq,
-                offset,
-                queue: VecDeque::new(),
-                queued_bytes: 0,
-                live_from: recovered.live_from,
-                failed: None,
+                core,
                 closing: false,
                 writer_idle: false,
                 gatherers: 0,
@@ -397,10 +373,7 @@ impl<S: Storage> Wal<S> {
     pub fn checkpoint(&self, live_from: Lsn) -> Result<Pending, WalError> {
         // Checked before anything changes. LSNs only grow, so a `live_from` at most the next
         // LSN now is at most the checkpoint's own LSN when it is numbered.
-        let next = self.next_lsn();
-        if live_from.0 == 0 || live_from > next {
-            return Err(WalError::Checkpoint { live_from, next });
-        }
+        self.inner.lock().core.check_checkpoint(live_from)?;
         self.push(8, true, |out, lsn, write_first| {
             encode_checkpoint(out, lsn, write_first, live_from);
             Some(live_from)
@@ -409,7 +382,7 @@ impl<S: Storage> Wal<S> {
 
     /// The LSN the next append gets.
     pub fn next_lsn(&self) -> Lsn {
-        self.inner.lock().next_lsn
+        self.inner.lock().core.next_lsn
     }
 
     /// Every record at or below this LSN is synced.
@@ -436,7 +409,7 @@ impl<S: Storage> Wal<S> {
     /// stopped the log, if one did.
     pub fn close(mut self) -> Result<(), WalError> {
         self.stop();
-        match self.inner.lock().failed.clone() {
+        match self.inner.lock().core.failed.clone() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -460,10 +433,9 @@ impl<S: Storage> Wal<S> {
         if payload.len() > max {
             return Err(WalError::TooLarge { bytes: payload.len(), max });
         }
-        let frame = frame_bytes(payload.len());
         let pending = std::future::poll_fn(|cx| {
             let mut st = self.inner.lock();
-            match self.inner.fits(&st, frame) {
+            match self.inner.fits(&st, payload.len()) {
                 Err(e) => std::task::Poll::Ready(Err(e)),
                 Ok(true) => std::task::Poll::Ready(Ok(self.enqueue(
                     st,
@@ -494,9 +466,8 @@ impl<S: Storage> Wal<S> {
         encode: impl FnOnce(&mut Vec<u8>, Lsn, Lsn) -> Option<Lsn>,
     ) -> Result<Pending, WalError> {
         let inner = &*self.inner;
-        let frame = frame_bytes(payload_bytes);
         let mut st = inner.lock();
-        while !inner.fits(&st, frame)? {
+        while !inner.fits(&st, payload_bytes)? {
             st = inner.space.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         Ok(self.enqueue(st, payload_bytes, wake_writer, encode))
@@ -513,51 +484,12 @@ impl<S: Storage> Wal<S> {
     ) -> Pending {
         let inner = &*self.inner;
         let config = &inner.config;
-        let frame = frame_bytes(payload_bytes);
-        let lsn = st.next_lsn;
-        st.next_lsn = lsn.next();
-        let rotate = st.offset + frame as u64 > config.segment_bytes;
-        if rotate {
-            st.seq += 1;
-            st.offset = SEGMENT_HEADER_BYTES as u64;
-        }
-        let (seq, offset, live_from) = (st.seq, st.offset, st.live_from);
-        let joins = !rotate
-            && st
-                .queue
-                .back()
-                .is_some_and(|w| w.seq == seq && w.bytes.len() + frame <= config.write_bytes_max);
-        if !joins {
-            st.queue.push_back(Write {
-                seq,
-                offset,
-                first_lsn: lsn,
-                last_lsn: lsn,
-                records: 0,
-                bytes: Vec::with_capacity(frame.max(config.write_bytes_max.min(64 << 10))),
-                open_segment: rotate.then_some(SegmentHeader { seq, first_lsn: lsn, live_from }),
-                checkpoint: None,
-            });
-        }
-        let write = st.queue.back_mut().expect("a write is queued");
-        let first = write.first_lsn;
-        let moved = encode(&mut write.bytes, lsn, first);
-        write.last_lsn = lsn;
-        write.records += 1;
-        // Every checkpoint marks its write (the tail marker goes out with it); only a later
-        // `live_from` moves the log's.
-        if let Some(lf) = moved {
-            let live_from = lf.max(st.live_from);
-            st.queue.back_mut().expect("a write is queued").checkpoint = Some(live_from);
-            st.live_from = live_from;
-        }
-        st.offset += frame as u64;
-        st.queued_bytes += frame;
+        let lsn = st.core.enqueue(payload_bytes, encode);
         let wake = wake_writer && st.writer_idle;
         // Wake a gathering writer only once there is enough to write: on a two-core machine,
         // waking it for every arrival costs more than the gathering saves.
         let gathering = st.gatherers > 0
-            && st.queue.front().is_some_and(|w| {
+            && st.core.queue.front().is_some_and(|w| {
                 w.records >= st.gather_records || w.bytes.len() >= config.write_bytes_max
             });
         drop(st);
@@ -585,10 +517,10 @@ impl<S: Storage> Inner<S> {
             Ok(st) => st,
             Err(poisoned) => {
                 let mut st = poisoned.into_inner();
-                if st.failed.is_none() {
+                if st.core.failed.is_none() {
                     let e = WalError::Poisoned("the log's state");
                     tracing::error!(error = %e, "write-ahead log stopped");
-                    st.failed = Some(e.clone());
+                    st.core.fail(e.clone());
                     self.durability.fail(e);
                 }
                 st
@@ -597,14 +529,12 @@ impl<S: Storage> Inner<S> {
     }
 
     /// Whether a frame of `frame` bytes may be queued now; an error once the log stopped.
-    pub(crate) fn fits(&self, st: &State, frame: usize) -> Result<bool, WalError> {
-        if let Some(e) = &st.failed {
-            return Err(e.clone());
-        }
+    pub(crate) fn fits(&self, st: &State, payload_bytes: usize) -> Result<bool, WalError> {
+        let fits = st.core.fits(payload_bytes)?;
         if st.closing {
             return Err(WalError::Closed);
         }
-        Ok(st.queued_bytes == 0 || st.queued_bytes + frame <= self.config.queue_bytes_max)
+        Ok(fits)
     }
 
     /// Wakes whoever waits for queue space: blocked threads and waiting tasks.
@@ -617,7 +547,7 @@ impl<S: Storage> Inner<S> {
     /// Stops the log for good with `e`: every pending and later append fails with it.
     pub(crate) fn stop_for(&self, e: WalError) {
         tracing::error!(error = %e, "write-ahead log stopped");
-        self.lock().failed.get_or_insert(e.clone());
+        self.lock().core.fail(e.clone());
         self.durability.fail(e);
         self.space_freed();
         self.work.notify_all();

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use luciole_proto::wal::Lsn;
 use luciole_proto::wal::format::{SegmentHeader, TAIL_FILE, TAIL_MARKER_BYTES, TailMarker};
 
-use crate::log::{Inner, Write, segment_name, spare_name};
+use crate::log::{Inner, segment_name, spare_name};
+use crate::logcore::Write;
 use crate::storage::{SegmentFile, Storage};
 use crate::{WalConfig, WalError};
 
@@ -49,12 +50,12 @@ pub(crate) fn background<S: Storage>(inner: Arc<Inner<S>>) {
         inner.durability.wake_ready();
         {
             let mut st = inner.lock();
-            while st.queue.is_empty() && !st.closing && st.failed.is_none() {
+            while st.core.queue.is_empty() && !st.closing && st.core.failed.is_none() {
                 st.writer_idle = true;
                 st = inner.work.wait(st).unwrap_or_else(|e| e.into_inner());
             }
             st.writer_idle = false;
-            if st.queue.is_empty() || st.failed.is_some() {
+            if st.core.queue.is_empty() || st.core.failed.is_some() {
                 break;
             }
         }
@@ -85,7 +86,7 @@ impl<S: Storage> Inner<S> {
             if durable >= lsn {
                 return Ok(lsn);
             }
-            if let Some(e) = self.lock().failed.clone() {
+            if let Some(e) = self.lock().core.failed.clone() {
                 return Err(e);
             }
             let core = match self.core.try_lock() {
@@ -102,7 +103,7 @@ impl<S: Storage> Inner<S> {
                 self.durability.wake_ready();
                 // Records queued behind ours: the background writer takes them.
                 let st = self.lock();
-                if !st.queue.is_empty() && st.writer_idle {
+                if !st.core.queue.is_empty() && st.writer_idle {
                     drop(st);
                     self.work.notify_one();
                 }
@@ -125,19 +126,16 @@ impl<S: Storage> Inner<S> {
         loop {
             // After a failed write or sync nothing more is written, whoever holds the core:
             // what reached the disk is unknown, and a later sync must not make it look durable.
-            if st.failed.is_some() {
-                return None;
-            }
-            let front = st.queue.front()?;
+            let front = st.core.queue.front().filter(|_| st.core.failed.is_none())?;
             let wanted = gather
-                && st.queue.len() == 1
+                && st.core.queue.len() == 1
                 && front.records < core.last_records
                 && front.bytes.len() < self.config.write_bytes_max
                 && !st.closing;
             let until = *until.get_or_insert_with(|| Instant::now() + budget);
             let now = Instant::now();
             if !wanted || now >= until {
-                return st.queue.pop_front();
+                return st.core.take_write();
             }
             // Tasks left to wake by the first one woken: wake them after a short wait if it
             // has not (it may not poll its record).
@@ -172,13 +170,6 @@ impl<S: Storage> Inner<S> {
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         self.stats.records.fetch_add(write.records, Ordering::Relaxed);
         self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        let waiting = {
-            let mut st = self.lock();
-            st.queued_bytes -= bytes;
-            std::mem::take(&mut st.space_wakers)
-        };
-        self.space.notify_all();
-        waiting.into_iter().for_each(std::task::Waker::wake);
         // Before acknowledging: once a checkpoint completes, its segments are gone, and the
         // tail marker says the log holds at least this far.
         if let Some(live_from) = write.checkpoint {
@@ -189,7 +180,14 @@ impl<S: Storage> Inner<S> {
             }
             core.remove_superseded(self, live_from);
         }
-        self.durability.advance(write.last_lsn);
+        let (durable, waiting) = {
+            let mut st = self.lock();
+            let durable = st.core.acknowledge(&write);
+            (durable, std::mem::take(&mut st.space_wakers))
+        };
+        self.space.notify_all();
+        waiting.into_iter().for_each(std::task::Waker::wake);
+        self.durability.advance(durable);
         core.last_records = write.records;
         // Preallocate the next segment once this one is half full: not at once, where it
         // would compete with the first syncs for the disk, and not at the last moment.
