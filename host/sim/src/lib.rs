@@ -13,6 +13,7 @@
 //! from global time; links flap. Traffic is counted per node in messages and wire bytes.
 
 pub mod membership;
+pub mod wal;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -58,6 +58,15 @@ struct Args {
     /// minutes (about half an hour of wall time more).
     #[arg(long, requires = "report")]
     long: bool,
+    /// Instead of membership, run the write-ahead log: the node's log core, recovery and
+    /// segment code over memory storage, with appends, checkpoints and power losses drawn from
+    /// the seed, checked after every power loss. Takes `--seed`, `--seeds` and `--steps`.
+    #[arg(long, conflicts_with = "report")]
+    log: bool,
+    /// With `--log`: steps of virtual time (one I/O or one append each).
+    #[arg(long, default_value_t = 3_000, requires = "log",
+        value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    steps: u64,
 }
 
 fn main() {
@@ -68,6 +77,9 @@ fn main() {
             std::process::exit(1);
         }
         return;
+    }
+    if args.log {
+        return run_log(&args);
     }
     let mut failed = false;
     for seed in args.seed..args.seed + args.seeds {
@@ -107,6 +119,30 @@ fn main() {
                 failed = true;
                 eprintln!("seed {seed}: INVARIANT BROKEN: {e}");
                 eprintln!("replay: {}", replay(args.scenario, args.nodes as usize, seed, settings));
+            }
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// `--log`: the write-ahead log scenario for each seed.
+fn run_log(args: &Args) {
+    let mut failed = false;
+    for seed in args.seed..args.seed + args.seeds {
+        match luciole_sim::wal::run(seed, args.steps) {
+            Ok(o) => println!(
+                "seed {seed}: write-ahead log, {} steps: {} appended, {} power losses, {} records checked after them, {} unacknowledged records lost",
+                o.steps, o.appended, o.crashes, o.checked, o.lost_unacknowledged
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("seed {seed}: INVARIANT BROKEN: {e}");
+                eprintln!(
+                    "replay: cargo run -p luciole-sim -- --log --seed {seed} --steps {}",
+                    args.steps
+                );
             }
         }
     }

@@ -66,6 +66,7 @@ mod log;
 mod logcore;
 mod lossy;
 mod memory;
+mod step;
 mod storage;
 mod writer;
 
@@ -75,6 +76,7 @@ pub use logcore::{LogCore, Resume, Write};
 pub use lossy::{LossyFile, LossyFiles};
 pub use luciole_proto::wal::{Lsn, RecordType};
 pub use memory::{CrashMode, MemFile, MemLock, MemStorage, SECTOR_BYTES};
+pub use step::{Step, StepLog};
 pub use storage::{FileStorage, LOCK_FILE, SegmentFile, Storage};
 
 /// Settings of a log.

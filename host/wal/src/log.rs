@@ -158,6 +158,142 @@ pub(crate) fn spare_name(seq: u64) -> String {
     format!("{seq:020}.wal.tmp")
 }
 
+/// What recovery found on a storage, and the log's state to go on from.
+pub(crate) struct Recovered<S: Storage> {
+    pub(crate) lock: S::Lock,
+    /// The newest segment, open for writing.
+    pub(crate) file: S::File,
+    /// Segments in the log, oldest first: sequence number and first LSN.
+    pub(crate) segments: VecDeque<(u64, Lsn)>,
+    pub(crate) resume: Resume,
+    pub(crate) records: Vec<LogRecord>,
+    pub(crate) report: RecoveryReport,
+}
+
+/// Recovers the log on `storage` (or creates it, if empty): takes the directory's lock, reads
+/// every segment, refuses corruption, zeroes a torn tail. The same for every driver.
+pub(crate) fn recover<S: Storage>(
+    storage: &S,
+    config: &WalConfig,
+) -> Result<Recovered<S>, WalError> {
+    let started = Instant::now();
+    let io = |op: &'static str, name: &str| {
+        let path = storage.describe(name);
+        move |source| WalError::io(op, path, source)
+    };
+    let lock = storage
+        .lock()
+        .map_err(|e| WalError::InUse { path: storage.describe(""), why: e.to_string() })?;
+    let mut report = RecoveryReport::default();
+    let mut segs = list_segments(storage, &mut report)?;
+    segs.sort_unstable();
+    // The format's limit decides what is a frame, not this open's setting: a log written
+    // with a larger `record_bytes_max` is read whole, and its large records refused below.
+    let mut scan = Recovery::new(WAL_RECORD_BYTES_MAX);
+    let mut records = Vec::new();
+    let mut segments = VecDeque::new();
+    let mut tail = None;
+    // One buffer for every segment: no fresh 64 MiB to fault in per segment.
+    let mut bytes = Vec::new();
+    for &seq in &segs {
+        let name = segment_name(seq);
+        storage.read_into(&name, &mut bytes).map_err(io("read", &name))?;
+        report.bytes += bytes.len() as u64;
+        let header = SegmentHeader::decode(&bytes).ok();
+        let end = scan
+            .segment(seq, &bytes, |r| records.push(LogRecord::from(r)))
+            .map_err(|e| WalError::corrupt(storage, e))?;
+        let header = header.expect("recovery checked the header");
+        segments.push_back((seq, header.first_lsn));
+        tail = Some((seq, end));
+    }
+    let recovered = scan.finish().map_err(|e| WalError::corrupt(storage, e))?;
+    // Before anything is changed: the log must reach as far as its tail marker says.
+    check_tail(storage, segs.last().copied(), Lsn(recovered.next_lsn.0 - 1))?;
+    records.retain(|r| r.lsn >= recovered.live_from);
+    if let Some(r) = records.iter().find(|r| r.payload.len() > config.record_bytes_max) {
+        return Err(WalError::RecordOverLimit {
+            lsn: r.lsn,
+            bytes: r.payload.len(),
+            max: config.record_bytes_max,
+        });
+    }
+    let (file, seq, offset) = writable_tail(storage, config, tail, &mut segments, &mut report)?;
+    report.segments = segs.len();
+    report.records = records.len();
+    report.live_from = recovered.live_from;
+    report.next_lsn = recovered.next_lsn;
+    report.elapsed = started.elapsed();
+    let resume =
+        Resume { next_lsn: recovered.next_lsn, seq, offset, live_from: recovered.live_from };
+    Ok(Recovered { lock, file, segments, resume, records, report })
+}
+
+/// The newest segment opened for writing, its torn tail zeroed; or, for an empty log, its first
+/// segment created. Returns the file and where the next frame goes.
+fn writable_tail<S: Storage>(
+    storage: &S,
+    config: &WalConfig,
+    tail: Option<(u64, luciole_proto::wal::recovery::SegmentEnd)>,
+    segments: &mut VecDeque<(u64, Lsn)>,
+    report: &mut RecoveryReport,
+) -> Result<(S::File, u64, u64), WalError> {
+    let io = |op: &'static str, name: &str| {
+        let path = storage.describe(name);
+        move |source| WalError::io(op, path, source)
+    };
+    let mut file;
+    let (seq, offset) = match tail {
+        Some((seq, end)) => {
+            let name = segment_name(seq);
+            file = storage.open(&name).map_err(io("open", &name))?;
+            if end.torn() {
+                let zeros = vec![0u8; end.junk_end - end.offset];
+                file.write_at(end.offset as u64, &zeros).map_err(io("zero torn tail", &name))?;
+                file.sync().map_err(io("sync", &name))?;
+                report.torn_bytes = zeros.len();
+                tracing::warn!(segment = %storage.describe(&name), offset = end.offset,
+                        bytes = zeros.len(), "torn tail of the log zeroed");
+            }
+            (seq, end.offset as u64)
+        }
+        None => {
+            let header = SegmentHeader { seq: 1, first_lsn: Lsn::FIRST, live_from: Lsn::FIRST };
+            file = create_segment(storage, config, header, None)?;
+            segments.push_back((1, Lsn::FIRST));
+            (1, SEGMENT_HEADER_BYTES as u64)
+        }
+    };
+    Ok((file, seq, offset))
+}
+
+/// The segments' sequence numbers, unsorted; removes half-prepared files and lists others in
+/// `report`.
+fn list_segments<S: Storage>(
+    storage: &S,
+    report: &mut RecoveryReport,
+) -> Result<Vec<u64>, WalError> {
+    let io = |op: &'static str, name: &str| {
+        let path = storage.describe(name);
+        move |source| WalError::io(op, path, source)
+    };
+    let mut segs = Vec::new();
+    for name in storage.list().map_err(io("list", ""))? {
+        if name == crate::storage::LOCK_FILE || name == TAIL_FILE {
+            continue;
+        }
+        if let Some(seq) = parse_segment_name(&name) {
+            segs.push(seq);
+        } else if name.ends_with(".wal.tmp") || name == format!("{TAIL_FILE}.tmp") {
+            storage.remove(&name).map_err(io("remove", &name))?;
+            report.removed_spares += 1;
+        } else {
+            report.ignored.push(name);
+        }
+    }
+    Ok(segs)
+}
+
 /// Refuses a log that ends before its tail marker: its newest segment is gone, or records the
 /// marker says were durable are missing or damaged.
 fn check_tail<S: Storage>(storage: &S, newest: Option<u64>, last: Lsn) -> Result<(), WalError> {
@@ -202,94 +338,10 @@ impl<S: Storage> Wal<S> {
     /// offset; zeroes a torn tail and reports it.
     pub fn open(storage: S, config: WalConfig) -> Result<Opened<S>, WalError> {
         config.validate()?;
-        let started = Instant::now();
         let storage = Arc::new(storage);
-        let io = |op: &'static str, name: &str| {
-            let path = storage.describe(name);
-            move |source| WalError::io(op, path, source)
-        };
-        let lock = storage
-            .lock()
-            .map_err(|e| WalError::InUse { path: storage.describe(""), why: e.to_string() })?;
-        let mut report = RecoveryReport::default();
-        let mut segs = Vec::new();
-        let names = storage.list().map_err(io("list", ""))?;
-        for name in names {
-            if name == crate::storage::LOCK_FILE || name == TAIL_FILE {
-                continue;
-            }
-            if let Some(seq) = parse_segment_name(&name) {
-                segs.push(seq);
-            } else if name.ends_with(".wal.tmp") || name == format!("{TAIL_FILE}.tmp") {
-                storage.remove(&name).map_err(io("remove", &name))?;
-                report.removed_spares += 1;
-            } else {
-                report.ignored.push(name);
-            }
-        }
-        segs.sort_unstable();
-        // The format's limit decides what is a frame, not this open's setting: a log written
-        // with a larger `record_bytes_max` is read whole, and its large records refused below.
-        let mut scan = Recovery::new(WAL_RECORD_BYTES_MAX);
-        let mut records = Vec::new();
-        let mut segments = VecDeque::new();
-        let mut tail = None;
-        // One buffer for every segment: no fresh 64 MiB to fault in per segment.
-        let mut bytes = Vec::new();
-        for &seq in &segs {
-            let name = segment_name(seq);
-            storage.read_into(&name, &mut bytes).map_err(io("read", &name))?;
-            report.bytes += bytes.len() as u64;
-            let header = SegmentHeader::decode(&bytes).ok();
-            let end = scan
-                .segment(seq, &bytes, |r| records.push(LogRecord::from(r)))
-                .map_err(|e| WalError::corrupt(&*storage, e))?;
-            let header = header.expect("recovery checked the header");
-            segments.push_back((seq, header.first_lsn));
-            tail = Some((seq, end));
-        }
-        let recovered = scan.finish().map_err(|e| WalError::corrupt(&*storage, e))?;
-        // Before anything is changed: the log must reach as far as its tail marker says.
-        check_tail(&*storage, segs.last().copied(), Lsn(recovered.next_lsn.0 - 1))?;
-        records.retain(|r| r.lsn >= recovered.live_from);
-        if let Some(r) = records.iter().find(|r| r.payload.len() > config.record_bytes_max) {
-            return Err(WalError::RecordOverLimit {
-                lsn: r.lsn,
-                bytes: r.payload.len(),
-                max: config.record_bytes_max,
-            });
-        }
-        let mut file;
-        let (seq, offset) = match tail {
-            Some((seq, end)) => {
-                let name = segment_name(seq);
-                file = storage.open(&name).map_err(io("open", &name))?;
-                if end.torn() {
-                    let zeros = vec![0u8; end.junk_end - end.offset];
-                    file.write_at(end.offset as u64, &zeros)
-                        .map_err(io("zero torn tail", &name))?;
-                    file.sync().map_err(io("sync", &name))?;
-                    report.torn_bytes = zeros.len();
-                    tracing::warn!(segment = %storage.describe(&name), offset = end.offset,
-                        bytes = zeros.len(), "torn tail of the log zeroed");
-                }
-                (seq, end.offset as u64)
-            }
-            None => {
-                let header = SegmentHeader { seq: 1, first_lsn: Lsn::FIRST, live_from: Lsn::FIRST };
-                file = create_segment(&*storage, &config, header, None)?;
-                segments.push_back((1, Lsn::FIRST));
-                (1, SEGMENT_HEADER_BYTES as u64)
-            }
-        };
-        report.segments = segs.len();
-        report.records = records.len();
-        report.live_from = recovered.live_from;
-        report.next_lsn = recovered.next_lsn;
-        report.elapsed = started.elapsed();
-        let durable = Lsn(recovered.next_lsn.0 - 1);
-        let resume =
-            Resume { next_lsn: recovered.next_lsn, seq, offset, live_from: recovered.live_from };
+        let Recovered { lock, file, segments, resume, records, report } =
+            recover(&*storage, &config)?;
+        let durable = Lsn(resume.next_lsn.0 - 1);
         let core = LogCore::new(config.clone(), resume);
         let inner = Arc::new(Inner {
             storage,

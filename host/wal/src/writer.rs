@@ -251,28 +251,40 @@ impl<S: Storage> Core<S> {
 
     /// Removes segments that hold only records below `live_from`.
     fn remove_superseded(&mut self, inner: &Inner<S>, live_from: Lsn) {
-        let storage = &*inner.storage;
-        let mut removed = false;
-        while self.segments.len() >= 2 && self.segments[1].1 <= live_from {
-            let (seq, _) = self.segments[0];
-            let name = segment_name(seq);
-            if let Err(e) = storage.remove(&name) {
-                // Not a durability problem (the records are superseded): counted, reported,
-                // and tried again at the next checkpoint.
-                inner.stats.cleanup_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(segment = %storage.describe(&name), error = %e,
-                    "removing a superseded segment failed; kept until the next checkpoint");
-                break;
-            }
-            self.segments.pop_front();
-            inner.stats.segments_removed.fetch_add(1, Ordering::Relaxed);
-            removed = true;
-        }
-        if removed && let Err(e) = storage.sync_dir() {
-            inner.stats.cleanup_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "syncing the log directory after removing segments failed");
-        }
+        let (removed, failures) = remove_superseded(&*inner.storage, &mut self.segments, live_from);
+        inner.stats.segments_removed.fetch_add(removed, Ordering::Relaxed);
+        inner.stats.cleanup_failures.fetch_add(failures, Ordering::Relaxed);
     }
+}
+
+/// Removes the segments of `segments` that hold only records below `live_from`, oldest first,
+/// then syncs the directory. Returns how many were removed and how many operations failed (a
+/// failure is not a durability problem — the records are superseded — so it is counted, logged,
+/// and the rest left for the next checkpoint).
+pub(crate) fn remove_superseded<S: Storage>(
+    storage: &S,
+    segments: &mut VecDeque<(u64, Lsn)>,
+    live_from: Lsn,
+) -> (u64, u64) {
+    let (mut removed, mut failures) = (0, 0);
+    while segments.len() >= 2 && segments[1].1 <= live_from {
+        let name = segment_name(segments[0].0);
+        if let Err(e) = storage.remove(&name) {
+            failures += 1;
+            tracing::warn!(segment = %storage.describe(&name), error = %e,
+                "removing a superseded segment failed; kept until the next checkpoint");
+            break;
+        }
+        segments.pop_front();
+        removed += 1;
+    }
+    if removed > 0
+        && let Err(e) = storage.sync_dir()
+    {
+        failures += 1;
+        tracing::warn!(error = %e, "syncing the log directory after removing segments failed");
+    }
+    (removed, failures)
 }
 
 /// Creates segment `header.seq`: from the prepared spare if there is one, else a new file;
