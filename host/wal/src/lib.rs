@@ -18,7 +18,9 @@
 //! records are superseded, so old segments are removed and the log does not grow without bound.
 //!
 //! The on-disk format and the recovery rules are pure code in [`luciole_proto::wal`], written
-//! down byte by byte there. This crate adds files, syncs and threads, behind [`Storage`]:
+//! down byte by byte there. What the log decides without I/O — numbering, batching, the queue
+//! bound, what is durable, fail-stop — is the sans-IO [`LogCore`]; [`Wal`] drives it with
+//! threads for the node, [`StepLog`] one I/O per step for the simulator. This crate adds files, syncs and threads, behind [`Storage`]:
 //! [`FileStorage`] for the node, [`MemStorage`] for the simulator and tests, which loses
 //! unsynced writes — in part and out of order — on a simulated power loss, and
 //! [`LossyFiles`], real files that a simulated power loss rolls back to what was synced (in the
