@@ -153,7 +153,7 @@ fn worst_admitted_shapes_compile_time() {
         ..EngineConfig::default()
     })
     .unwrap();
-    let limits = luciole_wasm::inspect::ShapeLimits::DEFAULT;
+    let limits = luciole_wasm::inspect::Shape::LIMITS;
     let depth = limits.nesting_max as usize;
     let extra = match std::env::var("LUCIOLE_SHAPE").as_deref() {
         // Functions as deep as allowed, as many as the weight allows.

@@ -11,7 +11,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::cache::ArtifactCache;
-use crate::inspect::{self, ApiVersion, InspectError, Inspection, PolicyKind, ShapeLimits};
+use crate::inspect::{self, ApiVersion, InspectError, Inspection, PolicyKind, Shape};
 use crate::instance::{HostState, Instance, KindPre, add_log_to_linker, new_store};
 use luciole_proto::limits::{POLICY_NAME_BYTES_MAX, TABLE_ELEMENTS_PER_POLICY_MAX};
 
@@ -27,7 +27,7 @@ pub const COMPILE_DEADLINE_DEFAULT: Duration = Duration::from_secs(60);
 
 /// Policy instances of one kind alive at once per engine. Each kind has its own share of the
 /// pooling allocator's slots, so no policy can starve another kind, and each instance is held
-/// to [`ShapeLimits::DEFAULT`] counts, so none can take more than its share. A slot holds two
+/// to [`Shape::LIMITS`] counts, so none can take more than its share. A slot holds two
 /// (active and last good), a swap briefly a third, a load one more.
 pub const POOL_INSTANCES_PER_KIND: u32 = 16;
 
@@ -208,7 +208,7 @@ pub enum LoadError {
 impl PolicyEngine {
     /// An engine with these sandbox settings.
     pub fn new(config: EngineConfig) -> anyhow::Result<Self> {
-        let shape = ShapeLimits::DEFAULT;
+        let shape = Shape::LIMITS;
         let instances = POOL_INSTANCES_PER_KIND * PolicyKind::ALL.len() as u32;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(instances)

@@ -123,8 +123,8 @@ pub struct Inspection {
 }
 
 /// The parts of a component that compile time, compile memory and the instance pool grow with.
-/// Counted over every nested module and component; each is checked against a limit of
-/// [`ShapeLimits`] before anything is compiled.
+/// Counted over every nested module and component; each is checked against
+/// [`Shape::LIMITS`] before anything is compiled. The same type states the limits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Shape {
     /// Core modules.
@@ -152,41 +152,17 @@ pub struct Shape {
     pub nesting_weight: u64,
 }
 
-/// The most a component may have of each part of its [`Shape`]. Compile time grows with code
-/// size and, within a function, with the square of the nesting depth (a 503 KB component of
-/// 100,000 nested `if`s took minutes); the instance pool is shared by every policy of a node.
-/// The defaults admit the JavaScript and Python interpreter components with room to spare
-/// (the Python one: 38 modules, 108 core instances, 13,482 functions, nesting 781, weight
-/// 2.4 × 10⁸; the JavaScript one: 9.2 MB of code, weight 3.1 × 10⁸).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShapeLimits {
-    /// Most core modules.
-    pub modules: u32,
-    /// Most core instances.
-    pub core_instances: u32,
-    /// Most nested component instances.
-    pub component_instances: u32,
-    /// Most linear memories.
-    pub memories: u32,
-    /// Most tables.
-    pub tables: u32,
-    /// Most function bodies.
-    pub functions: u32,
-    /// Most bytes of function bodies in all.
-    pub code_bytes: u64,
-    /// Deepest nesting of blocks in one function.
-    pub nesting_max: u32,
-    /// Most locals in one function.
-    pub locals_max: u32,
-    /// Most bytes of one function body.
-    pub function_bytes_max: u32,
-    /// Most of [`Shape::nesting_weight`].
-    pub nesting_weight: u64,
-}
+/// The limits, as a [`Shape`] no component may exceed in any part.
+pub type ShapeLimits = Shape;
 
-impl ShapeLimits {
-    /// The limits the node applies.
-    pub const DEFAULT: ShapeLimits = ShapeLimits {
+impl Shape {
+    /// The limits the node applies. Compile time grows with code size and, within a function,
+    /// with the square of the nesting depth (a 503 KB component of 100,000 nested `if`s took
+    /// minutes); the instance pool is shared by every policy of a node. They admit the
+    /// JavaScript and Python interpreter components with room to spare (the Python one: 38
+    /// modules, 108 core instances, 13,482 functions, nesting 781, weight 2.4 × 10⁸; the
+    /// JavaScript one: 9.2 MB of code, weight 3.1 × 10⁸).
+    pub const LIMITS: Shape = Shape {
         modules: 64,
         core_instances: 160,
         component_instances: 16,
@@ -200,7 +176,7 @@ impl ShapeLimits {
         nesting_weight: 1_500_000_000,
     };
 
-    /// The first part of `shape` over its limit, as `(what, found, limit)`.
+    /// The first part of `shape` over these limits, as `(what, found, limit)`.
     pub fn exceeded(&self, shape: &Shape) -> Option<(&'static str, u64, u64)> {
         let parts = [
             ("core modules", shape.modules as u64, self.modules as u64),
@@ -224,12 +200,6 @@ impl ShapeLimits {
             ("bytes × nesting depth of code", shape.nesting_weight, self.nesting_weight),
         ];
         parts.into_iter().find(|(_, found, limit)| found > limit)
-    }
-}
-
-impl Default for ShapeLimits {
-    fn default() -> Self {
-        Self::DEFAULT
     }
 }
 
@@ -293,9 +263,9 @@ pub enum InspectError {
 }
 
 /// Reads kind, version, imports and shape of a component, and checks its shape against
-/// [`ShapeLimits::DEFAULT`].
+/// [`Shape::LIMITS`].
 pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
-    inspect_with(bytes, &ShapeLimits::DEFAULT)
+    inspect_with(bytes, &Shape::LIMITS)
 }
 
 /// [`inspect`] with other shape limits.

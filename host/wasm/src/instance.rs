@@ -10,7 +10,7 @@ use wasmtime::{ResourceLimiter, Store, StoreContextMut, Trap};
 
 use crate::bindings::v0_1::{coordinator, log, migration, placement};
 use crate::engine::{LoadedPolicy, PolicyEngine, PolicyMeta, PoolShare};
-use crate::inspect::{PolicyKind, ShapeLimits};
+use crate::inspect::{PolicyKind, Shape};
 use luciole_proto::check::Violation;
 use luciole_proto::limits::{
     POLICY_LIFT_BYTES_MAX, POLICY_LOG_BYTES_MAX, POLICY_LOGS_PER_CALL_MAX,
@@ -132,15 +132,15 @@ impl ResourceLimiter for HostState {
     }
 
     fn instances(&self) -> usize {
-        ShapeLimits::DEFAULT.core_instances as usize
+        Shape::LIMITS.core_instances as usize
     }
 
     fn memories(&self) -> usize {
-        ShapeLimits::DEFAULT.memories as usize
+        Shape::LIMITS.memories as usize
     }
 
     fn tables(&self) -> usize {
-        ShapeLimits::DEFAULT.tables as usize
+        Shape::LIMITS.tables as usize
     }
 }
 

@@ -11,7 +11,7 @@
 //! [`luciole_proto::check`]. A trap, exhausted fuel or memory, an oversized hand-over, or an
 //! unsafe answer quarantines that version and the same call is answered by the next in line. A
 //! policy can make the cluster slower, never wrong. Components are measured before they are
-//! compiled ([`ShapeLimits`]) and compiled off the caller's thread with a deadline;
+//! compiled ([`Shape::LIMITS`]) and compiled off the caller's thread with a deadline;
 //! cluster-wide kinds (coordinator, placement) run every call on a fresh instantiation, so two
 //! nodes give the same answer to the same input.
 
