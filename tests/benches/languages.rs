@@ -1,5 +1,6 @@
 //! The same policies in Rust, JavaScript and Python, on the same inputs: compile time, load
-//! from the precompiled artifact, instantiate (a swap's preparation), and per-call latency.
+//! from the precompiled artifact, instantiate (a swap's preparation), and per-call latency: on a
+//! fresh instantiation made ahead (`call`), and instantiating first (`call, instantiating`).
 //!
 //! Needs the components: `cargo xtask plugins && cargo xtask examples`, then
 //! `cargo bench -p luciole-tests --bench languages` (`-- --no-compile` skips the cold compiles,
@@ -56,8 +57,10 @@ fn main() {
     let v100 = view(7, 100);
     let v10 = view(7, 10);
     let bubbles: Vec<Bubble> = (0..100).map(|i| Bubble::new(BubbleId(i))).collect();
-    println!("| policy | language | size | compile | load (artifact) | instantiate | call |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| policy | language | size | compile | load (artifact) | instantiate | call | call, instantiating |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for (kind, set) in [
         ("coordinator, 100 members", &coordinators),
         ("placement, 100 bubbles on 10 members", &placements),
@@ -85,38 +88,45 @@ fn main() {
                 let swaps: Vec<Duration> =
                     (0..10).map(|_| slot.swap(&loaded).unwrap().prepare_time).collect();
                 let n = if *lang == "Rust" { 5000 } else { 500 };
-                let calls: Vec<Duration> = (0..n)
-                    .map(|_| {
-                        let t = Instant::now();
-                        let a = slot.choose(&v100, None);
-                        let d = t.elapsed();
-                        assert!(matches!(a.by, AnsweredBy::Active(_)), "{lang}: {:?}", a.faults);
-                        d
-                    })
-                    .collect();
-                (median(swaps), median(calls))
+                let call = |prepared: bool| {
+                    if prepared {
+                        slot.prepare(); // untimed, as the node does after a decision
+                    }
+                    let t = Instant::now();
+                    let a = slot.choose(&v100, None);
+                    let d = t.elapsed();
+                    assert!(matches!(a.by, AnsweredBy::Active(_)), "{lang}: {:?}", a.faults);
+                    d
+                };
+                let calls: Vec<Duration> = (0..n).map(|_| call(true)).collect();
+                let inline: Vec<Duration> = (0..n / 5).map(|_| call(false)).collect();
+                (median(swaps), (median(calls), median(inline)))
             } else {
                 let slot = PolicySlot::<Placement>::new();
                 let swaps: Vec<Duration> =
                     (0..10).map(|_| slot.swap(&loaded).unwrap().prepare_time).collect();
                 let n = if *lang == "Rust" { 2000 } else { 100 };
-                let calls: Vec<Duration> = (0..n)
-                    .map(|_| {
-                        let t = Instant::now();
-                        let a = slot.place(&v10, &bubbles, &[]);
-                        let d = t.elapsed();
-                        assert!(matches!(a.by, AnsweredBy::Active(_)), "{lang}: {:?}", a.faults);
-                        d
-                    })
-                    .collect();
-                (median(swaps), median(calls))
+                let call = |prepared: bool| {
+                    if prepared {
+                        slot.prepare();
+                    }
+                    let t = Instant::now();
+                    let a = slot.place(&v10, &bubbles, &[]);
+                    let d = t.elapsed();
+                    assert!(matches!(a.by, AnsweredBy::Active(_)), "{lang}: {:?}", a.faults);
+                    d
+                };
+                let calls: Vec<Duration> = (0..n).map(|_| call(true)).collect();
+                let inline: Vec<Duration> = (0..n / 5).map(|_| call(false)).collect();
+                (median(swaps), (median(calls), median(inline)))
             };
             println!(
-                "| {kind} | {lang} | {} | {compile_time} | {} | {} | {} |",
+                "| {kind} | {lang} | {} | {compile_time} | {} | {} | {} | {} |",
                 size(bytes.len()),
                 us(median(loads)),
                 us(instantiate),
-                us(call)
+                us(call.0),
+                us(call.1)
             );
         }
     }

@@ -287,13 +287,21 @@ impl PolicyEngine {
 
     /// Inspects, compiles (or loads the cached artifact), links, and calls `describe` once.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedPolicy>, LoadError> {
-        let inspection = inspect::inspect(bytes)?;
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        // A component whose artifact this engine cached passed the full shape check when it
+        // was compiled: its function bodies need not be read again.
+        let compiled_before = self
+            .inner
+            .config
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.path(&self.inner.engine, &digest).exists());
+        let inspection = inspect::inspect_bodies(bytes, &Shape::LIMITS, !compiled_before)?;
         // Refused before compiling: a JavaScript or Python runtime takes seconds to compile.
         let cap = self.inner.config.memory_bytes_max as u64;
         if inspection.memory_bytes_min > cap {
             return Err(LoadError::Memory { needs: inspection.memory_bytes_min, cap });
         }
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
         if let Some(reason) = self.refused(&digest) {
             return Err(LoadError::RefusedBefore(reason));
         }
