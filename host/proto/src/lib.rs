@@ -11,6 +11,7 @@
 
 pub mod builtin;
 pub mod check;
+pub mod core;
 pub mod ids;
 pub mod limits;
 pub mod membership;

@@ -2,10 +2,11 @@
 //! choice drawn from one seeded generator, so that a run is a function of its seed and a failing
 //! seed replays exactly.
 //!
-//! A simulated node is an [`Actor`]: the sans-IO calling shape of luciole's cores
-//! (`handle_message`, `handle_timeout`, `poll_transmit`, `poll_timeout`), so the membership core
-//! runs here today and the migration core, the WAL's memory backend and wasm policies under fuel
-//! can be wrapped the same way later. The [`Network`] delays, loses, duplicates and reorders
+//! A simulated node is an [`Actor`]: a [`Core`], the sans-IO calling shape of luciole's protocol
+//! cores (`handle_message`, `handle_timeout`, `poll_transmit`, `poll_event`, `poll_timeout`)
+//! that the node's driver runs too, so the membership core runs here as on a node, and the
+//! migration core and wasm policies under fuel can be wrapped the same way. The write-ahead log
+//! runs here through its step driver (see [`wal`]). The [`Network`] delays, loses, duplicates and reorders
 //! messages and cuts links (both ways or one way); nodes crash and restart. After every step the
 //! caller's invariant checks run.
 //!
@@ -18,21 +19,13 @@ pub mod wal;
 use std::collections::{BTreeMap, BTreeSet};
 
 use luciole_proto::MemberId;
+pub use luciole_proto::core::{Core, Millis};
 use luciole_proto::rand::SplitMix64;
 
-/// A simulated node: a protocol core in its calling shape. Times are the node's own clock
-/// (see [`Clock`]): a core never sees the simulator's global time.
-pub trait Actor {
-    /// What nodes send each other.
-    type Message: Clone + std::fmt::Debug;
-    /// A message from `from` arrived at local time `now_ms`.
-    fn handle_message(&mut self, now_ms: u64, from: MemberId, message: Self::Message);
-    /// Local time reached a timeout the node asked for.
-    fn handle_timeout(&mut self, now_ms: u64);
-    /// The next message to send.
-    fn poll_transmit(&mut self) -> Option<(MemberId, Self::Message)>;
-    /// When (local time) the node next needs [`Actor::handle_timeout`].
-    fn poll_timeout(&self) -> Option<u64>;
+/// A simulated node: a protocol core ([`Core`], the calling shape the node's driver uses too),
+/// and what its messages weigh on the wire. Times are the node's own clock (see [`Clock`]): a
+/// core never sees the simulator's global time.
+pub trait Actor: Core {
     /// Bytes `message` takes on the wire, for the traffic figures.
     fn wire_size(message: &Self::Message) -> usize;
 }
@@ -318,7 +311,7 @@ impl<A: Actor> Sim<A> {
             }
             let (from, message) = (m.from, m.message);
             let local = self.local_now(to);
-            self.nodes.get_mut(&to).expect("checked").handle_message(local, from, message);
+            self.nodes.get_mut(&to).expect("checked").handle_message(Millis(local), from, message);
             self.flush(to);
         }
         while let Some(&(due, m)) = self.timers.first() {
@@ -340,8 +333,8 @@ impl<A: Actor> Sim<A> {
             }
             let local = self.local_now(m);
             let node = self.nodes.get_mut(&m).expect("a timer of a node");
-            if node.poll_timeout().is_some_and(|t| t <= local) {
-                node.handle_timeout(local);
+            if node.poll_timeout().is_some_and(|t| t.0 <= local) {
+                node.handle_timeout(Millis(local));
             }
             self.flush(m);
         }
@@ -355,7 +348,9 @@ impl<A: Actor> Sim<A> {
         if self.crashed.contains(&m) {
             return;
         }
-        let Some(local) = self.nodes.get(&m).and_then(|n| n.poll_timeout()) else { return };
+        let Some(Millis(local)) = self.nodes.get(&m).and_then(|n| n.poll_timeout()) else {
+            return;
+        };
         let global = self.clocks.get(&m).map_or(local, |c| c.global(local)).max(self.now_ms);
         // A timer already due fires in this step's timer pass or the next moment.
         let global = if global <= self.now_ms { self.now_ms + 1 } else { global };

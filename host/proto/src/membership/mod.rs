@@ -39,6 +39,7 @@ pub mod classic;
 pub mod cut;
 pub mod fast;
 pub mod join;
+pub mod lifecycle;
 pub mod message;
 pub mod monitor;
 pub mod node;

@@ -164,6 +164,11 @@ impl MemberNode {
         node
     }
 
+    /// This node's id.
+    pub fn me(&self) -> MemberId {
+        self.me
+    }
+
     /// The installed view: epoch and members.
     pub fn view(&self) -> (Epoch, &[MemberId]) {
         (self.epoch, &self.view.members)

@@ -8,15 +8,16 @@ use luciole_proto::membership::monitor::Incarnation;
 use luciole_proto::membership::node::{Envelope, Message, ViewChange};
 use luciole_proto::{Epoch, MemberId};
 
+use super::Member;
 use super::scenario::rings_of;
-use super::{Member, State};
 use crate::Sim;
+use luciole_proto::membership::lifecycle::Phase;
 
 /// The view of some live member other than `not`: its epoch and members.
 fn a_view(sim: &Sim<Member>, not: MemberId) -> Option<(Epoch, Vec<MemberId>)> {
-    sim.live().into_iter().filter(|m| *m != not).find_map(|m| match &sim.nodes[&m].state {
-        State::Active(n) => Some((n.view().0, n.view().1.to_vec())),
-        State::Joining(..) => None,
+    sim.live().into_iter().filter(|m| *m != not).find_map(|m| match sim.nodes[&m].core.phase() {
+        Phase::Member(n) => Some((n.view().0, n.view().1.to_vec())),
+        Phase::Joining(..) => None,
     })
 }
 

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use luciole_proto::membership::join::Joiner;
+use luciole_proto::membership::lifecycle::{Membership, MembershipEvent, Phase};
 use luciole_proto::membership::monitor::MonitorConfig;
-use luciole_proto::membership::node::{Envelope, Event, MemberNode, ViewChange};
+use luciole_proto::membership::node::{Envelope, MemberNode, ViewChange};
 use luciole_proto::{Epoch, MemberId};
 
-use crate::{Actor, Clock, Sim};
+use crate::{Actor, Clock, Core, Millis, Sim};
 
 mod forge;
 mod scenario;
@@ -17,11 +17,11 @@ pub use scenario::{
     JoinsOutcome, Outcome, SETTLE_MS_MAX, Scenario, Settings, joins, replay, run_with,
 };
 
-/// A simulated node: joining, or a member, and what it installed.
+/// A simulated node: the membership core, and what it installed.
 #[derive(Debug)]
 pub struct Member {
     /// The core.
-    pub state: State,
+    pub core: Membership,
     /// Views installed: (local ms, epoch, the view).
     pub installed: Vec<(u64, Epoch, ViewChange)>,
     /// When (local ms) it learned it was evicted.
@@ -30,88 +30,74 @@ pub struct Member {
     pub quorum: Vec<(u64, bool)>,
     /// Its monitoring settings (also those it takes into the view when it joins).
     pub config: MonitorConfig,
-    last_now: u64,
 }
 
 impl Member {
     /// A node joining through `seeds` (in turn), asking first at local time `now_ms`.
     pub fn joining(me: MemberId, seeds: Vec<MemberId>, config: MonitorConfig, now_ms: u64) -> Self {
-        let joiner = Joiner::new(me, seeds, JOIN_RETRY_MS, now_ms);
-        Self {
-            state: State::Joining(me, Box::new(joiner)),
-            installed: Vec::new(),
-            evicted_at: None,
-            quorum: Vec::new(),
-            config,
-            last_now: now_ms,
-        }
+        Self::with(Membership::joining(me, seeds, config, Millis(now_ms)), config)
     }
 
-    /// A member running `node` (made with `config`) from local time `now_ms`.
-    pub fn active(node: MemberNode, config: MonitorConfig, now_ms: u64) -> Self {
-        Self {
-            state: State::Active(Box::new(node)),
-            installed: Vec::new(),
-            evicted_at: None,
-            quorum: Vec::new(),
-            config,
-            last_now: now_ms,
-        }
+    /// A member running `node` (made with `config`).
+    pub fn active(node: MemberNode, config: MonitorConfig) -> Self {
+        Self::with(Membership::member(node, config), config)
+    }
+
+    fn with(core: Membership, config: MonitorConfig) -> Self {
+        Self { core, installed: Vec::new(), evicted_at: None, quorum: Vec::new(), config }
     }
 
     /// The members of the newest view it installed, if any.
     pub fn view(&self) -> Option<&[MemberId]> {
         self.installed.last().map(|(_, _, v)| v.members.as_slice())
     }
-}
 
-/// How often a joiner asks its seed again, ms.
-pub const JOIN_RETRY_MS: u64 = 1_000;
-
-/// Where a simulated node is.
-#[derive(Debug)]
-pub enum State {
-    /// Asking to join.
-    Joining(MemberId, Box<Joiner>),
-    /// A member.
-    Active(Box<MemberNode>),
-}
-
-impl Actor for Member {
-    type Message = Envelope;
-
-    fn handle_message(&mut self, now_ms: u64, from: MemberId, message: Envelope) {
-        self.last_now = now_ms;
-        match &mut self.state {
-            State::Joining(_, j) => j.handle_message(from, message),
-            State::Active(n) => n.handle_message(now_ms, from, message),
+    /// Records what the core reports.
+    fn collect(&mut self, now: Millis) {
+        while let Some(e) = self.core.poll_event() {
+            match e {
+                MembershipEvent::ViewInstalled { epoch, view } => {
+                    self.installed.push((now.0, epoch, view))
+                }
+                MembershipEvent::Evicted => self.evicted_at = Some(now.0),
+                MembershipEvent::QuorumLost => self.quorum.push((now.0, false)),
+                MembershipEvent::QuorumRegained => self.quorum.push((now.0, true)),
+            }
         }
-        self.collect();
+    }
+}
+
+pub use luciole_proto::membership::lifecycle::JOIN_RETRY_MS;
+
+impl Core for Member {
+    type Message = Envelope;
+    type Event = MembershipEvent;
+
+    fn handle_message(&mut self, now: Millis, from: MemberId, message: Envelope) {
+        self.core.handle_message(now, from, message);
+        self.collect(now);
     }
 
-    fn handle_timeout(&mut self, now_ms: u64) {
-        self.last_now = now_ms;
-        match &mut self.state {
-            State::Joining(_, j) => j.handle_timeout(now_ms),
-            State::Active(n) => n.handle_timeout(now_ms),
-        }
-        self.collect();
+    fn handle_timeout(&mut self, now: Millis) {
+        self.core.handle_timeout(now);
+        self.collect(now);
     }
 
     fn poll_transmit(&mut self) -> Option<(MemberId, Envelope)> {
-        match &mut self.state {
-            State::Joining(_, j) => j.poll_transmit(),
-            State::Active(n) => n.poll_transmit(),
-        }
+        self.core.poll_transmit()
     }
 
-    fn poll_timeout(&self) -> Option<u64> {
-        match &self.state {
-            State::Joining(_, j) => j.poll_timeout(),
-            State::Active(n) => n.poll_timeout(),
-        }
+    /// Events are recorded (`installed`, `evicted_at`, `quorum`), not passed on.
+    fn poll_event(&mut self) -> Option<MembershipEvent> {
+        None
     }
 
+    fn poll_timeout(&self) -> Option<Millis> {
+        self.core.poll_timeout()
+    }
+}
+
+impl Actor for Member {
     /// The postcard encoding of the epoch and message: the sender is not on the wire (the
     /// authenticated connection names it). Transport framing is not included.
     fn wire_size(e: &Envelope) -> usize {
@@ -120,30 +106,6 @@ impl Actor for Member {
             postcard::ser_flavors::Size::default(),
         )
         .expect("membership messages serialize")
-    }
-}
-
-impl Member {
-    fn collect(&mut self) {
-        if let State::Joining(me, j) = &self.state
-            && let Some((epoch, view)) = j.admitted()
-        {
-            let view = view.clone();
-            self.installed.push((self.last_now, epoch, view.clone()));
-            let node = MemberNode::new(*me, epoch, view, self.config, self.last_now);
-            self.state = State::Active(Box::new(node));
-        }
-        let State::Active(node) = &mut self.state else { return };
-        while let Some(e) = node.poll_event() {
-            match e {
-                Event::ViewInstalled { epoch, view, .. } => {
-                    self.installed.push((self.last_now, epoch, view))
-                }
-                Event::Evicted(_) => self.evicted_at = Some(self.last_now),
-                Event::QuorumLost => self.quorum.push((self.last_now, false)),
-                Event::QuorumRegained => self.quorum.push((self.last_now, true)),
-            }
-        }
     }
 }
 
@@ -166,7 +128,7 @@ pub fn cluster_with(n: usize, seed: u64, config: MonitorConfig) -> Sim<Member> {
         sim.set_clock(m, clock);
         let now = clock.local(0) + start;
         let node = MemberNode::new(m, Epoch(1), ViewChange::first(ids.clone()), config, now);
-        sim.add(m, Member::active(node, config, now));
+        sim.add(m, Member::active(node, config));
     }
     sim
 }
@@ -198,8 +160,8 @@ impl Checker {
     pub fn check(&mut self, sim: &Sim<Member>) -> Result<(), String> {
         if self.by_epoch.is_empty() {
             // The first view, which nobody installs: the one the cluster starts with.
-            let first = sim.nodes.iter().find_map(|(&id, m)| match &m.state {
-                State::Active(n) if m.installed.is_empty() && n.view().0 == Epoch(1) => {
+            let first = sim.nodes.iter().find_map(|(&id, m)| match m.core.phase() {
+                Phase::Member(n) if m.installed.is_empty() && n.view().0 == Epoch(1) => {
                     Some((n.view_change().clone(), id))
                 }
                 _ => None,

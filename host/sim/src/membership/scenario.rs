@@ -8,8 +8,9 @@ use luciole_proto::membership::monitor::MonitorConfig;
 use luciole_proto::membership::rings::{Rings, rings_for};
 use luciole_proto::{Epoch, MemberId};
 
-use super::{Checker, Member, State, cluster, cluster_with, forge, member_id, random_clock};
+use super::{Checker, Member, cluster, cluster_with, forge, member_id, random_clock};
 use crate::Sim;
+use luciole_proto::membership::lifecycle::Phase;
 
 /// Distinct epochs installed by any node: the view changes of a run.
 fn views_installed(sim: &Sim<Member>) -> usize {
@@ -39,8 +40,8 @@ fn seeds(sim: &Sim<Member>, first_view: &[MemberId]) -> Vec<MemberId> {
     let mut live: Vec<(bool, bool, MemberId)> = sim
         .live()
         .into_iter()
-        .filter_map(|m| match &sim.nodes[&m].state {
-            State::Active(n) if sim.nodes[&m].evicted_at.is_none() => {
+        .filter_map(|m| match sim.nodes[&m].core.phase() {
+            Phase::Member(n) if sim.nodes[&m].evicted_at.is_none() => {
                 Some((!n.has_quorum(), !first_view.contains(&m), m))
             }
             _ => None,
@@ -585,9 +586,9 @@ fn settle(
     sim.paused.clear();
     let settled = |sim: &Sim<Member>| {
         let live = sim.live();
-        live.iter().all(|m| match &sim.nodes[m].state {
-            State::Active(n) => n.view().1 == &live[..] && n.has_quorum(),
-            State::Joining(..) => false,
+        live.iter().all(|m| match sim.nodes[m].core.phase() {
+            Phase::Member(n) => n.view().1 == &live[..] && n.has_quorum(),
+            Phase::Joining(..) => false,
         })
     };
     loop {
@@ -599,13 +600,13 @@ fn settle(
             let live = sim.live();
             let states: Vec<String> = live
                 .iter()
-                .map(|m| match &sim.nodes[m].state {
-                    State::Active(n) => {
+                .map(|m| match sim.nodes[m].core.phase() {
+                    Phase::Member(n) => {
                         let (e, v) = n.view();
                         let q = if n.has_quorum() { "" } else { " without quorum" };
                         format!("{} epoch {} of {}{q}", &m.to_string()[..6], e.0, v.len())
                     }
-                    State::Joining(..) => format!("{} joining", &m.to_string()[..6]),
+                    Phase::Joining(..) => format!("{} joining", &m.to_string()[..6]),
                 })
                 .collect();
             return Err(format!(
