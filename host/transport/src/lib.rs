@@ -1,0 +1,16 @@
+//! QUIC with mutual TLS between the members of one cluster.
+//!
+//! A cluster has one certificate authority ([`ClusterCa`]); each member gets a certificate from
+//! it that carries the member's id as a URI subject alternative name
+//! (`luciole://member/<32 hex digits>`). Both sides of every connection present a certificate
+//! and verify the other's against the cluster CA (TLS 1.3 only, ALPN [`ALPN`], no 0-RTT), and the
+//! peer's member id is taken from its verified certificate ([`Connection::peer`]) — never from a
+//! message — so the membership core's rule "the sender is the authenticated connection" holds.
+
+mod endpoint;
+mod pki;
+
+pub use endpoint::{
+    ALPN, CONNECT_TIMEOUT, Connection, Endpoint, IDLE_TIMEOUT, KEEP_ALIVE, TransportError,
+};
+pub use pki::{ClusterCa, MemberIdentity, member_id_of};

@@ -1,0 +1,77 @@
+//! Two members on loopback: mutual TLS against the cluster CA, the peer's id from its
+//! certificate, and members of another cluster refused.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use luciole_proto::MemberId;
+use luciole_transport::{ClusterCa, Endpoint, TransportError, member_id_of};
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+#[test]
+fn a_certificate_carries_its_member_id() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let id = MemberId(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+    let member = ca.issue(id).unwrap();
+    assert_eq!(member_id_of(&member.cert), Some(id));
+    assert_eq!(member_id_of(ca.cert()), None, "the CA is no member");
+}
+
+#[tokio::test]
+async fn members_of_one_cluster_connect_and_know_each_other_by_certificate() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (a, b) = (MemberId(1), MemberId(u128::MAX));
+    let server = Endpoint::bind(loopback(), &ca.issue(a).unwrap()).unwrap();
+    let client = Endpoint::bind(loopback(), &ca.issue(b).unwrap()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let accepted = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let conn = server.accept().await.expect("a connection");
+            let (mut send, mut recv) = conn.quic().accept_bi().await.unwrap();
+            let got = recv.read_to_end(64).await.unwrap();
+            send.write_all(&got).await.unwrap();
+            send.finish().unwrap();
+            send.stopped().await.ok();
+            conn.peer()
+        }
+    });
+    let conn = client.connect(addr).await.expect("connects");
+    assert_eq!(conn.peer(), a, "the server's id, from its certificate");
+    let (mut send, mut recv) = conn.quic().open_bi().await.unwrap();
+    send.write_all(b"probe").await.unwrap();
+    send.finish().unwrap();
+    assert_eq!(recv.read_to_end(64).await.unwrap(), b"probe");
+    assert_eq!(accepted.await.unwrap(), b, "the client's id, from its certificate");
+    client.close();
+    server.close();
+}
+
+#[tokio::test]
+async fn a_member_of_another_cluster_cannot_connect() {
+    let ours = ClusterCa::generate("ours").unwrap();
+    let theirs = ClusterCa::generate("theirs").unwrap();
+    let server = Endpoint::bind(loopback(), &ours.issue(MemberId(1)).unwrap()).unwrap();
+    let stranger = Endpoint::bind(loopback(), &theirs.issue(MemberId(2)).unwrap()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let served = tokio::spawn({
+        let server = server.clone();
+        async move { tokio::time::timeout(Duration::from_secs(3), server.accept()).await }
+    });
+    let err = stranger.connect(addr).await.expect_err("refused");
+    assert!(matches!(err, TransportError::Connect { .. }), "{err}");
+    // The server accepted nobody: the handshake failed on its side too.
+    assert!(served.await.unwrap().is_err(), "no connection was accepted");
+    // And it still serves its own members.
+    let friend = Endpoint::bind(loopback(), &ours.issue(MemberId(3)).unwrap()).unwrap();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.accept().await.map(|c| c.peer()) }
+    });
+    let conn = friend.connect(addr).await.expect("a member connects");
+    assert_eq!(conn.peer(), MemberId(1));
+    assert_eq!(serving.await.unwrap(), Some(MemberId(3)));
+}
