@@ -6,8 +6,11 @@
 //! and verify the other's against the cluster CA (TLS 1.3 only, ALPN [`ALPN`], no 0-RTT), and the
 //! peer's member id is taken from its verified certificate ([`Connection::peer`]) — never from a
 //! message — so the membership core's rule "the sender is the authenticated connection" holds.
+//! Messages travel in [`frame`]s: a version byte, a length and a postcard payload, refused past
+//! a size limit before the payload is read.
 
 mod endpoint;
+pub mod frame;
 mod pki;
 
 pub use endpoint::{

@@ -75,3 +75,56 @@ async fn a_member_of_another_cluster_cannot_connect() {
     assert_eq!(conn.peer(), MemberId(1));
     assert_eq!(serving.await.unwrap(), Some(MemberId(3)));
 }
+
+#[tokio::test]
+async fn frames_cross_a_stream_and_an_oversized_or_foreign_one_is_refused_from_its_header() {
+    use luciole_transport::frame::{self, FRAME_BYTES_MAX_DEFAULT, FrameError};
+    let ca = ClusterCa::generate("test").unwrap();
+    let server = Endpoint::bind(loopback(), &ca.issue(MemberId(1)).unwrap()).unwrap();
+    let client = Endpoint::bind(loopback(), &ca.issue(MemberId(2)).unwrap()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let reader = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let conn = server.accept().await.expect("a connection");
+            let mut results = Vec::new();
+            for _ in 0..3 {
+                let mut recv = conn.quic().accept_uni().await.unwrap();
+                let mut got: Vec<Result<Option<(u64, String)>, String>> = Vec::new();
+                loop {
+                    match frame::read(&mut recv, FRAME_BYTES_MAX_DEFAULT).await {
+                        Ok(Some(v)) => got.push(Ok(Some(v))),
+                        Ok(None) => break,
+                        Err(e) => {
+                            got.push(Err(match e {
+                                FrameError::TooLarge { .. } => "too large".into(),
+                                FrameError::Version(_) => "version".into(),
+                                other => other.to_string(),
+                            }));
+                            break;
+                        }
+                    }
+                }
+                results.push(got);
+            }
+            results
+        }
+    });
+    let conn = client.connect(addr).await.unwrap();
+    let mut good = conn.quic().open_uni().await.unwrap();
+    for i in 0..3u64 {
+        frame::write(&mut good, &(i, format!("message {i}")), 1024).await.unwrap();
+    }
+    good.finish().unwrap();
+    // A header announcing 4 GiB, and nothing after it: refused without waiting for the payload.
+    let mut huge = conn.quic().open_uni().await.unwrap();
+    huge.write_all(&[frame::FRAME_VERSION, 0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    let mut foreign = conn.quic().open_uni().await.unwrap();
+    foreign.write_all(&[9, 1, 0, 0, 0, 0]).await.unwrap();
+    foreign.finish().unwrap();
+    let results = tokio::time::timeout(Duration::from_secs(5), reader).await.unwrap().unwrap();
+    assert_eq!(results[0].len(), 3);
+    assert_eq!(results[0][2], Ok(Some((2, "message 2".to_string()))));
+    assert_eq!(results[1], vec![Err("too large".to_string())]);
+    assert_eq!(results[2], vec![Err("version".to_string())]);
+}
