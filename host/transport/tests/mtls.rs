@@ -128,3 +128,65 @@ async fn frames_cross_a_stream_and_an_oversized_or_foreign_one_is_refused_from_i
     assert_eq!(results[1], vec![Err("too large".to_string())]);
     assert_eq!(results[2], vec![Err("version".to_string())]);
 }
+
+#[tokio::test]
+async fn garbage_datagrams_and_a_client_without_a_certificate_leave_the_endpoint_serving() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let server = Endpoint::bind(loopback(), &ca.issue(MemberId(1)).unwrap()).unwrap();
+    let addr = server.local_addr().unwrap();
+    // The server accepts all along, as a node does; only authenticated members come out.
+    let (accepted, mut peers) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn({
+        let server = server.clone();
+        async move {
+            while let Some(c) = server.accept().await {
+                let _ = accepted.send(c.peer());
+            }
+        }
+    });
+    // Plain UDP garbage, including things shaped like QUIC long headers.
+    let udp = std::net::UdpSocket::bind(loopback()).unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..2_000 {
+        let mut datagram = vec![0u8; 1 + i % 1_300];
+        for b in &mut datagram {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        if i % 3 == 0 {
+            datagram[0] = 0xc0; // a long header
+        }
+        udp.send_to(&datagram, addr).unwrap();
+    }
+    // A QUIC client with no certificate at all: the handshake fails.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert().clone()).unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![luciole_transport::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut anonymous = quinn::Endpoint::client(loopback()).unwrap();
+    anonymous.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let attempt = anonymous.connect(addr, "member.luciole").unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(3), async {
+        let conn = attempt.await?;
+        // TLS 1.3: the client may finish first; the server's refusal then closes it.
+        conn.accept_uni().await.map(|_| ())
+    })
+    .await;
+    assert!(
+        matches!(refused, Ok(Err(_))),
+        "a client without a certificate must be closed with an error: {refused:?}"
+    );
+    // Members are still served, and the member is the first (only) peer to come out.
+    let member = Endpoint::bind(loopback(), &ca.issue(MemberId(7)).unwrap()).unwrap();
+    assert_eq!(member.connect(addr).await.unwrap().peer(), MemberId(1));
+    assert_eq!(peers.recv().await, Some(MemberId(7)));
+}
