@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use luciole_proto::MemberId;
@@ -56,6 +57,23 @@ pub enum TransportError {
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     quic: quinn::Endpoint,
+    counts: Arc<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// What an endpoint's accept loop let in and kept out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Connections from authenticated members.
+    pub accepted: u64,
+    /// Connection attempts that failed the handshake (no certificate, another cluster's,
+    /// another protocol version) or carried no member id.
+    pub refused: u64,
 }
 
 /// A connection to a member, whose id was taken from its verified certificate.
@@ -127,7 +145,15 @@ impl Endpoint {
         let mut quic = quinn::Endpoint::server(server, addr)
             .map_err(|source| TransportError::Bind { addr, source })?;
         quic.set_default_client_config(client);
-        Ok(Self { quic })
+        Ok(Self { quic, counts: Arc::default() })
+    }
+
+    /// Counts of the accept loop.
+    pub fn stats(&self) -> EndpointStats {
+        EndpointStats {
+            accepted: self.counts.accepted.load(Relaxed),
+            refused: self.counts.refused.load(Relaxed),
+        }
     }
 
     /// The bound address.
@@ -147,16 +173,19 @@ impl Endpoint {
     }
 
     /// The next member to connect here, authenticated; `None` once the endpoint is closed.
-    /// A peer that fails the handshake (no certificate, another cluster's) is skipped.
+    /// A peer that fails the handshake (no certificate, another cluster's, another protocol
+    /// version) is counted as refused and skipped.
     pub async fn accept(&self) -> Option<Connection> {
         loop {
             let incoming = self.quic.accept().await?;
-            match incoming.await {
-                Ok(quic) => match Connection::verified(quic) {
-                    Ok(c) => return Some(c),
-                    Err(_) => continue,
-                },
-                Err(_) => continue,
+            match incoming.await.ok().and_then(|quic| Connection::verified(quic).ok()) {
+                Some(c) => {
+                    self.counts.accepted.fetch_add(1, Relaxed);
+                    return Some(c);
+                }
+                None => {
+                    self.counts.refused.fetch_add(1, Relaxed);
+                }
             }
         }
     }

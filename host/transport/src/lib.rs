@@ -14,6 +14,7 @@ pub mod frame;
 mod pki;
 
 pub use endpoint::{
-    ALPN, CONNECT_TIMEOUT, Connection, Endpoint, IDLE_TIMEOUT, KEEP_ALIVE, TransportError,
+    ALPN, CONNECT_TIMEOUT, Connection, Endpoint, EndpointStats, IDLE_TIMEOUT, KEEP_ALIVE,
+    TransportError,
 };
 pub use pki::{ClusterCa, MemberIdentity, member_id_of};

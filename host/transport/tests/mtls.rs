@@ -185,8 +185,33 @@ async fn garbage_datagrams_and_a_client_without_a_certificate_leave_the_endpoint
         matches!(refused, Ok(Err(_))),
         "a client without a certificate must be closed with an error: {refused:?}"
     );
+    // A client with a member's certificate but another protocol version (ALPN): refused too.
+    let identity = ca.issue(MemberId(9)).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert().clone()).unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![identity.cert.clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(identity.key.clone_key()),
+    )
+    .unwrap();
+    tls.alpn_protocols = vec![b"luciole/2".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut other = quinn::Endpoint::client(loopback()).unwrap();
+    other.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let attempt = other.connect(addr, "member.luciole").unwrap();
+    let version = tokio::time::timeout(Duration::from_secs(3), attempt).await;
+    assert!(matches!(version, Ok(Err(_))), "another ALPN must be refused: {version:?}");
     // Members are still served, and the member is the first (only) peer to come out.
     let member = Endpoint::bind(loopback(), &ca.issue(MemberId(7)).unwrap()).unwrap();
     assert_eq!(member.connect(addr).await.unwrap().peer(), MemberId(1));
     assert_eq!(peers.recv().await, Some(MemberId(7)));
+    let stats = server.stats();
+    assert_eq!(stats.accepted, 1);
+    assert!(stats.refused >= 1, "the refused handshakes are counted: {stats:?}");
 }
