@@ -10,7 +10,8 @@ use crate::{MemberId, Uid};
 pub struct View {
     /// Monotone view number.
     pub epoch: u64,
-    /// A hash of the member set.
+    /// A hash of the members with their capacities and labels: it changes whenever the
+    /// member set changes.
     pub id: Uid,
     /// The members, sorted ascending by id (unsigned big-endian), ids unique, never empty.
     pub members: Vec<Member>,

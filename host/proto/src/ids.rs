@@ -68,7 +68,7 @@ id128!(
     MigrationId
 );
 id128!(
-    /// A view's identity: a hash of its member set.
+    /// A view's identity: a hash of its members with their capacities and labels.
     ViewId
 );
 

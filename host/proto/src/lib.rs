@@ -22,4 +22,4 @@ pub mod view;
 pub mod wal;
 
 pub use ids::{BubbleId, EntityId, Epoch, MemberId, MigrationId, ViewId};
-pub use view::{Label, Member, View, ViewError};
+pub use view::{Label, Member, MemberInfo, View, ViewError};

@@ -8,6 +8,8 @@ pub const LABELS_PER_MEMBER_MAX: usize = 16;
 pub const LABEL_KEY_BYTES_MAX: usize = 64;
 /// Longest label value.
 pub const LABEL_VALUE_BYTES_MAX: usize = 256;
+/// Longest transport address of a member (`host:port`).
+pub const ADDR_BYTES_MAX: usize = 256;
 /// Most bubbles in the cluster.
 pub const BUBBLES_MAX: usize = 100_000;
 /// Longest policy name or policy version string.

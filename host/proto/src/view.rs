@@ -4,11 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Epoch, MemberId, ViewId};
 use crate::limits::{
-    LABEL_KEY_BYTES_MAX, LABEL_VALUE_BYTES_MAX, LABELS_PER_MEMBER_MAX, MEMBERS_MAX,
+    ADDR_BYTES_MAX, LABEL_KEY_BYTES_MAX, LABEL_VALUE_BYTES_MAX, LABELS_PER_MEMBER_MAX, MEMBERS_MAX,
 };
 
 /// An operator label on a member.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Label {
     /// Label name, at most [`LABEL_KEY_BYTES_MAX`] bytes.
     pub key: String,
@@ -35,9 +35,10 @@ impl Member {
     }
 }
 
-/// A membership view. Constructed only through [`View::new`] / [`View::next`], which enforce
+/// A membership view. Constructed only through [`View::new`], [`View::next`] and [`View::agreed`], which enforce
 /// its invariants: members sorted ascending by id, unique, not empty, within limits; `id` the
-/// hash of the member set; `joined`/`left` the difference from the previous view.
+/// hash of the members with their capacities and labels; `joined`/`left` the difference from
+/// the previous view (or the agreed change, for [`View::agreed`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct View {
     epoch: Epoch,
@@ -74,6 +75,9 @@ pub enum ViewError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The joined and left lists do not fit the members.
+    #[error("joined and left must be sorted, the joined members, the left not")]
+    Change,
     /// The next view's epoch does not increase.
     #[error("epoch {next} does not follow {previous}")]
     EpochNotIncreasing {
@@ -108,6 +112,24 @@ impl View {
         Ok(Self::build(epoch, members, joined, left))
     }
 
+    /// A view as membership agreed it: `joined` and `left` are the agreed change that made it
+    /// (sorted; the joined among the members, the left not), not a difference this node
+    /// computes from whatever view it saw before, so every member builds the same view.
+    pub fn agreed(
+        epoch: Epoch,
+        members: Vec<Member>,
+        joined: Vec<MemberId>,
+        left: Vec<MemberId>,
+    ) -> Result<Self, ViewError> {
+        let members = normalize(members)?;
+        let has = |id: &MemberId| members.binary_search_by_key(id, |m| m.id).is_ok();
+        let sorted = |l: &[MemberId]| l.windows(2).all(|w| w[0] < w[1]);
+        if !sorted(&joined) || !sorted(&left) || !joined.iter().all(has) || left.iter().any(has) {
+            return Err(ViewError::Change);
+        }
+        Ok(Self::build(epoch, members, joined, left))
+    }
+
     /// Marks the view settled (or not).
     pub fn with_stable(mut self, stable: bool) -> Self {
         self.stable = stable;
@@ -129,7 +151,7 @@ impl View {
     pub fn epoch(&self) -> Epoch {
         self.epoch
     }
-    /// The hash of the member set.
+    /// The hash of the members with their capacities and labels.
     pub fn id(&self) -> ViewId {
         self.id
     }
@@ -163,20 +185,55 @@ impl View {
     }
 }
 
-/// The view id: xxh3-128 over the sorted member ids (big-endian). Capacities and labels are not
-/// part of identity.
+/// The view id: xxh3-128 over the sorted members, each as its id (16 bytes, big-endian), its
+/// capacity (4 bytes, big-endian) and its labels (count, then each key and value behind a
+/// 2-byte length). Two views have the same id exactly when policies see the same members.
 fn view_id(members: &[Member]) -> ViewId {
-    view_id_of(members.iter().map(|m| m.id))
+    view_id_of(members.iter().map(|m| (m.id, m.capacity, m.labels.as_slice())))
 }
 
-/// The view id of a view with these member ids, in ascending order: what [`View::id`] gives
-/// for it.
-pub fn view_id_of(ids: impl ExactSizeIterator<Item = MemberId>) -> ViewId {
-    let mut bytes = Vec::with_capacity(ids.len() * 16);
-    for id in ids {
+/// The view id of a view with these members `(id, capacity, labels)`, in ascending id order:
+/// what [`View::id`] gives for it.
+pub fn view_id_of<'a>(members: impl Iterator<Item = (MemberId, u32, &'a [Label])>) -> ViewId {
+    let mut bytes = Vec::new();
+    for (id, capacity, labels) in members {
         bytes.extend_from_slice(&id.0.to_be_bytes());
+        bytes.extend_from_slice(&capacity.to_be_bytes());
+        bytes.push(labels.len().min(u8::MAX as usize) as u8);
+        for text in labels.iter().flat_map(|l| [&l.key, &l.value]) {
+            bytes.extend_from_slice(&(text.len().min(u16::MAX as usize) as u16).to_be_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+        }
     }
     ViewId(xxhash_rust::xxh3::xxh3_128(&bytes))
+}
+
+/// What a member brings into the view besides its id: agreed with the view, so every member
+/// knows the same of every other. It travels in the join.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Relative hosting capacity (a weight); zero hosts nothing.
+    pub capacity: u32,
+    /// Operator labels, sorted by key, keys unique.
+    pub labels: Vec<Label>,
+    /// Where its transport listens (`host:port`), at most [`ADDR_BYTES_MAX`] bytes.
+    pub addr: String,
+}
+
+impl MemberInfo {
+    /// Whether it is within limits: labels as [`View`] requires them, the address not empty
+    /// and not too long.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.addr.is_empty() || self.addr.len() > ADDR_BYTES_MAX {
+            return Err("address empty or longer than 256 bytes");
+        }
+        labels_fit(&self.labels)
+    }
+
+    /// The member as policies see it.
+    pub fn member(&self, id: MemberId) -> Member {
+        Member { id, capacity: self.capacity, labels: self.labels.clone() }
+    }
 }
 
 fn normalize(mut members: Vec<Member>) -> Result<Vec<Member>, ViewError> {
@@ -197,20 +254,23 @@ fn normalize(mut members: Vec<Member>) -> Result<Vec<Member>, ViewError> {
 }
 
 fn check_labels(m: &Member) -> Result<(), ViewError> {
-    let fail = |reason| Err(ViewError::Label { member: m.id, reason });
-    if m.labels.len() > LABELS_PER_MEMBER_MAX {
-        return fail("more than 16 labels");
+    labels_fit(&m.labels).map_err(|reason| ViewError::Label { member: m.id, reason })
+}
+
+fn labels_fit(labels: &[Label]) -> Result<(), &'static str> {
+    if labels.len() > LABELS_PER_MEMBER_MAX {
+        return Err("more than 16 labels");
     }
-    for l in &m.labels {
+    for l in labels {
         if l.key.is_empty() || l.key.len() > LABEL_KEY_BYTES_MAX {
-            return fail("label key empty or longer than 64 bytes");
+            return Err("label key empty or longer than 64 bytes");
         }
         if l.value.len() > LABEL_VALUE_BYTES_MAX {
-            return fail("label value longer than 256 bytes");
+            return Err("label value longer than 256 bytes");
         }
     }
-    if m.labels.windows(2).any(|w| w[0].key >= w[1].key) {
-        return fail("labels not sorted by key or keys repeated");
+    if labels.windows(2).any(|w| w[0].key >= w[1].key) {
+        return Err("labels not sorted by key or keys repeated");
     }
     Ok(())
 }
@@ -241,7 +301,13 @@ mod tests {
         assert_ne!(v1.id(), v2.id(), "the view id must change with the member set");
         assert_ne!(v1.seed(), v2.seed());
         let same_set = v2.next(Epoch(3), members(&[4, 3, 2])).unwrap();
-        assert_eq!(same_set.id(), v2.id(), "the id is a function of the member set only");
+        assert_eq!(same_set.id(), v2.id(), "the id does not depend on the epoch or the order");
+        let mut heavier = members(&[2, 3, 4]);
+        heavier[0].capacity += 1;
+        assert_ne!(v2.next(Epoch(3), heavier).unwrap().id(), v2.id(), "capacity is in the id");
+        let mut labelled = members(&[2, 3, 4]);
+        labelled[2].labels.push(Label { key: "zone".into(), value: "a".into() });
+        assert_ne!(v2.next(Epoch(3), labelled).unwrap().id(), v2.id(), "labels are in the id");
         assert!(v2.next(Epoch(2), members(&[2])).is_err(), "epochs must increase");
     }
 

@@ -8,7 +8,7 @@ use luciole_proto::membership::node::{Envelope, Message, ViewChange};
 use luciole_proto::membership::rings::{Rings, rings_for};
 use luciole_proto::{Epoch, MemberId};
 use luciole_sim::membership::{
-    Checker, Outcome, Scenario, Settings, cluster, joins, replay, run_with,
+    Checker, Outcome, Scenario, Settings, cluster, info_of, joins, replay, run_with,
 };
 
 fn seeds() -> std::ops::Range<u64> {
@@ -219,13 +219,14 @@ fn a_split_fast_round_is_decided_by_a_classic_round_from_a_detected_cut() {
         for joiner in [x, y] {
             for alert in Alert::from_every_observer(&rings, joiner, Change::Join, Incarnation(0)) {
                 for &to in &members {
-                    let message = Message::Alerts(vec![alert]);
+                    let joiners = vec![(joiner, info_of(joiner))];
+                    let message = Message::Alerts { alerts: vec![alert], joiners };
                     sim.send(alert.observer, to, Envelope { epoch: Epoch(1), message });
                 }
             }
         }
-        let only_x = Cut { down: vec![], join: vec![x] };
-        let both = Cut { down: vec![], join: vec![x, y] };
+        let only_x = Cut { down: vec![], join: vec![x], info: vec![info_of(x)] };
+        let both = Cut { down: vec![], join: vec![x, y], info: vec![info_of(x), info_of(y)] };
         for (i, &voter) in members.iter().enumerate() {
             let cut = if i < 3 { &only_x } else { &both };
             for &to in &members {
@@ -237,7 +238,8 @@ fn a_split_fast_round_is_decided_by_a_classic_round_from_a_detected_cut() {
         sim.run_until(3_000, |s| checker.check(s)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let mut expected: Vec<MemberId> = members.iter().copied().chain([x, y]).collect();
         expected.sort_unstable();
-        let expected = ViewChange { members: expected, joined: vec![x, y], left: vec![] };
+        let info = expected.iter().map(|&m| info_of(m)).collect();
+        let expected = ViewChange { members: expected, info, joined: vec![x, y], left: vec![] };
         for m in &members {
             // (x and y never answer a probe, so a later view removes them again.)
             let first = sim.nodes[m].installed.first().map(|(_, e, v)| (*e, v.clone()));

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::monitor::Incarnation;
 use super::rings::Rings;
 use crate::ids::MemberId;
+use crate::view::MemberInfo;
 
 /// Most joiners one view's tally follows at once; further join alerts are refused until some
 /// are admitted or forgotten.
@@ -142,6 +143,10 @@ pub enum AlertError {
         /// The claimed change.
         change: Change,
     },
+    /// A `Join` alert without what the joiner brings (or with it out of limits), or another
+    /// alert with it.
+    #[error("{0}: a join alert must carry the joiner's info, within limits, and no other alert")]
+    Info(MemberId),
 }
 
 /// Whether `alert` fits the view of `rings`: a `Down` or `Rebutted` about a member from one of
@@ -163,13 +168,16 @@ pub fn fits(rings: &Rings, alert: &Alert) -> Result<(), AlertError> {
     Ok(())
 }
 
-/// A proposed cut: the subjects to remove and to add, each sorted.
+/// A proposed cut: the subjects to remove and to add, each sorted, with what each node admitted
+/// brings into the view.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Cut {
     /// Members to remove.
     pub down: Vec<MemberId>,
     /// Nodes to admit.
     pub join: Vec<MemberId>,
+    /// What each node admitted brings: `info[i]` is `join[i]`'s.
+    pub info: Vec<MemberInfo>,
 }
 
 /// What the tally says now.
@@ -188,6 +196,10 @@ pub enum Tally {
 #[derive(Clone, Debug)]
 struct Subject {
     join: bool,
+    /// For a joiner: what its observers relayed of it (the first report's), and whether two
+    /// reports disagreed: a joiner that told its observers different things is not admitted.
+    info: Option<MemberInfo>,
+    conflicted: bool,
     /// Per ring, the newest report.
     rings: BTreeMap<usize, Alert>,
     /// When its first report arrived, ms.
@@ -220,12 +232,24 @@ impl CutDetector {
     }
 
     /// Counts `alert`, received at `now_ms`, checked against the view's `rings` and
-    /// membership. Returns whether the tally changed (a repeat or an older report does not).
+    /// membership; a `Join` alert comes with what the joiner told its observer (`info`).
+    /// Returns whether the tally changed (a repeat or an older report does not).
     /// A batch of alerts is recorded whole, then [`CutDetector::tally`] says whether a cut is
     /// ready, so that a batch naming several subjects proposes them together.
-    pub fn record(&mut self, rings: &Rings, alert: Alert, now_ms: u64) -> Result<bool, AlertError> {
+    pub fn record(
+        &mut self,
+        rings: &Rings,
+        alert: Alert,
+        info: Option<&MemberInfo>,
+        now_ms: u64,
+    ) -> Result<bool, AlertError> {
         fits(rings, &alert)?;
         let join = alert.change == Change::Join;
+        let info = match info {
+            Some(i) if join && i.check().is_ok() => Some(i),
+            None if !join => None,
+            _ => return Err(AlertError::Info(alert.subject)),
+        };
         if !self.subjects.contains_key(&alert.subject) {
             if alert.change == Change::Rebutted {
                 // Nothing stands to withdraw.
@@ -235,11 +259,20 @@ impl CutDetector {
                 return Err(AlertError::Full(alert.subject));
             }
             self.joiners += usize::from(join);
-            let s =
-                Subject { join, rings: BTreeMap::new(), since_ms: now_ms, unstable_since_ms: None };
+            let s = Subject {
+                join,
+                info: info.cloned(),
+                conflicted: false,
+                rings: BTreeMap::new(),
+                since_ms: now_ms,
+                unstable_since_ms: None,
+            };
             self.subjects.insert(alert.subject, s);
         }
         let subject = self.subjects.get_mut(&alert.subject).expect("inserted above");
+        if info.is_some() && subject.info.as_ref() != info {
+            subject.conflicted = true;
+        }
         match subject.rings.get(&alert.ring) {
             Some(old) if old.order() >= alert.order() => Ok(false),
             _ => {
@@ -261,7 +294,14 @@ impl CutDetector {
             let n = counts.get(id).map_or(0, BTreeSet::len);
             if n >= high {
                 s.unstable_since_ms = None;
-                if s.join { cut.join.push(*id) } else { cut.down.push(*id) }
+                match (&s.info, s.join) {
+                    (_, false) => cut.down.push(*id),
+                    (Some(info), true) if !s.conflicted => {
+                        cut.join.push(*id);
+                        cut.info.push(info.clone());
+                    }
+                    _ => {}
+                }
             } else if n >= low {
                 let since = *s.unstable_since_ms.get_or_insert(now_ms);
                 let until = since + self.timing.unstable_ms_max;
@@ -284,6 +324,15 @@ impl CutDetector {
     /// no coordinator can remove a member nobody reported.
     pub fn reported(&self, subject: MemberId) -> bool {
         self.subjects.contains_key(&subject)
+    }
+
+    /// What this tally was told of a joiner: `None` unless it was reported joining with one
+    /// story only. A member accepts a cut admitting a node only with that story.
+    pub fn joiner_info(&self, subject: MemberId) -> Option<&MemberInfo> {
+        self.subjects
+            .get(&subject)
+            .filter(|s| s.join && !s.conflicted)
+            .and_then(|s| s.info.as_ref())
     }
 
     /// How many members this tally vouches for, `me` included: `me`, and every member that a
@@ -366,6 +415,18 @@ impl CutDetector {
 mod tests {
     use super::*;
 
+    /// Records `alert`, a join with the test joiner's info.
+    fn record_one(
+        d: &mut CutDetector,
+        rings: &Rings,
+        alert: Alert,
+        now_ms: u64,
+    ) -> Result<bool, AlertError> {
+        let info = crate::membership::testing::info();
+        let info = (alert.change == Change::Join).then_some(&info);
+        d.record(rings, alert, info, now_ms)
+    }
+
     const TIMING: Timing = Timing { unstable_ms_max: 1_000, join_ms_max: 5_000 };
 
     fn ids(n: u128) -> Vec<MemberId> {
@@ -384,7 +445,7 @@ mod tests {
 
     fn record(d: &mut CutDetector, rings: &Rings, alerts: &[Alert]) {
         for a in alerts {
-            d.record(rings, *a, 0).expect("fits");
+            record_one(d, rings, *a, 0).expect("fits");
         }
     }
 
@@ -392,7 +453,8 @@ mod tests {
         let (mut down, mut join) = (down.to_vec(), join.to_vec());
         down.sort();
         join.sort();
-        Tally::Ready(Cut { down, join })
+        let info = vec![crate::membership::testing::info(); join.len()];
+        Tally::Ready(Cut { down, join, info })
     }
 
     #[test]
@@ -434,13 +496,19 @@ mod tests {
         let rings = Rings::new(&members, 5);
         let mut d = detector(Watermarks::for_rings(5));
         let a = down(&rings, members[0], 1)[0];
-        assert_eq!(d.record(&rings, a, 0), Ok(true));
-        assert_eq!(d.record(&rings, a, 0), Ok(false));
+        assert_eq!(record_one(&mut d, &rings, a, 0), Ok(true));
+        assert_eq!(record_one(&mut d, &rings, a, 0), Ok(false));
         let liar = members.iter().copied().find(|&m| m != a.observer && m != a.subject).unwrap();
         let forged = Alert { observer: liar, ..a };
-        assert!(matches!(d.record(&rings, forged, 0), Err(AlertError::NotObserver { .. })));
+        assert!(matches!(
+            record_one(&mut d, &rings, forged, 0),
+            Err(AlertError::NotObserver { .. })
+        ));
         let join_of_member = Alert { change: Change::Join, ..a };
-        assert!(matches!(d.record(&rings, join_of_member, 0), Err(AlertError::Mismatch { .. })));
+        assert!(matches!(
+            record_one(&mut d, &rings, join_of_member, 0),
+            Err(AlertError::Mismatch { .. })
+        ));
     }
 
     #[test]
@@ -494,18 +562,18 @@ mod tests {
         let rebut =
             |a: &Alert| Alert { change: Change::Rebutted, incarnation: Incarnation(1), ..*a };
         for a in &alerts {
-            assert_eq!(d.record(&rings, rebut(a), 10), Ok(true));
+            assert_eq!(record_one(&mut d, &rings, rebut(a), 10), Ok(true));
         }
         assert!(d.unstable(&rings).is_empty());
         assert_eq!(d.tally(&rings, 10), Tally::Empty);
         // The original alert, delivered late, is older than the withdrawal.
-        assert_eq!(d.record(&rings, alerts[0], 20), Ok(false));
+        assert_eq!(record_one(&mut d, &rings, alerts[0], 20), Ok(false));
         // A new accusation, at the raised incarnation, stands again.
         let again = Alert { incarnation: Incarnation(1), ..alerts[0] };
-        assert_eq!(d.record(&rings, again, 30), Ok(true));
+        assert_eq!(record_one(&mut d, &rings, again, 30), Ok(true));
         // A withdrawal about a subject nobody alerted is not remembered.
         let other = down(&rings, members[9], 1)[0];
-        assert_eq!(d.record(&rings, rebut(&other), 40), Ok(false));
+        assert_eq!(record_one(&mut d, &rings, rebut(&other), 40), Ok(false));
     }
 
     #[test]
@@ -528,6 +596,37 @@ mod tests {
     }
 
     #[test]
+    fn a_joiner_is_admitted_with_what_its_observers_relayed_and_not_if_they_disagree() {
+        let members = ids(30);
+        let rings = Rings::new(&members, 10);
+        let mut d = detector(Watermarks { high: 9, low: 3 });
+        let (honest, liar) = (MemberId(0xabc), MemberId(0xdef));
+        let told = MemberInfo { capacity: 7, labels: vec![], addr: "10.0.0.9:7400".into() };
+        let other = MemberInfo { capacity: 9000, ..told.clone() };
+        let alerts = |j| Alert::from_every_observer(&rings, j, Change::Join, Incarnation(0));
+        for a in alerts(honest) {
+            d.record(&rings, a, Some(&told), 0).unwrap();
+        }
+        for (k, a) in alerts(liar).into_iter().enumerate() {
+            d.record(&rings, a, Some(if k == 5 { &other } else { &told }), 0).unwrap();
+        }
+        assert_eq!(
+            d.tally(&rings, 0),
+            Tally::Ready(Cut { down: vec![], join: vec![honest], info: vec![told.clone()] }),
+            "the joiner that told one observer another story is left out"
+        );
+        assert_eq!(d.joiner_info(honest), Some(&told));
+        assert_eq!(d.joiner_info(liar), None);
+        // A join alert must carry the joiner's story, within limits; no other alert may.
+        let a = alerts(MemberId(0x123))[0];
+        assert_eq!(d.record(&rings, a, None, 0), Err(AlertError::Info(a.subject)));
+        let huge = MemberInfo { addr: "x".repeat(300), ..told.clone() };
+        assert_eq!(d.record(&rings, a, Some(&huge), 0), Err(AlertError::Info(a.subject)));
+        let down = down(&rings, members[0], 1)[0];
+        assert_eq!(d.record(&rings, down, Some(&told), 0), Err(AlertError::Info(members[0])));
+    }
+
+    #[test]
     fn joiners_that_do_not_complete_are_forgotten_and_their_number_is_capped() {
         let members = ids(30);
         let rings = Rings::new(&members, 10);
@@ -544,13 +643,16 @@ mod tests {
         assert_eq!(d.tally(&rings, 5_000), Tally::Empty);
         assert!(d.unstable(&rings).is_empty(), "forgotten");
         for j in 0..JOINERS_PENDING_MAX as u128 {
-            d.record(&rings, join(MemberId(1 << 100 | j), 1)[0], 6_000).expect("room");
+            record_one(&mut d, &rings, join(MemberId(1 << 100 | j), 1)[0], 6_000).expect("room");
         }
         let one_more = join(MemberId(0x7777), 1)[0];
-        assert_eq!(d.record(&rings, one_more, 6_000), Err(AlertError::Full(MemberId(0x7777))));
+        assert_eq!(
+            record_one(&mut d, &rings, one_more, 6_000),
+            Err(AlertError::Full(MemberId(0x7777)))
+        );
         // Once they are forgotten there is room again.
         assert_eq!(d.tally(&rings, 11_000), Tally::Empty);
-        assert_eq!(d.record(&rings, one_more, 11_000), Ok(true));
+        assert_eq!(record_one(&mut d, &rings, one_more, 11_000), Ok(true));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, VecDeque};
 use super::node::{Envelope, Message, ViewChange};
 use super::welcome::Welcomes;
 use crate::ids::{Epoch, MemberId};
+use crate::view::MemberInfo;
 
 /// Epoch a joiner puts on its messages: it has no view yet.
 pub const NO_VIEW: Epoch = Epoch(0);
@@ -30,6 +31,8 @@ pub const TRUSTED_MAX: usize = 256;
 #[derive(Clone, Debug)]
 pub struct Joiner {
     me: MemberId,
+    /// What it brings into the view.
+    info: MemberInfo,
     /// Where to ask, in turn.
     seeds: Vec<MemberId>,
     /// How many requests went out: the next goes to `seeds[asked % seeds.len()]`.
@@ -48,16 +51,23 @@ pub struct Joiner {
 
 impl Joiner {
     /// `me` joining through `seeds` (members to ask, in turn; the first [`SEEDS_MAX`] are
-    /// used), asking first at `now_ms` and again every `retry_ms`.
+    /// used) with `info`, asking first at `now_ms` and again every `retry_ms`.
     ///
     /// # Panics
     ///
     /// With no seeds: there would be nobody to ask.
-    pub fn new(me: MemberId, mut seeds: Vec<MemberId>, retry_ms: u64, now_ms: u64) -> Self {
+    pub fn new(
+        me: MemberId,
+        info: MemberInfo,
+        mut seeds: Vec<MemberId>,
+        retry_ms: u64,
+        now_ms: u64,
+    ) -> Self {
         assert!(!seeds.is_empty(), "a joiner needs at least one seed");
         seeds.truncate(SEEDS_MAX);
         Self {
             me,
+            info,
             trusted: seeds.iter().copied().collect(),
             welcomes: Welcomes::default(),
             seeds,
@@ -85,7 +95,8 @@ impl Joiner {
                     if self.trusted.len() < TRUSTED_MAX {
                         self.trusted.insert(observer);
                     }
-                    self.send(observer, Message::JoinAsk(ring));
+                    let info = self.info.clone();
+                    self.send(observer, Message::JoinAsk { ring, info });
                 }
             }
             Message::Welcome(view) if view.members.binary_search(&self.me).is_ok() => {
@@ -134,6 +145,7 @@ impl Joiner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::membership::testing::{change, info};
 
     fn requests(j: &mut Joiner) -> Vec<MemberId> {
         std::iter::from_fn(|| j.poll_transmit())
@@ -145,7 +157,7 @@ mod tests {
     #[test]
     fn each_retry_asks_the_next_seed() {
         let seeds = vec![MemberId(1), MemberId(2), MemberId(3)];
-        let mut j = Joiner::new(MemberId(9), seeds, 1_000, 0);
+        let mut j = Joiner::new(MemberId(9), info(), seeds, 1_000, 0);
         let mut asked = Vec::new();
         for now in [0, 500, 1_000, 2_000, 3_000] {
             j.handle_timeout(now);
@@ -156,13 +168,9 @@ mod tests {
 
     #[test]
     fn an_admitted_joiner_asks_no_more() {
-        let mut j = Joiner::new(MemberId(9), vec![MemberId(1)], 1_000, 0);
+        let mut j = Joiner::new(MemberId(9), info(), vec![MemberId(1)], 1_000, 0);
         j.handle_timeout(0);
-        let view = ViewChange {
-            members: vec![MemberId(1), MemberId(9)],
-            joined: vec![MemberId(9)],
-            left: vec![],
-        };
+        let view = change(vec![MemberId(1), MemberId(9)], vec![MemberId(9)], vec![]);
         // Its one seed is all it trusts: one welcome from it is enough.
         j.handle_message(
             MemberId(1),
@@ -175,7 +183,7 @@ mod tests {
     #[test]
     fn a_joiner_trusts_only_its_seeds_and_the_observers_they_named() {
         let (seed, a, b, liar) = (MemberId(1), MemberId(2), MemberId(3), MemberId(66));
-        let mut j = Joiner::new(MemberId(9), vec![seed], 1_000, 0);
+        let mut j = Joiner::new(MemberId(9), info(), vec![seed], 1_000, 0);
         j.handle_timeout(0);
         let observers = |list: Vec<(usize, MemberId)>| Envelope {
             epoch: Epoch(1),
@@ -190,7 +198,7 @@ mod tests {
         assert_eq!(asked, vec![a, b]);
         let mut members = vec![seed, a, b, MemberId(9), liar];
         members.sort();
-        let view = ViewChange { members, joined: vec![MemberId(9)], left: vec![] };
+        let view = change(members, vec![MemberId(9)], vec![]);
         let welcome =
             |v: &ViewChange| Envelope { epoch: Epoch(2), message: Message::Welcome(v.clone()) };
         // A stranger's welcome, even to a view it is in, does not count; one trusted sender

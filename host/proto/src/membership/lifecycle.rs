@@ -8,7 +8,7 @@ use crate::core::{Core, Millis};
 use crate::membership::join::Joiner;
 use crate::membership::monitor::MonitorConfig;
 use crate::membership::node::{Envelope, Event, MemberNode, ViewChange};
-use crate::{Epoch, MemberId};
+use crate::{Epoch, MemberId, MemberInfo};
 
 /// How often a joiner asks its seed again, ms.
 pub const JOIN_RETRY_MS: u64 = 1_000;
@@ -52,10 +52,16 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// A node joining through `seeds` (asked in turn), asking first at `now`; it takes
-    /// `config` into the view.
-    pub fn joining(me: MemberId, seeds: Vec<MemberId>, config: MonitorConfig, now: Millis) -> Self {
-        let joiner = Joiner::new(me, seeds, JOIN_RETRY_MS, now.0);
+    /// A node joining through `seeds` (asked in turn) with `info`, asking first at `now`; it
+    /// takes `config` into the view.
+    pub fn joining(
+        me: MemberId,
+        info: MemberInfo,
+        seeds: Vec<MemberId>,
+        config: MonitorConfig,
+        now: Millis,
+    ) -> Self {
+        let joiner = Joiner::new(me, info, seeds, JOIN_RETRY_MS, now.0);
         Self::with(me, config, Phase::Joining(Box::new(joiner)))
     }
 

@@ -22,7 +22,29 @@ pub fn sorted_ids(ids: &[MemberId]) -> bool {
 #[cfg(test)]
 mod testing {
     use super::cut::Cut;
+    use super::message::ViewChange;
     use crate::ids::MemberId;
+    use crate::view::MemberInfo;
+
+    /// What every test member brings.
+    pub fn info() -> MemberInfo {
+        MemberInfo { capacity: 1, labels: vec![], addr: "127.0.0.1:7400".into() }
+    }
+
+    /// A view change of `members` (sorted), each with [`info`].
+    pub fn change(
+        members: Vec<MemberId>,
+        joined: Vec<MemberId>,
+        left: Vec<MemberId>,
+    ) -> ViewChange {
+        let info = vec![info(); members.len()];
+        ViewChange { members, info, joined, left }
+    }
+
+    /// A first view of `members`, each with [`info`].
+    pub fn first(members: Vec<MemberId>) -> ViewChange {
+        ViewChange::first(members.into_iter().map(|m| (m, info())).collect())
+    }
 
     /// Members 1..=n.
     pub fn members(n: u128) -> Vec<MemberId> {
@@ -31,7 +53,7 @@ mod testing {
 
     /// A cut removing `down`.
     pub fn cut(down: &[u128]) -> Cut {
-        Cut { down: down.iter().map(|&d| MemberId(d)).collect(), join: vec![] }
+        Cut { down: down.iter().map(|&d| MemberId(d)).collect(), ..Cut::default() }
     }
 }
 

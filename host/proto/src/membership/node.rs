@@ -46,6 +46,7 @@ use super::welcome::{WELCOME_CONFIRMATIONS, Welcomes};
 use crate::ids::{Epoch, MemberId, ViewId};
 use crate::limits::MEMBERS_MAX;
 use crate::rand::{GOLDEN, mix};
+use crate::view::MemberInfo;
 
 /// A member behind asks for a newer view again after this long without it, ms.
 pub const VIEW_REASK_MS: u64 = 500;
@@ -63,7 +64,7 @@ pub enum Event {
     ViewInstalled {
         /// Its epoch.
         epoch: Epoch,
-        /// The hash of its member set.
+        /// The hash of its members with their capacities and labels ([`ViewChange::id`]).
         id: ViewId,
         /// Its members, and who joined and left.
         view: ViewChange,
@@ -99,7 +100,8 @@ pub struct MemberNode {
     config: MonitorConfig,
     evicted: bool,
     /// Joiners this member vouched for in this view: welcomed once a view admits them.
-    vouched: BTreeSet<MemberId>,
+    /// With what each told it it brings.
+    vouched: BTreeMap<MemberId, MemberInfo>,
     /// Welcomes to views newer than this one, waiting for confirmation.
     welcomes: Welcomes,
     /// The newest epoch this member asked peers' views for, when, and whom.
@@ -148,7 +150,7 @@ impl MemberNode {
             rings,
             monitor,
             evicted: false,
-            vouched: BTreeSet::new(),
+            vouched: BTreeMap::new(),
             welcomes: Welcomes::default(),
             asked_epoch: epoch,
             asked_at_ms: 0,
@@ -209,12 +211,15 @@ impl MemberNode {
                 self.monitor.handle_accusation(subject, incarnation)
             }
             Message::Rebut(inc) => self.monitor.handle_rebut(now_ms, from, inc),
-            Message::Alerts(alerts) => {
-                // Only the observer an alert names may send it.
+            Message::Alerts { alerts, joiners } => {
+                // Only the observer an alert names may send it, with one story per joiner.
                 if alerts.len() <= ALERTS_PER_MESSAGE_MAX
+                    && joiners.len() <= alerts.len()
                     && alerts.iter().all(|a| a.observer == from)
+                    && joiners.windows(2).all(|w| w[0].0 < w[1].0)
                 {
-                    self.alerts(now_ms, &alerts);
+                    let joiners: BTreeMap<MemberId, MemberInfo> = joiners.into_iter().collect();
+                    self.alerts(now_ms, &alerts, &joiners);
                 } else {
                     self.refused += 1;
                 }
@@ -252,7 +257,7 @@ impl MemberNode {
             | Message::Accepted { .. } => self.refused += 1,
             Message::JoinRequest
             | Message::JoinObservers(_)
-            | Message::JoinAsk(_)
+            | Message::JoinAsk { .. }
             | Message::Welcome(_)
             | Message::ViewRequest
             | Message::Stale => {}
@@ -273,7 +278,7 @@ impl MemberNode {
                     self.send(from, Message::JoinObservers(self.rings.expected_observers_of(from)));
                 }
             }
-            Message::JoinAsk(ring) => self.join_ask(now_ms, from, *ring),
+            Message::JoinAsk { ring, info } => self.join_ask(now_ms, from, *ring, info),
             Message::ViewRequest => {
                 if self.is_member(from) || envelope.epoch < self.epoch {
                     self.send(from, Message::Welcome(self.view.clone()));
@@ -294,7 +299,7 @@ impl MemberNode {
     }
 
     /// A joiner asks this member to vouch for it on `ring`.
-    fn join_ask(&mut self, now_ms: u64, from: MemberId, ring: usize) {
+    fn join_ask(&mut self, now_ms: u64, from: MemberId, ring: usize, info: &MemberInfo) {
         if self.is_member(from) {
             // Admitted already: a confirmation of its first view.
             self.send(from, Message::Welcome(self.view.clone()));
@@ -308,11 +313,13 @@ impl MemberNode {
             change: Change::Join,
             incarnation: Incarnation(0),
         };
-        let room = self.vouched.len() < JOINERS_PENDING_MAX || self.vouched.contains(&from);
-        if fits(&self.rings, &alert).is_ok() && room {
+        let room = self.vouched.len() < JOINERS_PENDING_MAX || self.vouched.contains_key(&from);
+        // A joiner has one story: the first one it told this member is the one vouched for.
+        let same = self.vouched.get(&from).is_none_or(|told| told == info);
+        if fits(&self.rings, &alert).is_ok() && room && same && info.check().is_ok() {
             self.queue_alert(now_ms, alert);
-            self.vouched.insert(from);
-        } else if !self.vouched.contains(&from) {
+            self.vouched.insert(from, info.clone());
+        } else if !self.vouched.contains_key(&from) {
             // The view changed since the joiner was told whom to ask: tell it again rather
             // than let it wait for its retry.
             self.send(from, Message::JoinObservers(self.rings.expected_observers_of(from)));
@@ -405,15 +412,18 @@ impl MemberNode {
             && cut.down.len() * 2 < self.view.members.len()
             && cut.down.iter().all(|m| self.is_member(*m))
             && cut.join.iter().all(|m| !self.is_member(*m))
+            && cut.info.len() == cut.join.len()
+            && cut.info.iter().all(|i| i.check().is_ok())
     }
 
-    /// Whether this member may vote for or accept `cut`: valid, it stays, and every subject
-    /// was reported to its own tally in this view (a coordinator cannot remove or admit
-    /// anyone whom no observer reported).
+    /// Whether this member may vote for or accept `cut`: valid, it stays, every subject was
+    /// reported to its own tally in this view (a coordinator cannot remove or admit anyone
+    /// whom no observer reported), and every node admitted brings what its observers relayed.
     fn acceptable(&self, cut: &Cut) -> bool {
         self.valid(cut)
             && cut.down.binary_search(&self.me).is_err()
-            && cut.down.iter().chain(&cut.join).all(|s| self.detector.reported(*s))
+            && cut.down.iter().all(|s| self.detector.reported(*s))
+            && cut.join.iter().zip(&cut.info).all(|(s, i)| self.detector.joiner_info(*s) == Some(i))
     }
 
     /// The cut this member's tally supports now, if it may propose it; notes whether the tally
@@ -520,17 +530,24 @@ impl MemberNode {
         self.flush_at = None;
         let pending = std::mem::take(&mut self.pending);
         for chunk in pending.chunks(ALERTS_PER_MESSAGE_MAX) {
-            self.broadcast(Message::Alerts(chunk.to_vec()));
+            let joiners: BTreeMap<MemberId, MemberInfo> = chunk
+                .iter()
+                .filter_map(|a| Some((a.subject, self.vouched.get(&a.subject)?.clone())))
+                .collect();
+            let alerts = chunk.to_vec();
+            self.broadcast(Message::Alerts { alerts, joiners: joiners.into_iter().collect() });
         }
-        self.alerts(now_ms, &pending);
+        let vouched = self.vouched.clone();
+        self.alerts(now_ms, &pending, &vouched);
     }
 
     /// Counts a batch of alerts, then proposes a cut once the tally is quiet.
-    fn alerts(&mut self, now_ms: u64, alerts: &[Alert]) {
+    fn alerts(&mut self, now_ms: u64, alerts: &[Alert], joiners: &BTreeMap<MemberId, MemberInfo>) {
         // Alerts that do not fit the view are dropped: a member cannot make another look dead.
         let mut changed = false;
         for &alert in alerts {
-            changed |= self.detector.record(&self.rings, alert, now_ms).unwrap_or(false);
+            let info = joiners.get(&alert.subject).filter(|_| alert.change == Change::Join);
+            changed |= self.detector.record(&self.rings, alert, info, now_ms).unwrap_or(false);
         }
         // Propose once the tally has been quiet for a while (or has kept changing for too
         // long): subjects that failed together then land in one cut.
@@ -577,25 +594,26 @@ impl MemberNode {
             self.refused += 1;
             return;
         }
-        let mut members: Vec<MemberId> = self
+        let mut members: Vec<(MemberId, MemberInfo)> = self
             .view
             .members
             .iter()
-            .copied()
-            .filter(|m| decided.down.binary_search(m).is_err())
+            .zip(&self.view.info)
+            .filter(|(m, _)| decided.down.binary_search(m).is_err())
+            .map(|(m, i)| (*m, i.clone()))
             .collect();
-        let joined = decided.join.clone();
-        let left = decided.down.clone();
-        members.extend(joined.iter().copied());
-        members.sort_unstable();
+        members.extend(decided.join.iter().copied().zip(decided.info.iter().cloned()));
+        members.sort_unstable_by_key(|(m, _)| *m);
+        let (members, info) = members.into_iter().unzip();
+        let (joined, left) = (decided.join.clone(), decided.down.clone());
         let epoch = Epoch(self.epoch.0 + 1);
         let vouched = std::mem::take(&mut self.vouched);
-        if !self.install(now_ms, epoch, ViewChange { members, joined, left }) {
+        if !self.install(now_ms, epoch, ViewChange { members, info, joined, left }) {
             return;
         }
         // The joiners this member vouched for and the view admitted learn their first view;
         // the others learn whom to ask in the new view, rather than wait for their retry.
-        for joiner in vouched {
+        for joiner in vouched.into_keys() {
             if decided.join.binary_search(&joiner).is_ok() {
                 self.send(joiner, Message::Welcome(self.view.clone()));
             } else {
@@ -679,6 +697,7 @@ fn detector(rings: &Rings, config: &MonitorConfig) -> CutDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::membership::testing::{change, first, info};
 
     fn ids() -> Vec<MemberId> {
         vec![MemberId(11), MemberId(22), MemberId(33)]
@@ -689,7 +708,7 @@ mod tests {
     }
 
     fn node_of(me: MemberId, members: Vec<MemberId>) -> MemberNode {
-        MemberNode::new(me, Epoch(1), ViewChange::first(members), MonitorConfig::default(), 0)
+        MemberNode::new(me, Epoch(1), first(members), MonitorConfig::default(), 0)
     }
 
     fn sent(n: &mut MemberNode) -> Vec<(MemberId, Envelope)> {
@@ -712,7 +731,9 @@ mod tests {
     /// Delivers each alert from the observer it names.
     fn deliver(n: &mut MemberNode, now: u64, alerts: &[Alert]) {
         for a in alerts {
-            n.handle_message(now, a.observer, at(1, Message::Alerts(vec![*a])));
+            let joiners = if a.change == Change::Join { vec![(a.subject, info())] } else { vec![] };
+            let alerts = vec![*a];
+            n.handle_message(now, a.observer, at(1, Message::Alerts { alerts, joiners }));
         }
     }
 
@@ -725,18 +746,18 @@ mod tests {
         n.handle_message(12, c, at(3, Message::Probe));
         let asked: Vec<(MemberId, Envelope)> = sent(&mut n);
         assert_eq!(asked, vec![(b, at(1, Message::ViewRequest)), (c, at(1, Message::ViewRequest))]);
-        let view = ViewChange { members: vec![a, b], joined: vec![], left: vec![c] };
+        let view = change(vec![a, b], vec![], vec![c]);
         n.handle_message(13, b, at(3, Message::Welcome(view.clone())));
         assert_eq!(n.view().0, Epoch(1), "one member's word is not enough");
         // c is not in the view it would confirm: it does not count.
         n.handle_message(14, c, at(3, Message::Welcome(view.clone())));
         assert_eq!(n.view().0, Epoch(1));
-        let with_c = ViewChange { members: vec![a, b, c], joined: vec![], left: vec![] };
+        let with_c = change(vec![a, b, c], vec![], vec![]);
         n.handle_message(15, c, at(3, Message::Welcome(with_c.clone())));
         assert_eq!(n.view().0, Epoch(1), "two senders, two different views");
         n.handle_message(16, b, at(3, Message::Welcome(with_c.clone())));
         assert_eq!(n.view(), (Epoch(3), &[a, b, c][..]));
-        let id = crate::view::view_id_of([a, b, c].into_iter());
+        let id = with_c.id();
         assert_eq!(
             n.poll_event(),
             Some(Event::ViewInstalled { epoch: Epoch(3), id, view: with_c })
@@ -748,14 +769,13 @@ mod tests {
         let [a, b, c] = ids()[..] else { unreachable!() };
         let outsider = MemberId(99);
         let mut n = node(a);
-        let forged =
-            ViewChange { members: vec![a, outsider], joined: vec![outsider], left: vec![b, c] };
+        let forged = change(vec![a, outsider], vec![outsider], vec![b, c]);
         n.handle_message(1, outsider, at(5, Message::Welcome(forged.clone())));
         n.handle_message(2, outsider, at(5, Message::Welcome(forged)));
-        let unsorted = ViewChange { members: vec![b, a], joined: vec![], left: vec![c] };
+        let unsorted = change(vec![b, a], vec![], vec![c]);
         n.handle_message(3, b, at(4, Message::Welcome(unsorted.clone())));
         n.handle_message(4, c, at(4, Message::Welcome(unsorted)));
-        let empty = ViewChange { members: vec![], joined: vec![], left: vec![] };
+        let empty = change(vec![], vec![], vec![]);
         n.handle_message(5, b, at(4, Message::Welcome(empty.clone())));
         n.handle_message(6, c, at(4, Message::Welcome(empty)));
         assert_eq!(n.view().0, Epoch(1));
@@ -767,7 +787,7 @@ mod tests {
         let [a, b, _] = ids()[..] else { unreachable!() };
         let mut n = node(b);
         n.handle_message(5, a, at(1, Message::ViewRequest));
-        assert_eq!(sent(&mut n), vec![(a, at(1, Message::Welcome(ViewChange::first(ids()))))]);
+        assert_eq!(sent(&mut n), vec![(a, at(1, Message::Welcome(first(ids()))))]);
     }
 
     #[test]
@@ -782,23 +802,23 @@ mod tests {
             .find(|m| !observers.iter().any(|(_, o)| o == m))
             .expect("a member that is not an expected observer");
         let mut n = node(me);
-        n.handle_message(1, joiner, at(0, Message::JoinAsk(0)));
+        n.handle_message(1, joiner, at(0, Message::JoinAsk { ring: 0, info: info() }));
         n.handle_timeout(60);
         assert!(
-            !sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Alerts(_))),
+            !sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Alerts { .. })),
             "no alert broadcast"
         );
         let (ring, observer) = observers[0];
         let mut n = node(observer);
-        n.handle_message(1, joiner, at(0, Message::JoinAsk(ring)));
+        n.handle_message(1, joiner, at(0, Message::JoinAsk { ring, info: info() }));
         assert!(sent(&mut n).is_empty(), "alerts wait for their batch");
         n.handle_timeout(50);
-        assert!(sent(&mut n).iter().all(|(_, e)| !matches!(e.message, Message::Alerts(_))));
+        assert!(sent(&mut n).iter().all(|(_, e)| !matches!(e.message, Message::Alerts { .. })));
         n.handle_timeout(51);
         assert!(
             sent(&mut n)
                 .iter()
-                .any(|(_, e)| matches!(&e.message, Message::Alerts(al) if al[0].subject == joiner))
+                .any(|(_, e)| matches!(&e.message, Message::Alerts { alerts, joiners } if alerts[0].subject == joiner && joiners == &[(joiner, info())]))
         );
     }
 
@@ -811,7 +831,11 @@ mod tests {
         let mut n = node_of(me, members.clone());
         let alerts = down_alerts(&rings, victim);
         // All of the victim's observers' alerts, sent by one member in their names.
-        n.handle_message(1, liar, at(1, Message::Alerts(alerts.clone())));
+        n.handle_message(
+            1,
+            liar,
+            at(1, Message::Alerts { alerts: alerts.clone(), joiners: vec![] }),
+        );
         n.handle_timeout(1_000);
         assert_eq!(votes(&mut n), 0);
         assert_eq!(n.refused(), 1);
@@ -822,11 +846,39 @@ mod tests {
     }
 
     #[test]
+    fn a_joiner_enters_the_view_with_what_its_observers_relayed() {
+        let [a, _, _] = ids()[..] else { unreachable!() };
+        let rings = Rings::new(&ids(), rings_for(3));
+        let joiner = MemberId(99);
+        let mut n = node(a);
+        deliver(
+            &mut n,
+            1,
+            &Alert::from_every_observer(&rings, joiner, Change::Join, Incarnation(0)),
+        );
+        let told = Cut { join: vec![joiner], info: vec![info()], ..Cut::default() };
+        let bigger = MemberInfo { capacity: 1_000, ..info() };
+        let forged = Cut { join: vec![joiner], info: vec![bigger], ..Cut::default() };
+        assert!(n.acceptable(&told));
+        assert!(!n.acceptable(&forged), "a coordinator cannot change what a joiner brings");
+        let no_info = Cut { join: vec![joiner], ..Cut::default() };
+        assert!(!n.valid(&no_info));
+        n.decide(2, told);
+        let view = n.view_change();
+        assert_eq!(view.info_of(joiner), Some(&info()));
+        assert_eq!(view.joined, vec![joiner]);
+        let policy = view.policy_view(Epoch(2)).expect("a valid view");
+        assert_eq!(policy.id(), view.id(), "one id for the agreed view and the policies' view");
+        assert_eq!(policy.joined(), &[joiner]);
+        assert_eq!(policy.member(joiner).map(|m| m.capacity), Some(1));
+    }
+
+    #[test]
     fn a_classic_proposal_counts_only_from_the_coordinator_of_its_rank() {
         let [a, b, c] = ids()[..] else { unreachable!() };
         let mut n = node(a);
         let rank = Rank { round: 2, node: 1 }; // b's rank
-        let cut = Cut { down: vec![c], join: vec![] };
+        let cut = Cut { down: vec![c], ..Cut::default() };
         n.handle_message(1, c, at(1, Message::Accept { rank, cut: cut.clone() }));
         n.handle_message(1, c, at(1, Message::Prepare(rank)));
         assert!(sent(&mut n).is_empty(), "c speaks for b's rank");
@@ -866,13 +918,17 @@ mod tests {
         let events: Vec<Event> = std::iter::from_fn(|| n.poll_event()).collect();
         assert_eq!(events, vec![Event::QuorumLost]);
         // Four of ten is fewer than half: that cut is proposed.
-        let cut = Cut { down: members[6..].to_vec(), join: vec![] };
+        let cut = Cut { down: members[6..].to_vec(), ..Cut::default() };
         let mut m = node_of(me, members.clone());
         assert!(m.valid(&cut));
-        assert!(!m.valid(&Cut { down: half, join: vec![] }));
-        m.handle_message(1, members[1], at(1, Message::Vote(Cut { down: vec![me], join: vec![] })));
+        assert!(!m.valid(&Cut { down: half, ..Cut::default() }));
+        m.handle_message(
+            1,
+            members[1],
+            at(1, Message::Vote(Cut { down: vec![me], ..Cut::default() })),
+        );
         assert_eq!(m.refused(), 0, "a valid vote counts");
-        assert!(!m.acceptable(&Cut { down: vec![me], join: vec![] }), "but not from me");
+        assert!(!m.acceptable(&Cut { down: vec![me], ..Cut::default() }), "but not from me");
     }
 
     #[test]
@@ -920,7 +976,7 @@ mod tests {
             if let Some((ring, _)) =
                 rings.expected_observers_of(joiner).into_iter().find(|(_, o)| *o == a)
             {
-                n.handle_message(1, joiner, at(0, Message::JoinAsk(ring)));
+                n.handle_message(1, joiner, at(0, Message::JoinAsk { ring, info: info() }));
                 asked += 1;
                 if asked > JOINERS_PENDING_MAX + 100 {
                     break;

@@ -62,7 +62,7 @@ mod tests {
     use super::*;
 
     fn view(ids: &[u128]) -> ViewChange {
-        ViewChange::first(ids.iter().map(|&i| MemberId(i)).collect())
+        crate::membership::testing::first(ids.iter().map(|&i| MemberId(i)).collect())
     }
 
     #[test]

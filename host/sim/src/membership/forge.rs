@@ -39,12 +39,14 @@ pub fn everything(sim: &mut Sim<Member>, attacker: MemberId) {
     let kept: Vec<MemberId> =
         members.iter().copied().filter(|m| m.0 % 2 == 0 || *m == attacker).collect();
     let left: Vec<MemberId> = members.iter().copied().filter(|m| !kept.contains(m)).collect();
-    let newer = ViewChange { members: kept, joined: vec![], left };
-    let cut = Cut { down: vec![victim], join: vec![] };
-    let half = Cut { down: newer.left.clone(), join: vec![] };
+    let info = kept.iter().map(|&m| super::info_of(m)).collect();
+    let newer = ViewChange { members: kept, info, joined: vec![], left };
+    let cut = Cut { down: vec![victim], ..Cut::default() };
+    let half = Cut { down: newer.left.clone(), ..Cut::default() };
     let rank = Rank { round: 9, node: 0 };
     for &to in &members {
-        sim.send(attacker, to, envelope(epoch, Message::Alerts(alerts.clone())));
+        let forged = Message::Alerts { alerts: alerts.clone(), joiners: vec![] };
+        sim.send(attacker, to, envelope(epoch, forged));
         let welcome = Message::Welcome(newer.clone());
         sim.send(attacker, to, envelope(Epoch(epoch.0 + 5), welcome));
         sim.send(attacker, to, envelope(epoch, Message::Vote(cut.clone())));
@@ -60,7 +62,8 @@ pub fn welcome_to_joiner(sim: &mut Sim<Member>, attacker: MemberId, joiner: Memb
     let Some((epoch, _)) = a_view(sim, attacker) else { return };
     let mut members = vec![attacker, joiner];
     members.sort_unstable();
-    let view = ViewChange { members, joined: vec![joiner], left: vec![] };
+    let info = members.iter().map(|&m| super::info_of(m)).collect();
+    let view = ViewChange { members, info, joined: vec![joiner], left: vec![] };
     let welcome = envelope(Epoch(epoch.0 + 1), Message::Welcome(view));
     sim.send(attacker, joiner, welcome);
 }

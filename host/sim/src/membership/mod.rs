@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use luciole_proto::membership::lifecycle::{Membership, MembershipEvent, Phase};
 use luciole_proto::membership::monitor::MonitorConfig;
 use luciole_proto::membership::node::{Envelope, MemberNode, ViewChange};
-use luciole_proto::{Epoch, MemberId};
+use luciole_proto::{Epoch, MemberId, MemberInfo};
 
 use crate::{Actor, Clock, Core, Millis, Sim};
 
@@ -35,7 +35,7 @@ pub struct Member {
 impl Member {
     /// A node joining through `seeds` (in turn), asking first at local time `now_ms`.
     pub fn joining(me: MemberId, seeds: Vec<MemberId>, config: MonitorConfig, now_ms: u64) -> Self {
-        Self::with(Membership::joining(me, seeds, config, Millis(now_ms)), config)
+        Self::with(Membership::joining(me, info_of(me), seeds, config, Millis(now_ms)), config)
     }
 
     /// A member running `node` (made with `config`).
@@ -127,10 +127,22 @@ pub fn cluster_with(n: usize, seed: u64, config: MonitorConfig) -> Sim<Member> {
         let start = sim.rng().between(0, config.probe_period_ms.max(1) - 1);
         sim.set_clock(m, clock);
         let now = clock.local(0) + start;
-        let node = MemberNode::new(m, Epoch(1), ViewChange::first(ids.clone()), config, now);
+        let first = ViewChange::first(ids.iter().map(|&m| (m, info_of(m))).collect());
+        let node = MemberNode::new(m, Epoch(1), first, config, now);
         sim.add(m, Member::active(node, config));
     }
     sim
+}
+
+/// What node `m` brings into the view: capacity 1, no labels, and an address of the length a
+/// real IPv4 one has (so that message sizes are realistic).
+pub fn info_of(m: MemberId) -> MemberInfo {
+    let b = m.0.to_be_bytes();
+    MemberInfo {
+        capacity: 1,
+        labels: Vec::new(),
+        addr: format!("10.{}.{}.{}:7400", b[0], b[1], b[2]),
+    }
 }
 
 /// The id of the `i`th node of a scenario.
