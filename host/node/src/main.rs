@@ -1,16 +1,24 @@
 //! `luciole`: the node binary.
 //!
-//! For now it hosts the policy platform on one node: `luciole demo` shows the default policies
-//! deciding on a changing synthetic view (and a hot swap), `luciole policy …` checks and builds
-//! policy components. Membership, transport and the WAL arrive with their issues.
+//! `luciole cluster init` writes a cluster's certificates and configs, `luciole node run` runs
+//! one node (membership over QUIC, the policies on every installed view, status and metrics),
+//! `luciole status` asks a running node. `luciole demo` shows the default policies deciding on
+//! a changing synthetic view (and a hot swap) in one process; `luciole policy …` checks and
+//! builds policy components.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cluster;
+mod config;
+mod decide;
 mod demo;
 mod policy;
+mod run;
+mod status;
+mod traffic;
 
 /// luciole: a cluster node that hosts coordination policies as sandboxed WebAssembly components.
 #[derive(Parser, Debug)]
@@ -32,6 +40,47 @@ enum Command {
     /// Inspect, check, and build policy components.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Set up a cluster: a CA, and per node a certificate, a key and a config file.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Ask a running node for its state: id, view, quorum, coordinator, bubbles, policies.
+    ///
+    /// Reads the node's status address from its config (--config) or takes it (--addr), and
+    /// asks `GET /status`. Answers also while the cluster has no quorum.
+    Status(StatusArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Write a CA, N certificates and keys, and N node configs for a cluster (on loopback
+    /// unless --ip says otherwise), and the founding view (`founders.toml`): the nodes start
+    /// it together, and a node that restarts rejoins through the others. Start each with
+    /// `luciole node run --config DIR/node-I/node.toml`.
+    Init(cluster::InitArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// Run one node until Ctrl-C or SIGTERM: membership over QUIC with mutual TLS, every
+    /// installed view handed to the coordinator and placement policies, status and metrics
+    /// on the status address. Log level: LUCIOLE_LOG (e.g. `info`, `luciole=debug`).
+    Run(run::RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct StatusArgs {
+    /// The node's config file: its `status` address is asked.
+    #[arg(long, conflicts_with = "addr", required_unless_present = "addr")]
+    config: Option<PathBuf>,
+    /// The node's status address (host:port).
+    #[arg(long)]
+    addr: Option<std::net::SocketAddr>,
+    /// Print the JSON the node answers instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +101,26 @@ enum PolicyCommand {
     },
 }
 
+fn status_command(args: &StatusArgs) -> anyhow::Result<()> {
+    let addr = match (&args.addr, &args.config) {
+        (Some(addr), _) => *addr,
+        (None, Some(path)) => config::NodeConfig::load(path)?
+            .status
+            .ok_or_else(|| anyhow::anyhow!("{} sets no `status` address", path.display()))?,
+        (None, None) => anyhow::bail!("give --config or --addr"),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let body = runtime.block_on(status::fetch(addr, "/status"))?;
+    if args.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let s: status::Status = serde_json::from_str(&body)
+        .map_err(|e| anyhow::anyhow!("{addr} answered something that is not a status: {e}"))?;
+    print!("{}", status::summary(&s));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -67,6 +136,14 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Componentize { input, output }) => {
             policy::componentize(&input, &output)
         }
+        Command::Cluster(ClusterCommand::Init(args)) => cluster::init(&args).map(|written| {
+            println!("wrote a cluster of {} node(s) into {}", written.len(), args.dir.display());
+            for w in &written {
+                println!("  {:032x}  luciole node run --config {}", w.id.0, w.config.display());
+            }
+        }),
+        Command::Node(NodeCommand::Run(args)) => run::run(&args),
+        Command::Status(args) => status_command(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

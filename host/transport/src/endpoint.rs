@@ -21,6 +21,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive pings, well below the idle timeout.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
+/// Streams a peer may have open at once on one connection, per direction kind.
+pub const STREAMS_PER_CONNECTION_MAX: u32 = 16;
 
 /// What went wrong in the transport.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +136,11 @@ impl Endpoint {
         let mut transport = quinn::TransportConfig::default();
         transport
             .max_idle_timeout(Some(IDLE_TIMEOUT.try_into().map_err(tls)?))
-            .keep_alive_interval(Some(KEEP_ALIVE));
+            .keep_alive_interval(Some(KEEP_ALIVE))
+            // A peer opens one stream per direction for its messages: a few more are slack,
+            // not a way to make this node keep thousands of readers.
+            .max_concurrent_uni_streams(STREAMS_PER_CONNECTION_MAX.into())
+            .max_concurrent_bidi_streams(STREAMS_PER_CONNECTION_MAX.into());
         let transport = Arc::new(transport);
         let server = QuicServerConfig::try_from(server).map_err(tls)?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server));

@@ -86,6 +86,15 @@ pub async fn read<T: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
     max: usize,
 ) -> Result<Option<T>, FrameError> {
+    Ok(read_sized(recv, max).await?.map(|(value, _)| value))
+}
+
+/// Reads the next frame and its size on the stream (header included); `None` when the stream
+/// ended cleanly between frames.
+pub async fn read_sized<T: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    max: usize,
+) -> Result<Option<(T, usize)>, FrameError> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     match recv.read_exact(&mut header).await {
         Ok(()) => {}
@@ -99,7 +108,7 @@ pub async fn read<T: DeserializeOwned>(
         quinn::ReadExactError::FinishedEarly(_) => FrameError::Truncated,
         quinn::ReadExactError::ReadError(e) => FrameError::Stream(e.to_string()),
     })?;
-    decode(&payload).map(Some)
+    decode(&payload).map(|value| Some((value, FRAME_HEADER_BYTES + len)))
 }
 
 #[cfg(test)]

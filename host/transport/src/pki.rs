@@ -48,6 +48,60 @@ impl MemberIdentity {
     pub(crate) fn key_der(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(self.key.clone_key())
     }
+
+    /// Its certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        pem_of("CERTIFICATE", &self.cert)
+    }
+
+    /// Its private key, PEM (PKCS#8).
+    pub fn key_pem(&self) -> String {
+        pem_of("PRIVATE KEY", self.key.secret_pkcs8_der())
+    }
+
+    /// An identity from PEM text: the cluster CA's certificate, the member's certificate and
+    /// its PKCS#8 private key. Refused when a text holds no such object, when the certificate
+    /// carries no (single) member id, or when it was not issued by `ca` (checked as a
+    /// connection would check it). That the key belongs to the certificate is checked when an
+    /// endpoint is bound.
+    pub fn from_pem(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<Self, TransportError> {
+        use rustls::pki_types::pem::PemObject;
+        let read = |what: &str, e: rustls::pki_types::pem::Error| {
+            TransportError::Pki(format!("{what}: {e}"))
+        };
+        let ca = CertificateDer::from_pem_slice(ca).map_err(|e| read("the CA certificate", e))?;
+        let cert =
+            CertificateDer::from_pem_slice(cert).map_err(|e| read("the member certificate", e))?;
+        let key = PrivatePkcs8KeyDer::from_pem_slice(key)
+            .map_err(|e| read("the member key (PKCS#8 PEM)", e))?;
+        let id = member_id_of(&cert).ok_or_else(|| {
+            TransportError::Pki("the member certificate carries no luciole member id".into())
+        })?;
+        issued_by(&cert, &ca)?;
+        Ok(Self { id, cert, key, ca })
+    }
+}
+
+/// Whether `cert` is a member certificate issued by `ca`, as a connecting peer would check it.
+fn issued_by(
+    cert: &CertificateDer<'static>,
+    ca: &CertificateDer<'static>,
+) -> Result<(), TransportError> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).map_err(|e| TransportError::Pki(format!("the CA certificate: {e}")))?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .map_err(|e| TransportError::Pki(e.to_string()))?;
+    let now = rustls::pki_types::UnixTime::now();
+    verifier.verify_client_cert(cert, &[], now).map(|_| ()).map_err(|e| {
+        TransportError::Pki(format!("the member certificate does not check against the CA: {e}"))
+    })
+}
+
+fn pem_of(tag: &str, der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new(tag, der.to_vec()))
 }
 
 impl ClusterCa {
@@ -67,6 +121,16 @@ impl ClusterCa {
     /// The CA's certificate, DER.
     pub fn cert(&self) -> &CertificateDer<'static> {
         &self.cert
+    }
+
+    /// The CA's certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        pem_of("CERTIFICATE", &self.cert)
+    }
+
+    /// The CA's private key, PEM: whoever reads it can admit members; keep it off the nodes.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
     }
 
     /// A certificate for member `id`, with a fresh key.

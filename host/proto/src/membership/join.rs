@@ -11,11 +11,12 @@
 //! ([`super::welcome`]). A seed or observer asked again after the joiner got in answers with
 //! its current view, so a lost welcome costs a retry.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::node::{Envelope, Message, ViewChange};
 use super::welcome::Welcomes;
 use crate::ids::{Epoch, MemberId};
+use crate::limits::ADDR_BYTES_MAX;
 use crate::view::MemberInfo;
 
 /// Epoch a joiner puts on its messages: it has no view yet.
@@ -42,6 +43,8 @@ pub struct Joiner {
     admitted: Option<(Epoch, ViewChange)>,
     /// Who may name observers and welcome this joiner: its seeds and the observers named.
     trusted: BTreeSet<MemberId>,
+    /// The addresses of the observers named (trusted ones only).
+    addrs: BTreeMap<MemberId, String>,
     welcomes: Welcomes,
     /// The newest view whose observers were asked (answers about older views are ignored, so
     /// that several answers about one view cost one round of asks).
@@ -69,6 +72,7 @@ impl Joiner {
             me,
             info,
             trusted: seeds.iter().copied().collect(),
+            addrs: BTreeMap::new(),
             welcomes: Welcomes::default(),
             seeds,
             asked: 0,
@@ -91,9 +95,12 @@ impl Joiner {
                     && self.asked_epoch.is_none_or(|e| e < envelope.epoch) =>
             {
                 self.asked_epoch = Some(envelope.epoch);
-                for (ring, observer) in observers {
+                for (ring, observer, addr) in observers {
                     if self.trusted.len() < TRUSTED_MAX {
                         self.trusted.insert(observer);
+                    }
+                    if self.trusted.contains(&observer) && addr.len() <= ADDR_BYTES_MAX {
+                        self.addrs.insert(observer, addr);
                     }
                     let info = self.info.clone();
                     self.send(observer, Message::JoinAsk { ring, info });
@@ -129,6 +136,11 @@ impl Joiner {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<(MemberId, Envelope)> {
         self.out.pop_front()
+    }
+
+    /// The address a seed gave for `member` (one of the observers it named), if any.
+    pub fn addr_of(&self, member: MemberId) -> Option<&str> {
+        self.addrs.get(&member).map(String::as_str)
     }
 
     /// When [`Joiner::handle_timeout`] must next be called.
@@ -187,7 +199,9 @@ mod tests {
         j.handle_timeout(0);
         let observers = |list: Vec<(usize, MemberId)>| Envelope {
             epoch: Epoch(1),
-            message: Message::JoinObservers(list),
+            message: Message::JoinObservers(
+                list.into_iter().map(|(r, m)| (r, m, format!("10.0.0.{}:1", m.0))).collect(),
+            ),
         };
         // Observers named by a stranger are not asked.
         j.handle_message(liar, observers(vec![(0, liar)]));
@@ -196,6 +210,8 @@ mod tests {
         let asked: Vec<MemberId> =
             std::iter::from_fn(|| j.poll_transmit()).map(|(to, _)| to).collect();
         assert_eq!(asked, vec![a, b]);
+        assert_eq!(j.addr_of(a), Some("10.0.0.2:1"), "it learns where the observers are");
+        assert_eq!(j.addr_of(liar), None, "and not from a stranger");
         let mut members = vec![seed, a, b, MemberId(9), liar];
         members.sort();
         let view = change(members, vec![MemberId(9)], vec![]);

@@ -92,6 +92,15 @@ impl Membership {
         }
     }
 
+    /// Where `member` listens, as far as this node knows: from the installed view (what the
+    /// member brought into it), or for a joiner from the observers its seeds named.
+    pub fn addr_of(&self, member: MemberId) -> Option<&str> {
+        match &self.phase {
+            Phase::Member(n) => n.view_change().info_of(member).map(|i| i.addr.as_str()),
+            Phase::Joining(j) => j.addr_of(member),
+        }
+    }
+
     /// Whether it learned it was evicted.
     pub fn is_evicted(&self) -> bool {
         self.evicted

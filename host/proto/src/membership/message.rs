@@ -39,8 +39,9 @@ pub enum Message {
     Vote(Cut),
     /// A node outside the view asks a member (its seed) how to join.
     JoinRequest,
-    /// The seed's answer: the joiner's expected observers, `(ring, member)`.
-    JoinObservers(Vec<(usize, MemberId)>),
+    /// The seed's answer: the joiner's expected observers, `(ring, member, address)`, the
+    /// address as the member brought it into the view.
+    JoinObservers(Vec<(usize, MemberId, String)>),
     /// The joiner asks one of its expected observers to vouch for it on this ring, bringing
     /// what it will be in the view.
     JoinAsk {

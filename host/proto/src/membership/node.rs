@@ -275,7 +275,7 @@ impl MemberNode {
                     // A joiner that got in but is still confirming its first view.
                     self.send(from, Message::Welcome(self.view.clone()));
                 } else {
-                    self.send(from, Message::JoinObservers(self.rings.expected_observers_of(from)));
+                    self.send(from, Message::JoinObservers(self.observers_for(from)));
                 }
             }
             Message::JoinAsk { ring, info } => self.join_ask(now_ms, from, *ring, info),
@@ -322,7 +322,7 @@ impl MemberNode {
         } else if !self.vouched.contains_key(&from) {
             // The view changed since the joiner was told whom to ask: tell it again rather
             // than let it wait for its retry.
-            self.send(from, Message::JoinObservers(self.rings.expected_observers_of(from)));
+            self.send(from, Message::JoinObservers(self.observers_for(from)));
         }
     }
 
@@ -396,6 +396,13 @@ impl MemberNode {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// `joiner`'s expected observers in this view, with their addresses.
+    fn observers_for(&self, joiner: MemberId) -> Vec<(usize, MemberId, String)> {
+        let addr = |m| self.view.info_of(m).map(|i| i.addr.clone()).unwrap_or_default();
+        let observers = self.rings.expected_observers_of(joiner).into_iter();
+        observers.map(|(ring, m)| (ring, m, addr(m))).collect()
     }
 
     fn is_member(&self, m: MemberId) -> bool {
@@ -617,7 +624,7 @@ impl MemberNode {
             if decided.join.binary_search(&joiner).is_ok() {
                 self.send(joiner, Message::Welcome(self.view.clone()));
             } else {
-                let observers = self.rings.expected_observers_of(joiner);
+                let observers = self.observers_for(joiner);
                 self.send(joiner, Message::JoinObservers(observers));
             }
         }

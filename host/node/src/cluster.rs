@@ -1,0 +1,152 @@
+//! `luciole cluster init`: a cluster CA, and per node a certificate, a key and a config, for a
+//! cluster on loopback (or on the addresses given).
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use luciole_proto::MemberId;
+use luciole_transport::ClusterCa;
+
+use crate::config::{BUBBLES_DEFAULT, Founder, Founders, NodeConfig, PolicyConfig, TlsConfig};
+
+/// Most nodes `cluster init` writes at once.
+pub const INIT_NODES_MAX: u16 = 1_000;
+
+/// Arguments of `luciole cluster init`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InitArgs {
+    /// Directory to write into; created, and refused if it exists and is not empty.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// How many nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=INIT_NODES_MAX as i64))]
+    pub nodes: u16,
+    /// QUIC (UDP) port of node 1; node i listens on base-port + i - 1.
+    #[arg(long, default_value_t = 7400)]
+    pub base_port: u16,
+    /// Status port of node 1 (TCP, `GET /status` and `/metrics`); node i on status-port + i - 1.
+    #[arg(long, default_value_t = 9400)]
+    pub status_port: u16,
+    /// Address every node binds and advertises.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub ip: IpAddr,
+    /// A name for the cluster, written into its CA certificate.
+    #[arg(long, default_value = "local")]
+    pub name: String,
+}
+
+/// What `init` wrote for one node.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The node's member id.
+    pub id: MemberId,
+    /// Its config file.
+    pub config: PathBuf,
+}
+
+/// Writes the cluster; prints what it wrote.
+pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
+    let ports = |base: u16, what: &str| -> anyhow::Result<Vec<u16>> {
+        (0..args.nodes)
+            .map(|i| base.checked_add(i).filter(|p| *p != 0))
+            .collect::<Option<Vec<u16>>>()
+            .ok_or_else(|| anyhow::anyhow!("{what} {base} + {} nodes passes 65535", args.nodes))
+    };
+    let quic = ports(args.base_port, "--base-port")?;
+    let status = ports(args.status_port, "--status-port")?;
+    if quic.iter().any(|p| status.contains(p)) {
+        anyhow::bail!("the QUIC and status port ranges overlap; move --status-port");
+    }
+    prepare_dir(&args.dir)?;
+    let ca = ClusterCa::generate(&args.name)?;
+    write_file(&args.dir.join("ca.pem"), ca.cert_pem().as_bytes(), false)?;
+    write_file(&args.dir.join("ca.key"), ca.key_pem().as_bytes(), true)?;
+    let addrs: Vec<SocketAddr> = quic.iter().map(|p| SocketAddr::new(args.ip, *p)).collect();
+    let mut written = Vec::new();
+    let mut founders = Founders { member: Vec::new() };
+    for i in 0..usize::from(args.nodes) {
+        let id = random_member_id()?;
+        let identity = ca.issue(id)?;
+        let dir = args.dir.join(format!("node-{}", i + 1));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_file(&dir.join("cert.pem"), identity.cert_pem().as_bytes(), false)?;
+        write_file(&dir.join("key.pem"), identity.key_pem().as_bytes(), true)?;
+        let config = NodeConfig {
+            listen: addrs[i],
+            advertise: None,
+            status: Some(SocketAddr::new(args.ip, status[i])),
+            data_dir: "data".into(),
+            capacity: 1,
+            labels: [("node".to_string(), format!("{}", i + 1))].into(),
+            seeds: addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| *a).collect(),
+            founders: Some("../founders.toml".into()),
+            bubbles: BUBBLES_DEFAULT,
+            tls: TlsConfig {
+                ca: "../ca.pem".into(),
+                cert: "cert.pem".into(),
+                key: "key.pem".into(),
+            },
+            policy: PolicyConfig::default(),
+        };
+        let path = dir.join("node.toml");
+        let text = format!(
+            "# luciole node {} of the cluster {:?}, member {id}.\n\
+             # Every setting is documented by `luciole node run --help`.\n{}",
+            i + 1,
+            args.name,
+            toml::to_string(&config).context("writing the config")?
+        );
+        write_file(&path, text.as_bytes(), false)?;
+        founders.member.push(Founder {
+            id: format!("{:032x}", id.0),
+            addr: config.advertised(),
+            capacity: config.capacity,
+            labels: config.labels.clone(),
+        });
+        written.push(Written { id, config: path });
+    }
+    let text = format!(
+        "# The founding view of the cluster {:?}: these members start it together. A node\n\
+         # listed here that has never been a member starts in this view; later starts join.\n{}",
+        args.name,
+        toml::to_string(&founders).context("writing the founders")?
+    );
+    write_file(&args.dir.join("founders.toml"), text.as_bytes(), false)?;
+    Ok(written)
+}
+
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let mut entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        if entries.next().is_some() {
+            anyhow::bail!("{} exists and is not empty: choose a new directory", dir.display());
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Writes `bytes` to a new file at `path`; `secret` files are readable by their owner only.
+fn write_file(path: &Path, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let _ = secret;
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A member id from the system's random source.
+fn random_member_id() -> anyhow::Result<MemberId> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+    Ok(MemberId(u128::from_le_bytes(bytes)))
+}

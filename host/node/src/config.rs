@@ -1,0 +1,192 @@
+//! A node's configuration file (TOML). Paths in it are relative to the file's directory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use luciole_proto::{Label, MemberId, MemberInfo};
+use serde::{Deserialize, Serialize};
+
+/// Bubbles placed when the file does not say.
+pub const BUBBLES_DEFAULT: u32 = 16;
+
+/// One node's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// UDP address the QUIC endpoint binds.
+    pub listen: SocketAddr,
+    /// Address the other members reach this node at; `listen` when absent (it must then not
+    /// be a wildcard address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<SocketAddr>,
+    /// TCP address of the status and metrics endpoint (`GET /status`, `GET /metrics`); none
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<SocketAddr>,
+    /// Directory for this node's state (created if missing).
+    pub data_dir: PathBuf,
+    /// Relative hosting capacity announced to the cluster; 0 hosts nothing.
+    #[serde(default = "one")]
+    pub capacity: u32,
+    /// Operator labels announced to the cluster.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Members to join through (their QUIC addresses), asked in turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<SocketAddr>,
+    /// The founding view (a file as `luciole cluster init` writes it): a node listed there
+    /// that has never been a member (no state in `data_dir`) starts in that view; every other
+    /// start joins through the seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub founders: Option<PathBuf>,
+    /// Bubbles of the world (ids 0..bubbles), placed on the members by the placement policy.
+    #[serde(default = "bubbles")]
+    pub bubbles: u32,
+    /// Certificates.
+    pub tls: TlsConfig,
+    /// Policy components; the built-in defaults decide where none is given.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// The node's certificates, PEM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The cluster CA's certificate: the only root this node trusts.
+    pub ca: PathBuf,
+    /// This node's certificate, issued by the cluster CA; it names the node's member id.
+    pub cert: PathBuf,
+    /// This node's private key (PKCS#8).
+    pub key: PathBuf,
+}
+
+/// Policy components to run instead of the built-in defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A coordinator component (.wasm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<PathBuf>,
+    /// A placement component (.wasm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PathBuf>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn bubbles() -> u32 {
+    BUBBLES_DEFAULT
+}
+
+impl NodeConfig {
+    /// Reads `path`, resolves its relative paths against the file's directory and checks it.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config {}", path.display()))?;
+        let mut config: NodeConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve(base);
+        config.check().with_context(|| path.display().to_string())?;
+        Ok(config)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        for p in [&mut self.data_dir, &mut self.tls.ca, &mut self.tls.cert, &mut self.tls.key]
+            .into_iter()
+            .chain(self.founders.as_mut())
+            .chain(self.policy.coordinator.as_mut())
+            .chain(self.policy.placement.as_mut())
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// The address the other members reach this node at.
+    pub fn advertised(&self) -> SocketAddr {
+        self.advertise.unwrap_or(self.listen)
+    }
+
+    /// What this node brings into the view.
+    pub fn info(&self) -> MemberInfo {
+        info_of(self.capacity, &self.labels, self.advertised())
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.advertised().ip().is_unspecified() {
+            anyhow::bail!(
+                "listen = {} is a wildcard address: set `advertise` to the address the other \
+                 members reach this node at",
+                self.listen
+            );
+        }
+        if self.advertised().port() == 0 {
+            anyhow::bail!("the node's port must be set (not 0): the other members dial it");
+        }
+        if self.founders.is_none() && self.seeds.is_empty() {
+            anyhow::bail!(
+                "no seeds and no founders: give the addresses of members to join through, or \
+                 the founding view of a new cluster"
+            );
+        }
+        self.info().check().map_err(|e| anyhow::anyhow!("labels or address: {e}"))
+    }
+}
+
+/// The members that start a cluster together, as `founders.toml` lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Founders {
+    /// The members.
+    pub member: Vec<Founder>,
+}
+
+/// One founding member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Founder {
+    /// Its member id, 32 hex digits (as its certificate carries it).
+    pub id: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its capacity.
+    #[serde(default = "one")]
+    pub capacity: u32,
+    /// Its labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Founders {
+    /// Reads and checks `path`: the founding view's members with what each brings.
+    pub fn load(path: &Path) -> anyhow::Result<Vec<(MemberId, MemberInfo)>> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the founders {}", path.display()))?;
+        let founders: Founders = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        let mut members = Vec::new();
+        for f in founders.member {
+            let id = u128::from_str_radix(&f.id, 16).ok().filter(|_| f.id.len() == 32).ok_or_else(
+                || anyhow::anyhow!("{}: {:?} is not a member id", path.display(), f.id),
+            )?;
+            members.push((MemberId(id), info_of(f.capacity, &f.labels, f.addr)));
+        }
+        members.sort_by_key(|(id, _)| *id);
+        if members.is_empty() || members.windows(2).any(|w| w[0].0 == w[1].0) {
+            anyhow::bail!("{}: no members, or one listed twice", path.display());
+        }
+        Ok(members)
+    }
+}
+
+fn info_of(capacity: u32, labels: &BTreeMap<String, String>, addr: SocketAddr) -> MemberInfo {
+    let labels = labels.iter().map(|(k, v)| Label { key: k.clone(), value: v.clone() });
+    MemberInfo { capacity, labels: labels.collect(), addr: addr.to_string() }
+}

@@ -1,0 +1,396 @@
+//! `luciole node run`: one node — the membership core driven over QUIC, every installed view
+//! handed to the policies, the status endpoint.
+//!
+//! The driver owns the [`Membership`] core and is its only caller: messages from the mesh and
+//! timeouts in, messages and events out, the time read from one monotonic clock. It never
+//! waits on the network: sending queues a frame (or drops and counts it), and the policies run
+//! on their own thread.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use luciole_proto::core::{Core, Millis};
+use luciole_proto::membership::lifecycle::{Membership, MembershipEvent, Phase};
+use luciole_proto::membership::monitor::MonitorConfig;
+use luciole_proto::membership::node::{Envelope, MemberNode, ViewChange};
+use luciole_proto::{Epoch, MemberId, MemberInfo, View};
+use luciole_transport::frame::FRAME_BYTES_MAX_DEFAULT;
+use luciole_transport::{Endpoint, Inbound, MemberIdentity, Mesh};
+use tokio::sync::mpsc;
+
+use crate::config::NodeConfig;
+use crate::decide::Policies;
+use crate::status::{MemberStatus, Shared, ViewStatus};
+use crate::traffic;
+
+/// How long an evicted node waits before it asks to join again.
+pub const REJOIN_AFTER: Duration = Duration::from_secs(1);
+/// How often a node waiting for its seeds tries them again.
+const SEED_RETRY: Duration = Duration::from_secs(1);
+/// The file in the data directory that says this node has been a member.
+const MEMBER_MARKER: &str = "member";
+
+/// Arguments of `luciole node run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The node's config file (TOML), as `luciole cluster init` writes it. Its settings:
+    /// `listen` (UDP address of the QUIC endpoint), `advertise` (address the members reach
+    /// it at; default `listen`), `status` (TCP address of `GET /status` and `/metrics`),
+    /// `data_dir`, `capacity` (default 1), `labels` (a table), `seeds` (addresses of members
+    /// to join through), `found` (start a new cluster if this node has never been a member),
+    /// `bubbles` (default 16), `[tls]` `ca`/`cert`/`key` (PEM), `[policy]`
+    /// `coordinator`/`placement` (.wasm; default the built-ins). Relative paths are relative
+    /// to the file.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// Runs the node in `config` until Ctrl-C (or SIGTERM).
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let config = NodeConfig::load(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let node = Node::start(config).await?;
+        node.run(shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A started node.
+pub struct Node {
+    me: MemberId,
+    info: MemberInfo,
+    config: NodeConfig,
+    mesh: Mesh<Envelope>,
+    inbox: mpsc::Receiver<Inbound<Envelope>>,
+    shared: Arc<Shared>,
+    views: std::sync::mpsc::Sender<View>,
+    clock: Instant,
+    /// Where members are, from the seeds and every view installed.
+    known: BTreeMap<MemberId, SocketAddr>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("me", &self.me).finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Loads the certificates and policies, binds the endpoint and the status address.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Self> {
+        let identity = load_identity(&config)?;
+        let me = identity.id;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+        let policies = Policies::load(&config.policy)?;
+        let endpoint = Endpoint::bind(config.listen, &identity)?;
+        let (mesh, inbox) = Mesh::start(endpoint, FRAME_BYTES_MAX_DEFAULT);
+        let shared = Arc::new(Shared::new());
+        let _ = shared.mesh.set(mesh.clone());
+        if let Some(addr) = config.status {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the status address {addr}"))?;
+            tokio::spawn(crate::status::serve(listener, shared.clone()));
+        }
+        let (views, rx) = std::sync::mpsc::channel();
+        let bubbles = config.bubbles;
+        let for_policies = shared.clone();
+        std::thread::Builder::new()
+            .name("policies".into())
+            .spawn(move || policies.serve(rx, me, bubbles, for_policies))
+            .context("starting the policy thread")?;
+        let info = config.info();
+        {
+            let mut s = shared.status.lock().expect("fresh");
+            s.node = format!("{:032x}", me.0);
+            s.addr = info.addr.clone();
+            s.phase = "joining".into();
+        }
+        let clock = Instant::now();
+        Ok(Self { me, info, config, mesh, inbox, shared, views, clock, known: BTreeMap::new() })
+    }
+
+    fn now(&self) -> Millis {
+        Millis(self.clock.elapsed().as_millis() as u64)
+    }
+
+    /// Runs until `stop` completes.
+    pub async fn run(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(stop);
+        let marker = self.config.data_dir.join(MEMBER_MARKER);
+        let founders = match (&self.config.founders, marker.exists()) {
+            (Some(path), false) => Some(crate::config::Founders::load(path)?),
+            _ => None,
+        };
+        let founding = founders.filter(|f| f.iter().any(|(id, _)| *id == self.me));
+        let first = if let Some(founders) = founding {
+            self.founder(founders)?
+        } else {
+            let seeds = tokio::select! {
+                seeds = self.resolve_seeds(self.config.seeds.clone()) => seeds,
+                _ = &mut stop => {
+                    self.stop();
+                    return Ok(());
+                }
+            };
+            self.joiner(seeds)
+        };
+        let mut core = first;
+        if let Some(node) = core.node() {
+            let (epoch, view) = (node.view().0, node.view_change().clone());
+            self.installed(epoch, &view, &marker);
+        }
+        let mut rejoin_at: Option<tokio::time::Instant> = None;
+        loop {
+            if self.flush(&mut core, &marker) {
+                rejoin_at = Some(tokio::time::Instant::now() + REJOIN_AFTER);
+            }
+            let wake = core.poll_timeout().map(|t| self.instant_of(t));
+            let wake = [wake, rejoin_at].into_iter().flatten().min();
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                _ = &mut stop => break,
+                inbound = self.inbox.recv() => {
+                    let Some(m) = inbound else { break };
+                    self.shared.traffic.received(traffic::kind(&m.message.message), m.bytes);
+                    core.handle_message(self.now(), m.from, m.message);
+                }
+                _ = tokio::time::sleep_until(wake.unwrap_or(far)) => {
+                    if rejoin_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
+                        rejoin_at = None;
+                        core = self.rejoiner(&core);
+                    }
+                    core.handle_timeout(self.now());
+                }
+            }
+        }
+        self.stop();
+        Ok(())
+    }
+
+    fn stop(&self) {
+        eprintln!("{}: stopping", short(self.me));
+        self.mesh.close();
+    }
+
+    fn instant_of(&self, t: Millis) -> tokio::time::Instant {
+        let at = self.clock + Duration::from_millis(t.0);
+        tokio::time::Instant::from_std(at)
+    }
+
+    /// A member of the founding view; its own entry there must match its config.
+    fn founder(&mut self, founders: Vec<(MemberId, MemberInfo)>) -> anyhow::Result<Membership> {
+        let mine = founders.iter().find(|(id, _)| *id == self.me).map(|(_, i)| i);
+        if mine != Some(&self.info) {
+            anyhow::bail!(
+                "the founders file lists this node with {mine:?}, its config says {:?}: they must \
+                 agree, or every member would start from another view",
+                self.info
+            );
+        }
+        for (id, info) in &founders {
+            if let Ok(addr) = info.addr.parse() {
+                self.known.insert(*id, addr);
+            }
+        }
+        eprintln!(
+            "{}: starting in the founding view of {} member(s) at {}",
+            short(self.me),
+            founders.len(),
+            self.info.addr
+        );
+        let first = ViewChange::first(founders);
+        if !first.is_valid() {
+            anyhow::bail!("the founding view is not valid (a label or address out of limits)");
+        }
+        let config = MonitorConfig::default();
+        let node = MemberNode::new(self.me, Epoch(1), first, config, self.now().0);
+        Ok(Membership::member(node, config))
+    }
+
+    fn joiner(&mut self, seeds: Vec<MemberId>) -> Membership {
+        eprintln!("{}: joining through {} seed(s)", short(self.me), seeds.len());
+        Membership::joining(self.me, self.info.clone(), seeds, MonitorConfig::default(), self.now())
+    }
+
+    /// A joiner that asks the members of `old`'s last view (and the seeds) to let it back in.
+    fn rejoiner(&mut self, old: &Membership) -> Membership {
+        let mut seeds: Vec<MemberId> = old
+            .node()
+            .map(|n| n.view().1.iter().copied().filter(|m| *m != self.me).collect())
+            .unwrap_or_default();
+        let known: Vec<MemberId> =
+            self.known.keys().copied().filter(|m| *m != self.me && !seeds.contains(m)).collect();
+        seeds.extend(known);
+        if seeds.is_empty() {
+            seeds.push(self.me); // nobody to ask: keep asking nobody, visibly
+        }
+        self.set_phase("joining");
+        self.joiner(seeds)
+    }
+
+    /// Dials the seeds until at least one answers; their member ids, from their certificates.
+    async fn resolve_seeds(&mut self, addrs: Vec<SocketAddr>) -> Vec<MemberId> {
+        let mut attempt = 0u32;
+        loop {
+            let mut tries = tokio::task::JoinSet::new();
+            for addr in addrs.iter().copied() {
+                let mesh = self.mesh.clone();
+                tries.spawn(async move { (addr, mesh.dial(addr).await) });
+            }
+            let mut ids = Vec::new();
+            while let Some(Ok((addr, result))) = tries.join_next().await {
+                if let Ok(id) = result
+                    && id != self.me
+                {
+                    self.known.insert(id, addr);
+                    ids.push(id);
+                }
+            }
+            if !ids.is_empty() {
+                ids.sort_unstable();
+                return ids;
+            }
+            attempt += 1;
+            if attempt == 1 || attempt.is_multiple_of(10) {
+                eprintln!("{}: no seed answers yet; trying again every second", short(self.me));
+            }
+            tokio::time::sleep(SEED_RETRY).await;
+        }
+    }
+
+    /// Sends what the core wants sent and acts on its events; true when it was evicted.
+    fn flush(&mut self, core: &mut Membership, marker: &Path) -> bool {
+        while let Some((to, envelope)) = core.poll_transmit() {
+            let addr = core
+                .addr_of(to)
+                .and_then(|a| a.parse().ok())
+                .or_else(|| self.known.get(&to).copied());
+            if let Some(bytes) = self.mesh.send(to, addr, &envelope) {
+                self.shared.traffic.sent(traffic::kind(&envelope.message), bytes);
+            }
+        }
+        let mut evicted = false;
+        while let Some(event) = core.poll_event() {
+            match event {
+                MembershipEvent::ViewInstalled { epoch, view } => {
+                    self.installed(epoch, &view, marker)
+                }
+                MembershipEvent::Evicted => {
+                    eprintln!("{}: evicted from the view; asking to join again", short(self.me));
+                    self.set_phase("evicted");
+                    evicted = true;
+                }
+                MembershipEvent::QuorumLost => self.set_quorum(false),
+                MembershipEvent::QuorumRegained => self.set_quorum(true),
+            }
+        }
+        if let Ok(mut s) = self.shared.status.lock() {
+            s.uptime_s = self.clock.elapsed().as_secs();
+            if matches!(core.phase(), Phase::Member(_)) && !core.is_evicted() {
+                s.quorum = core.node().is_some_and(MemberNode::has_quorum);
+            }
+        }
+        evicted
+    }
+
+    fn installed(&mut self, epoch: Epoch, view: &ViewChange, marker: &Path) {
+        for (m, info) in view.members.iter().zip(&view.info) {
+            if let Ok(addr) = info.addr.parse() {
+                self.known.insert(*m, addr);
+            }
+        }
+        if !marker.exists()
+            && let Err(e) = std::fs::write(marker, format!("{:032x}\n", self.me.0))
+        {
+            eprintln!("{}: cannot write {}: {e}", short(self.me), marker.display());
+        }
+        eprintln!(
+            "{}: view {} installed: {} member(s) (+{} -{})",
+            short(self.me),
+            epoch.0,
+            view.members.len(),
+            view.joined.len(),
+            view.left.len()
+        );
+        match view.policy_view(epoch) {
+            Ok(v) => {
+                let _ = self.views.send(v);
+            }
+            Err(e) => eprintln!("{}: the view cannot go to the policies: {e}", short(self.me)),
+        }
+        if let Ok(mut s) = self.shared.status.lock() {
+            s.phase = "member".into();
+            s.quorum = true;
+            s.views_installed += 1;
+            s.view = Some(ViewStatus {
+                epoch: epoch.0,
+                id: format!("{:032x}", view.id().0),
+                members: view.members.iter().zip(&view.info).map(member_status).collect(),
+            });
+        }
+    }
+
+    fn set_phase(&self, phase: &str) {
+        if let Ok(mut s) = self.shared.status.lock() {
+            s.phase = phase.into();
+            s.quorum = false;
+        }
+    }
+
+    fn set_quorum(&self, quorum: bool) {
+        if let Ok(mut s) = self.shared.status.lock() {
+            s.quorum = quorum;
+        }
+    }
+}
+
+fn member_status((id, info): (&MemberId, &MemberInfo)) -> MemberStatus {
+    MemberStatus {
+        id: format!("{:032x}", id.0),
+        capacity: info.capacity,
+        labels: info.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect(),
+        addr: info.addr.clone(),
+    }
+}
+
+/// The first 8 hex digits of a member id, for log lines.
+pub fn short(id: MemberId) -> String {
+    format!("{:032x}", id.0)[..8].to_string()
+}
+
+fn load_identity(config: &NodeConfig) -> anyhow::Result<MemberIdentity> {
+    let read = |p: &Path, what: &str| {
+        std::fs::read(p).with_context(|| format!("reading the {what} {}", p.display()))
+    };
+    let ca = read(&config.tls.ca, "CA certificate")?;
+    let cert = read(&config.tls.cert, "certificate")?;
+    let key = read(&config.tls.key, "key")?;
+    Ok(MemberIdentity::from_pem(&ca, &cert, &key)?)
+}

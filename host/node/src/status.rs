@@ -1,0 +1,321 @@
+//! What a running node reports: `GET /status` (JSON) and `GET /metrics` (Prometheus text) on
+//! its status address, and `luciole status`, which asks for them.
+//!
+//! The HTTP side is deliberately tiny — two read-only GET endpoints, no request bodies, one
+//! request per connection, bounded reads and a bounded number of clients — so it is written
+//! here on tokio rather than pulling an HTTP framework into the node.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use luciole_proto::membership::node::Envelope;
+use luciole_transport::{Mesh, MeshStats};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::traffic::Traffic;
+
+/// Longest a status client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest request head read.
+const REQUEST_BYTES_MAX: usize = 4_096;
+/// Status clients served at once; more wait for the listener.
+const CLIENTS_MAX: usize = 16;
+
+/// A node's state, as `/status` gives it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// The node's member id (32 hex digits).
+    pub node: String,
+    /// Where its QUIC endpoint listens, as announced.
+    pub addr: String,
+    /// `joining`, `member` or `evicted` (then rejoining).
+    pub phase: String,
+    /// Whether it can tell that its view is current.
+    pub quorum: bool,
+    /// The installed view, once there is one.
+    pub view: Option<ViewStatus>,
+    /// The coordinator the coordinator policy chose for the view.
+    pub coordinator: Option<String>,
+    /// Bubbles the placement policy put on this node.
+    pub bubbles_here: Vec<u64>,
+    /// Bubbles placed in all.
+    pub bubbles_total: u64,
+    /// The policy slots.
+    pub policies: Vec<PolicyStatus>,
+    /// Views installed since the process started.
+    pub views_installed: u64,
+    /// Seconds since the process started.
+    pub uptime_s: u64,
+}
+
+/// An installed view.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ViewStatus {
+    /// Its epoch.
+    pub epoch: u64,
+    /// Its id (32 hex digits).
+    pub id: String,
+    /// Its members.
+    pub members: Vec<MemberStatus>,
+}
+
+/// A member of the view.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Its id.
+    pub id: String,
+    /// Its capacity.
+    pub capacity: u32,
+    /// Its labels, `key=value`.
+    pub labels: Vec<String>,
+    /// Its address.
+    pub addr: String,
+}
+
+/// One policy slot.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    /// `coordinator` or `placement`.
+    pub kind: String,
+    /// The active component, `name@version`, or `builtin`.
+    pub active: String,
+    /// Its digest (first 12 hex digits), if a component.
+    pub digest: Option<String>,
+    /// Calls made.
+    pub calls: u64,
+    /// Faults (each quarantines a version).
+    pub faults: u64,
+    /// Calls answered by the built-in default.
+    pub by_builtin: u64,
+    /// Latency of the last call, µs.
+    pub last_call_us: u64,
+}
+
+/// What the status endpoint serves from: the state the driver keeps current, and counters.
+#[derive(Debug)]
+pub struct Shared {
+    /// The node's state.
+    pub status: Mutex<Status>,
+    /// Membership traffic by message kind.
+    pub traffic: Traffic,
+    /// The transport, whose counters are read on demand.
+    pub mesh: OnceLock<Mesh<Envelope>>,
+}
+
+impl Shared {
+    /// Empty state.
+    pub fn new() -> Self {
+        Self { status: Mutex::default(), traffic: Traffic::default(), mesh: OnceLock::new() }
+    }
+
+    fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn mesh_stats(&self) -> MeshStats {
+        self.mesh.get().map(Mesh::stats).unwrap_or_default()
+    }
+}
+
+/// Serves `/status` and `/metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CLIENTS_MAX));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &shared)).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < REQUEST_BYTES_MAX {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (code, kind, body) = match (parts.next(), parts.next()) {
+        (Some("GET"), Some("/status")) => {
+            let json = serde_json::to_string_pretty(&shared.status()).unwrap_or_default();
+            ("200 OK", "application/json", json)
+        }
+        (Some("GET"), Some("/metrics")) => ("200 OK", "text/plain; version=0.0.4", metrics(shared)),
+        (Some("GET"), _) => ("404 Not Found", "text/plain", "try /status or /metrics\n".into()),
+        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
+    };
+    let response = format!(
+        "HTTP/1.1 {code}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// The Prometheus text exposition of the node's state and counters.
+pub fn metrics(shared: &Shared) -> String {
+    let s = shared.status();
+    let m = shared.mesh_stats();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    };
+    gauge(
+        "luciole_view_epoch",
+        "Epoch of the installed view.",
+        s.view.as_ref().map_or(0, |v| v.epoch),
+    );
+    gauge(
+        "luciole_view_members",
+        "Members of the installed view.",
+        s.view.as_ref().map_or(0, |v| v.members.len() as u64),
+    );
+    gauge("luciole_quorum", "1 when the node can tell its view is current.", u64::from(s.quorum));
+    gauge("luciole_bubbles_here", "Bubbles placed on this node.", s.bubbles_here.len() as u64);
+    gauge("luciole_connections_open", "QUIC connections open.", m.connections_open);
+    gauge("luciole_uptime_seconds", "Seconds since the process started.", s.uptime_s);
+    let _ = writeln!(
+        out,
+        "# HELP luciole_build_info The build.\n# TYPE luciole_build_info gauge\n\
+         luciole_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    counters(&mut out, &s, &m);
+    shared.traffic.render(&mut out);
+    out
+}
+
+fn counters(out: &mut String, s: &Status, m: &MeshStats) {
+    let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    counter("luciole_views_installed_total", "Views installed.", &[("", s.views_installed)]);
+    counter(
+        "luciole_connections_total",
+        "Connections by outcome.",
+        &[
+            ("{outcome=\"accepted\"}", m.endpoint.accepted),
+            ("{outcome=\"refused\"}", m.endpoint.refused),
+            ("{outcome=\"dial_failed\"}", m.dial_failures),
+            ("{outcome=\"over_limit\"}", m.connections_over_limit),
+        ],
+    );
+    counter("luciole_frames_refused_total", "Frames refused.", &[("", m.frames_refused)]);
+    counter(
+        "luciole_messages_dropped_total",
+        "Messages dropped before sending, by reason.",
+        &[
+            ("{reason=\"outbox_full\"}", m.dropped_full),
+            ("{reason=\"unreachable\"}", m.dropped_unreachable),
+            ("{reason=\"failed\"}", m.dropped_failed),
+        ],
+    );
+    counter("luciole_transport_sent_bytes_total", "Frame bytes written.", &[("", m.bytes_out)]);
+    counter("luciole_transport_received_bytes_total", "Frame bytes read.", &[("", m.bytes_in)]);
+    let kinds = |f: fn(&PolicyStatus) -> u64| -> Vec<(String, u64)> {
+        s.policies.iter().map(|p| (format!("{{kind=\"{}\"}}", p.kind), f(p))).collect()
+    };
+    for (name, help, f) in [
+        (
+            "luciole_policy_calls_total",
+            "Policy calls.",
+            (|p: &PolicyStatus| p.calls) as fn(&PolicyStatus) -> u64,
+        ),
+        ("luciole_policy_faults_total", "Policy faults.", |p| p.faults),
+        ("luciole_policy_builtin_answers_total", "Calls answered by the built-in.", |p| {
+            p.by_builtin
+        }),
+    ] {
+        let rows = kinds(f);
+        let rows: Vec<(&str, u64)> = rows.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        counter(name, help, &rows);
+    }
+}
+
+/// Fetches `path` from a node's status address.
+pub async fn fetch(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let work = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.take(16 << 20).read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, work)
+        .await
+        .map_err(|_| anyhow::anyhow!("{addr} did not answer within {REQUEST_TIMEOUT:?}"))?
+        .map_err(|e| anyhow::anyhow!("asking {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        anyhow::bail!("{addr} answered: {}", head.lines().next().unwrap_or("nothing"));
+    }
+    Ok(body.to_string())
+}
+
+/// A status as a few lines for people.
+pub fn summary(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "node        {} at {}", s.node, s.addr);
+    let _ =
+        writeln!(out, "phase       {} (quorum: {})", s.phase, if s.quorum { "yes" } else { "no" });
+    match &s.view {
+        Some(v) => {
+            let _ = writeln!(
+                out,
+                "view        epoch {}, id {}, {} member(s)",
+                v.epoch,
+                &v.id[..16],
+                v.members.len()
+            );
+            for m in &v.members {
+                let _ = writeln!(
+                    out,
+                    "  member    {} capacity {} at {} {}",
+                    &m.id[..16],
+                    m.capacity,
+                    m.addr,
+                    m.labels.join(",")
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(out, "view        none yet");
+        }
+    }
+    let coordinator = s.coordinator.as_deref().map_or("none yet", |c| &c[..16]);
+    let _ = writeln!(out, "coordinator {coordinator}");
+    let _ = writeln!(
+        out,
+        "bubbles     {} of {} here: {:?}",
+        s.bubbles_here.len(),
+        s.bubbles_total,
+        s.bubbles_here
+    );
+    for p in &s.policies {
+        let digest = p.digest.as_deref().map(|d| format!(" sha256:{d}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "policy      {:<11} {}{digest}  calls {} faults {} builtin answers {}",
+            p.kind, p.active, p.calls, p.faults, p.by_builtin
+        );
+    }
+    out
+}
