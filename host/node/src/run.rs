@@ -178,7 +178,11 @@ impl Node {
                 _ = &mut stop => break,
                 inbound = self.inbox.recv() => {
                     let Some(m) = inbound else { break };
-                    self.shared.traffic.received(traffic::kind(&m.message.message), m.bytes);
+                    let kind = traffic::kind(&m.message.message);
+                    self.shared.traffic.received(kind, m.bytes);
+                    if kind > 1 {
+                        tracing::debug!(from = %short(m.from), epoch = m.message.epoch.0, message = ?m.message.message, "in");
+                    }
                     core.handle_message(self.now(), m.from, m.message);
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or(far)) => {
@@ -292,6 +296,9 @@ impl Node {
                 .addr_of(to)
                 .and_then(|a| a.parse().ok())
                 .or_else(|| self.known.get(&to).copied());
+            if traffic::kind(&envelope.message) > 1 {
+                tracing::debug!(to = %short(to), epoch = envelope.epoch.0, message = ?envelope.message, "out");
+            }
             if let Some(bytes) = self.mesh.send(to, addr, &envelope) {
                 self.shared.traffic.sent(traffic::kind(&envelope.message), bytes);
             }

@@ -2,13 +2,15 @@
 //! `LUCIOLE_SIM_SEEDS=200 cargo test -p luciole-sim --release` sweeps more. A failure names the
 //! seed and the `luciole-sim` command that replays it.
 
+use std::collections::BTreeSet;
+
 use luciole_proto::membership::cut::{Alert, Change, Cut};
 use luciole_proto::membership::monitor::Incarnation;
 use luciole_proto::membership::node::{Envelope, Message, ViewChange};
 use luciole_proto::membership::rings::{Rings, rings_for};
 use luciole_proto::{Epoch, MemberId};
 use luciole_sim::membership::{
-    Checker, Outcome, Scenario, Settings, cluster, info_of, joins, replay, run_with,
+    Checker, Outcome, Scenario, Settings, cluster, info_of, joins, replay, run_with, spawn_joiner,
 };
 
 fn seeds() -> std::ops::Range<u64> {
@@ -303,4 +305,34 @@ fn forged_messages_evict_nobody_and_capture_no_joiner() {
             (evicted, worst) => Err(format!("{evicted} evicted, done after {worst:?} ms")),
         }
     });
+}
+
+/// A joiner with several seeds installs its first view only once two members sent it. Into a
+/// small view its would-be observers (who vouch, and welcome it) can all be one member; its
+/// first followers on the new view's first ring welcome it too, so it still gets in (before,
+/// it was admitted, never confirmed its view, was removed for not answering probes, and asked
+/// again, forever).
+#[test]
+fn a_joiner_whose_observers_are_all_one_member_still_gets_in() {
+    for seed in seeds() {
+        let mut sim = cluster(4, seed);
+        let members = sim.live();
+        let rings = Rings::new(&members, rings_for(members.len()));
+        let single = |j: &MemberId| {
+            let o: BTreeSet<MemberId> =
+                rings.expected_observers_of(*j).into_iter().map(|(_, m)| m).collect();
+            o.len() == 1
+        };
+        let joiner = (1_000u128..).map(MemberId).find(single).expect("such an id exists");
+        spawn_joiner(&mut sim, joiner, members.clone(), 100);
+        let mut checker = Checker::default();
+        sim.run_until(3_000, |s| checker.check(s)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        for m in members.iter().chain([&joiner]) {
+            let view = sim.nodes[m].view().unwrap_or_default();
+            assert!(view.contains(&joiner) && view.len() == 5, "seed {seed}: {m} has {view:?}");
+        }
+        let changes: BTreeSet<Epoch> =
+            sim.nodes.values().flat_map(|m| m.installed.iter().map(|v| v.1)).collect();
+        assert_eq!(changes.len(), 1, "seed {seed}: one view change, not a join-and-evict loop");
+    }
 }

@@ -322,17 +322,9 @@ async fn writer<M: DeserializeOwned + Send + 'static>(
         let conn = match current(&inner, to) {
             (Some(conn), _) => conn,
             (None, Some(addr)) if failed_at.is_none_or(|t| t.elapsed() >= REDIAL_AFTER) => {
-                match inner.endpoint.connect(addr).await {
-                    Ok(conn) if conn.peer() == to && register(&inner, conn.clone()) => conn,
-                    Ok(conn) => {
-                        // Someone else answers at that address: not the member we want.
-                        conn.quic().close(close_code::SHUTDOWN.into(), b"not the member dialled");
-                        failed_at = Some(Instant::now());
-                        c.dial_failures.fetch_add(1, Relaxed);
-                        c.dropped_unreachable.fetch_add(1, Relaxed);
-                        continue;
-                    }
-                    Err(_) => {
+                match dial_or_accept(&inner, to, addr).await {
+                    Some(conn) => conn,
+                    None => {
                         failed_at = Some(Instant::now());
                         c.dial_failures.fetch_add(1, Relaxed);
                         c.dropped_unreachable.fetch_add(1, Relaxed);
@@ -361,6 +353,41 @@ async fn writer<M: DeserializeOwned + Send + 'static>(
             c.dropped_failed.fetch_add(1, Relaxed);
             stream = None;
             forget(&inner, to, id);
+        }
+    }
+}
+
+/// How often a writer that is dialling looks whether its peer connected meanwhile.
+const DIAL_LOOK: Duration = Duration::from_millis(20);
+
+/// Dials `to` at `addr`; gives up early when `to` connects here meanwhile (then that
+/// connection is used), so a slow dial — a peer not up yet answers nothing until the connect
+/// timeout — never holds up messages once the peer is reachable.
+async fn dial_or_accept<M: DeserializeOwned + Send + 'static>(
+    inner: &Arc<Inner<M>>,
+    to: MemberId,
+    addr: SocketAddr,
+) -> Option<Connection> {
+    let dial = inner.endpoint.connect(addr);
+    tokio::pin!(dial);
+    loop {
+        tokio::select! {
+            dialled = &mut dial => {
+                return match dialled {
+                    Ok(conn) if conn.peer() == to && register(inner, conn.clone()) => Some(conn),
+                    Ok(conn) => {
+                        // Someone else answers at that address, or `to` holds too many.
+                        conn.quic().close(close_code::SHUTDOWN.into(), b"not dialled");
+                        current(inner, to).0
+                    }
+                    Err(_) => current(inner, to).0,
+                };
+            }
+            _ = tokio::time::sleep(DIAL_LOOK) => {
+                if let (Some(conn), _) = current(inner, to) {
+                    return Some(conn);
+                }
+            }
         }
     }
 }

@@ -620,6 +620,14 @@ impl MemberNode {
         }
         // The joiners this member vouched for and the view admitted learn their first view;
         // the others learn whom to ask in the new view, rather than wait for their retry.
+        // Its first followers welcome each joiner too: a joiner installs its first view only
+        // once two members sent it, and its observers may all be one member.
+        for &joiner in &decided.join {
+            let follower = self.rings.followers(joiner, WELCOME_CONFIRMATIONS).contains(&self.me);
+            if follower && !vouched.contains_key(&joiner) {
+                self.send(joiner, Message::Welcome(self.view.clone()));
+            }
+        }
         for joiner in vouched.into_keys() {
             if decided.join.binary_search(&joiner).is_ok() {
                 self.send(joiner, Message::Welcome(self.view.clone()));

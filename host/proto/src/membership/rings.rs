@@ -68,6 +68,15 @@ impl Rings {
         self.neighbours(subject, true)
     }
 
+    /// The first `n` members after `m` on the first ring (fewer if the ring is smaller), `m`
+    /// a member: who welcomes a joiner besides the members that vouched for it, so that it
+    /// hears its first view from enough distinct members even when its observers coincide.
+    pub fn followers(&self, m: MemberId, n: usize) -> Vec<MemberId> {
+        let Some(ring) = self.rings.first() else { return Vec::new() };
+        let Ok(at) = ring.binary_search(&(position(0, m), m)) else { return Vec::new() };
+        (1..ring.len()).take(n).map(|i| ring[(at + i) % ring.len()].1).collect()
+    }
+
     /// The subjects `observer` monitors: its successor on each ring.
     pub fn subjects_of(&self, observer: MemberId) -> Vec<(usize, MemberId)> {
         self.neighbours(observer, false)

@@ -14,7 +14,7 @@ mod forge;
 mod scenario;
 
 pub use scenario::{
-    JoinsOutcome, Outcome, SETTLE_MS_MAX, Scenario, Settings, joins, replay, run_with,
+    JoinsOutcome, Outcome, SETTLE_MS_MAX, Scenario, Settings, joins, replay, run_with, spawn_joiner,
 };
 
 /// A simulated node: the membership core, and what it installed.

@@ -21,7 +21,7 @@ fn views_installed(sim: &Sim<Member>) -> usize {
 
 /// Adds node `id`, with a random clock and the first seed's monitoring settings, joining
 /// through `seeds` (asked in turn) from global time `at_ms`.
-fn spawn_joiner(sim: &mut Sim<Member>, id: MemberId, seeds: Vec<MemberId>, at_ms: u64) {
+pub fn spawn_joiner(sim: &mut Sim<Member>, id: MemberId, seeds: Vec<MemberId>, at_ms: u64) {
     let clock = random_clock(sim.rng());
     let config = sim.nodes[&seeds[0]].config;
     sim.set_clock(id, clock);
