@@ -91,6 +91,8 @@ pub struct Node {
     clock: Instant,
     /// Where members are, from the seeds and every view installed.
     known: BTreeMap<MemberId, SocketAddr>,
+    /// Messages refused by membership cores this process ran before the current one.
+    refused_before: u64,
 }
 
 impl std::fmt::Debug for Node {
@@ -133,7 +135,8 @@ impl Node {
             s.phase = "joining".into();
         }
         let clock = Instant::now();
-        Ok(Self { me, info, config, mesh, inbox, shared, views, clock, known: BTreeMap::new() })
+        let known = BTreeMap::new();
+        Ok(Self { me, info, config, mesh, inbox, shared, views, clock, known, refused_before: 0 })
     }
 
     fn now(&self) -> Millis {
@@ -245,6 +248,7 @@ impl Node {
 
     /// A joiner that asks the members of `old`'s last view (and the seeds) to let it back in.
     fn rejoiner(&mut self, old: &Membership) -> Membership {
+        self.refused_before += old.node().map_or(0, MemberNode::refused);
         let mut seeds: Vec<MemberId> = old
             .node()
             .map(|n| n.view().1.iter().copied().filter(|m| *m != self.me).collect())
@@ -323,6 +327,7 @@ impl Node {
             if matches!(core.phase(), Phase::Member(_)) && !core.is_evicted() {
                 s.quorum = core.node().is_some_and(MemberNode::has_quorum);
             }
+            s.membership_refused = self.refused_before + core.node().map_or(0, MemberNode::refused);
         }
         evicted
     }

@@ -48,6 +48,10 @@ pub struct Status {
     pub policies: Vec<PolicyStatus>,
     /// Views installed since the process started.
     pub views_installed: u64,
+    /// Membership messages refused in the current membership life because their content
+    /// did not fit their authenticated sender or the view (forged alerts, proposals from a
+    /// non-coordinator, invalid cuts, unconfirmable welcomes).
+    pub membership_refused: u64,
     /// Seconds since the process started.
     pub uptime_s: u64,
 }
@@ -217,6 +221,11 @@ fn counters(out: &mut String, s: &Status, m: &MeshStats) {
         ],
     );
     counter("luciole_frames_refused_total", "Frames refused.", &[("", m.frames_refused)]);
+    counter(
+        "luciole_membership_refused_total",
+        "Membership messages refused: content that did not fit the sender or the view.",
+        &[("", s.membership_refused)],
+    );
     counter(
         "luciole_messages_dropped_total",
         "Messages dropped before sending, by reason.",

@@ -2,163 +2,15 @@
 //! removed by one agreed view change, a restarted one rejoins, two stopped at once go in one
 //! change, and every node hands its policies the same view.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Cluster, STEP_DEADLINE, epoch, members, node_id};
 use serde_json::Value;
 
 const NODES: usize = 5;
-/// Longest any step may take before the test fails.
-const STEP_DEADLINE: Duration = Duration::from_secs(20);
-
-/// The cluster's processes; killed when the test ends, however it ends.
-struct Cluster {
-    dir: tempfile::TempDir,
-    children: Vec<Option<Child>>,
-    status: Vec<SocketAddr>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn luciole() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_luciole"))
-}
-
-/// A base port whose next `n` UDP and TCP ports (and the status range above) look free.
-fn free_ports(n: u16) -> (u16, u16) {
-    let start = 20_000 + (std::process::id() % 2_000) as u16 * 10;
-    for base in (start..60_000).step_by(50) {
-        let status = base + 20;
-        let free = (0..n).all(|i| {
-            std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", status + i)).is_ok()
-        });
-        if free {
-            return (base, status);
-        }
-    }
-    panic!("no free ports");
-}
-
-impl Cluster {
-    fn init() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (base, status) = free_ports(NODES as u16);
-        let out = luciole()
-            .args(["cluster", "init", "--nodes", &NODES.to_string()])
-            .arg("--dir")
-            .arg(dir.path().join("c"))
-            .args(["--base-port", &base.to_string(), "--status-port", &status.to_string()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let status =
-            (0..NODES as u16).map(|i| SocketAddr::from(([127, 0, 0, 1], status + i))).collect();
-        let mut cluster = Self { dir, children: (0..NODES).map(|_| None).collect(), status };
-        for i in 0..NODES {
-            cluster.start(i);
-        }
-        cluster
-    }
-
-    fn config(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("c/node-{}/node.toml", i + 1))
-    }
-
-    fn start(&mut self, i: usize) {
-        let log =
-            std::fs::File::create(self.dir.path().join(format!("node-{}.log", i + 1))).unwrap();
-        let child = luciole()
-            .args(["node", "run", "--config"])
-            .arg(self.config(i))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.children[i] = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        let mut child = self.children[i].take().expect("running");
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
-
-    fn running(&self) -> Vec<usize> {
-        (0..NODES).filter(|i| self.children[*i].is_some()).collect()
-    }
-
-    fn status(&self, i: usize) -> Option<Value> {
-        get(self.status[i], "/status").and_then(|body| serde_json::from_str(&body).ok())
-    }
-
-    /// Waits until every running node reports a view satisfying `ok`, all the same view;
-    /// returns it.
-    fn agreed(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let views: Vec<Option<Value>> =
-                self.running().iter().map(|&i| self.status(i).map(|s| s["view"].clone())).collect();
-            if let Some(Some(first)) = views.first()
-                && views.iter().all(|v| v.as_ref() == Some(first))
-                && ok(first)
-            {
-                return first.clone();
-            }
-            if started.elapsed() > STEP_DEADLINE {
-                panic!(
-                    "{what}: no agreement within {STEP_DEADLINE:?}: {views:#?}\n{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn logs(&self) -> String {
-        (1..=NODES)
-            .map(|i| {
-                let p = self.dir.path().join(format!("node-{i}.log"));
-                format!("--- node {i}\n{}", std::fs::read_to_string(p).unwrap_or_default())
-            })
-            .collect()
-    }
-}
-
-/// A tiny HTTP GET.
-fn get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nconnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
-
-fn epoch(v: &Value) -> u64 {
-    v["epoch"].as_u64().unwrap()
-}
-
-fn members(v: &Value) -> BTreeSet<String> {
-    v["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
-}
-
-fn node_id(c: &Cluster, i: usize) -> String {
-    let path = c.dir.path().join(format!("c/node-{}/data/member", i + 1));
-    std::fs::read_to_string(path).unwrap().trim().to_string()
-}
 
 /// Every running node reports the same coordinator, and it is in `view`.
 fn same_coordinator(c: &Cluster, view: &Value) -> String {
@@ -182,7 +34,7 @@ fn same_coordinator(c: &Cluster, view: &Value) -> String {
 
 #[test]
 fn five_processes_agree_remove_a_killed_node_readmit_it_and_remove_two_in_one_change() {
-    let mut c = Cluster::init();
+    let mut c = Cluster::init(NODES, NODES);
     let first = c
         .agreed("the founding view", |v| v["members"].as_array().is_some_and(|m| m.len() == NODES));
     // Policies see the same view on every node: same id, capacities and labels (compared
