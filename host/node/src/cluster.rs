@@ -35,6 +35,12 @@ pub struct InitArgs {
     /// A name for the cluster, written into its CA certificate.
     #[arg(long, default_value = "local")]
     pub name: String,
+    /// A coordinator component (.wasm) every node runs instead of the built-in.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub coordinator: Option<PathBuf>,
+    /// A placement component (.wasm) every node runs instead of the built-in.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub placement: Option<PathBuf>,
 }
 
 /// What `init` wrote for one node.
@@ -59,6 +65,10 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
     if quic.iter().any(|p| status.contains(p)) {
         anyhow::bail!("the QUIC and status port ranges overlap; move --status-port");
     }
+    let policy = PolicyConfig {
+        coordinator: args.coordinator.as_deref().map(absolute).transpose()?,
+        placement: args.placement.as_deref().map(absolute).transpose()?,
+    };
     prepare_dir(&args.dir)?;
     let ca = ClusterCa::generate(&args.name)?;
     write_file(&args.dir.join("ca.pem"), ca.cert_pem().as_bytes(), false)?;
@@ -88,7 +98,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
                 cert: "cert.pem".into(),
                 key: "key.pem".into(),
             },
-            policy: PolicyConfig::default(),
+            policy: policy.clone(),
         };
         let path = dir.join("node.toml");
         let text = format!(
@@ -115,6 +125,15 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
     );
     write_file(&args.dir.join("founders.toml"), text.as_bytes(), false)?;
     Ok(written)
+}
+
+/// `path` made absolute, refused if it is not a file.
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    let path = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
+    if !path.is_file() {
+        anyhow::bail!("{} is not a file", path.display());
+    }
+    Ok(path)
 }
 
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {

@@ -70,6 +70,13 @@ struct Node {
     migration: PolicySlot<Migration>,
 }
 
+impl Args {
+    /// The directory of policy components, if given.
+    pub fn plugins(&self) -> Option<&std::path::Path> {
+        self.plugins.as_deref()
+    }
+}
+
 /// Runs the demo.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);

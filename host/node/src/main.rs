@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod cluster_demo;
 mod config;
 mod decide;
 mod demo;
@@ -30,13 +31,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run one node on a synthetic, changing membership and print every policy decision.
+    /// Run a local cluster of node processes and watch it: views, coordinator, placement.
     ///
-    /// Loads the reference policies from --plugins if given (else uses the built-in native
-    /// defaults), installs a sequence of views with members joining and leaving, and prints
-    /// the coordinator, the placement and sample migration decisions of each view. Halfway it
-    /// hot-swaps the coordinator and placement policies while the node keeps deciding.
-    Demo(demo::Args),
+    /// Writes a cluster into a temporary directory, starts --nodes `luciole node run`
+    /// processes on loopback (QUIC with mutual TLS), prints every second what each node
+    /// reports, SIGKILLs one a third of the way through and restarts it at two thirds, and
+    /// stops every process on Ctrl-C or after --duration. With --plugins DIR the nodes run the
+    /// reference coordinator and placement components from DIR instead of the built-ins.
+    ///
+    /// With --local: one node on a synthetic, changing membership instead, printing every
+    /// policy decision, and halfway hot-swapping the coordinator and placement policies
+    /// (the options from --plugins on apply to it).
+    Demo(DemoArgs),
     /// Inspect, check, and build policy components.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -51,6 +57,17 @@ enum Command {
     /// Reads the node's status address from its config (--config) or takes it (--addr), and
     /// asks `GET /status`. Answers also while the cluster has no quorum.
     Status(StatusArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// The single-process policy walkthrough instead of the cluster.
+    #[arg(long)]
+    local: bool,
+    #[command(flatten)]
+    cluster: cluster_demo::ClusterDemoArgs,
+    #[command(flatten)]
+    walkthrough: demo::Args,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,7 +148,15 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(args) if args.local => demo::run(args.walkthrough),
+        Command::Demo(args) => {
+            let dir = args.walkthrough.plugins();
+            let policies = (
+                dir.map(|d| d.join("coordinator-lowest-id.wasm")),
+                dir.map(|d| d.join("placement-rendezvous.wasm")),
+            );
+            cluster_demo::run(&args.cluster, policies)
+        }
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file),
         Command::Policy(PolicyCommand::Componentize { input, output }) => {
             policy::componentize(&input, &output)

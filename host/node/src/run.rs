@@ -404,5 +404,12 @@ fn load_identity(config: &NodeConfig) -> anyhow::Result<MemberIdentity> {
     let ca = read(&config.tls.ca, "CA certificate")?;
     let cert = read(&config.tls.cert, "certificate")?;
     let key = read(&config.tls.key, "key")?;
-    Ok(MemberIdentity::from_pem(&ca, &cert, &key)?)
+    MemberIdentity::from_pem(&ca, &cert, &key).with_context(|| {
+        format!(
+            "{} and {} (CA {})",
+            config.tls.cert.display(),
+            config.tls.key.display(),
+            config.tls.ca.display()
+        )
+    })
 }

@@ -79,7 +79,7 @@ fn componentize_then_check_round_trips() {
 
 #[test]
 fn the_demo_runs_on_builtins_and_on_components_and_survives_the_hostile_swap() {
-    let out = luciole(&["demo", "--views", "3"]);
+    let out = luciole(&["demo", "--local", "--views", "3"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("by builtin"));
 
@@ -87,6 +87,7 @@ fn the_demo_runs_on_builtins_and_on_components_and_survives_the_hostile_swap() {
     let dir = plugin_dir();
     let args = [
         "demo",
+        "--local",
         "--views",
         "6",
         "--plugins",
@@ -111,6 +112,7 @@ fn the_demo_keeps_the_old_version_when_a_load_or_swap_is_refused() {
     let missing = std::env::temp_dir().join("luciole-no-such-policy.wasm");
     let out = luciole(&[
         "demo",
+        "--local",
         "--views",
         "4",
         "--swap-coordinator",
@@ -134,7 +136,7 @@ fn the_demo_keeps_the_old_version_when_a_load_or_swap_is_refused() {
 
 #[test]
 fn bad_arguments_are_explained_not_panicked() {
-    let out = luciole(&["demo", "--members", "1"]);
+    let out = luciole(&["demo", "--local", "--members", "1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--members"), "{}", text(&out.stderr));
     let out = luciole(&["--help"]);
@@ -150,6 +152,7 @@ fn the_demo_hot_swaps_to_javascript_and_python_policies() {
     let path = |name: &str| examples.join(format!("{name}.wasm")).to_string_lossy().into_owned();
     let out = luciole(&[
         "demo",
+        "--local",
         "--views",
         "4",
         "--swap-coordinator",
@@ -180,4 +183,75 @@ fn policy_check_passes_the_javascript_and_python_examples() {
         assert!(!imports.contains("wasi"), "{imports}");
         assert!(imports.contains("luciole:policy/log@0.1.0"), "{imports}");
     }
+}
+
+/// Runs `args`, expects failure with one line on stderr containing each of `want`.
+fn one_line_error(args: &[&str], want: &[&str]) {
+    let out = luciole(args);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line, got:\n{stderr}");
+    for w in want {
+        assert!(stderr.contains(w), "{args:?}: missing {w:?} in {stderr}");
+    }
+}
+
+#[test]
+fn node_commands_explain_user_mistakes_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("c");
+    let c_str = c.to_str().unwrap();
+    let out = luciole(&["cluster", "init", "--dir", c_str, "--nodes", "2", "--base-port", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let node1 = c.join("node-1/node.toml");
+    let node1 = node1.to_str().unwrap();
+    // The directory is not overwritten; ports past 65535 and 0 nodes are refused.
+    one_line_error(&["cluster", "init", "--dir", c_str], &["not empty"]);
+    let d = dir.path().join("d");
+    let d = d.to_str().unwrap();
+    one_line_error(
+        &["cluster", "init", "--dir", d, "--base-port", "65535", "--nodes", "2"],
+        &["65535"],
+    );
+    assert_eq!(luciole(&["cluster", "init", "--dir", d, "--nodes", "0"]).status.code(), Some(2));
+    // A missing config, a config that is not TOML, an unknown setting, a bad port.
+    one_line_error(
+        &["node", "run", "--config", "/nonexistent/node.toml"],
+        &["/nonexistent/node.toml"],
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listen = [").unwrap();
+    one_line_error(&["node", "run", "--config", bad.to_str().unwrap()], &["bad.toml"]);
+    let config = std::fs::read_to_string(node1).unwrap();
+    let edited = |from: &str, to: &str| {
+        let path = c.join("node-1/edited.toml");
+        std::fs::write(&path, config.replace(from, to)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    one_line_error(
+        &["node", "run", "--config", &edited("capacity = 1", "capcity = 1")],
+        &["capcity"],
+    );
+    one_line_error(
+        &["node", "run", "--config", &edited("127.0.0.1:1\"", "127.0.0.1:99999\"")],
+        &["edited.toml"],
+    );
+    // Another node's key with this node's certificate; a certificate from another CA.
+    one_line_error(
+        &["node", "run", "--config", &edited("key = \"key.pem\"", "key = \"../node-2/key.pem\"")],
+        &["the key does not belong to the member certificate"],
+    );
+    let other = dir.path().join("other");
+    let out = luciole(&["cluster", "init", "--dir", other.to_str().unwrap(), "--nodes", "1"]);
+    assert!(out.status.success());
+    let foreign_cert = other.join("node-1/cert.pem");
+    let foreign = format!("cert = \"{}\"", foreign_cert.display());
+    one_line_error(
+        &["node", "run", "--config", &edited("cert = \"cert.pem\"", &foreign)],
+        &["does not check against the CA"],
+    );
+    // Status of a node that is not running.
+    one_line_error(&["status", "--addr", "127.0.0.1:1"], &["127.0.0.1:1"]);
+    assert_eq!(luciole(&["status"]).status.code(), Some(2), "--config or --addr is required");
 }

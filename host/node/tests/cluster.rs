@@ -84,3 +84,31 @@ fn five_processes_agree_remove_a_killed_node_readmit_it_and_remove_two_in_one_ch
     assert_eq!(epoch(&later), epoch(&after), "no further change");
     same_coordinator(&c, &later);
 }
+
+/// `luciole demo` runs its processes, shows the view change of the node it kills and the
+/// rejoin of the restarted one, and stops them all.
+#[test]
+fn the_cluster_demo_shows_a_kill_and_a_rejoin_and_stops_its_processes() {
+    let base = (21_000..60_000)
+        .step_by(37)
+        .find(|&b| {
+            (0..3).all(|i| {
+                std::net::UdpSocket::bind(("127.0.0.1", b + i)).is_ok()
+                    && std::net::TcpListener::bind(("127.0.0.1", b + 100 + i)).is_ok()
+            })
+        })
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_luciole"))
+        .args(["demo", "--nodes", "3", "--duration", "9", "--base-port", &base.to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for want in ["SIGKILL node-", "2 members", "restarting node-", "epoch  3  3 members", "done"] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    // Every node process is gone: the ports are free again.
+    for i in 0..3 {
+        assert!(std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok(), "node {i} still runs");
+    }
+}

@@ -61,9 +61,8 @@ impl MemberIdentity {
 
     /// An identity from PEM text: the cluster CA's certificate, the member's certificate and
     /// its PKCS#8 private key. Refused when a text holds no such object, when the certificate
-    /// carries no (single) member id, or when it was not issued by `ca` (checked as a
-    /// connection would check it). That the key belongs to the certificate is checked when an
-    /// endpoint is bound.
+    /// carries no (single) member id, when it was not issued by `ca` (checked as a connection
+    /// would check it), or when the key does not belong to it.
     pub fn from_pem(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<Self, TransportError> {
         use rustls::pki_types::pem::PemObject;
         let read = |what: &str, e: rustls::pki_types::pem::Error| {
@@ -78,6 +77,15 @@ impl MemberIdentity {
             TransportError::Pki("the member certificate carries no luciole member id".into())
         })?;
         issued_by(&cert, &ca)?;
+        let provider = rustls::crypto::ring::default_provider();
+        rustls::sign::CertifiedKey::from_der(
+            vec![cert.clone()],
+            PrivateKeyDer::Pkcs8(key.clone_key()),
+            &provider,
+        )
+        .map_err(|e| {
+            TransportError::Pki(format!("the key does not belong to the member certificate ({e})"))
+        })?;
         Ok(Self { id, cert, key, ca })
     }
 }
