@@ -88,6 +88,16 @@ pub fn run(
         coordinator: policies.0,
         placement: policies.1,
     };
+    for i in 0..args.nodes {
+        let (quic, status) = (init.base_port + i, init.status_port + i);
+        let free = std::net::UdpSocket::bind(("127.0.0.1", quic)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", status)).is_ok();
+        if !free {
+            anyhow::bail!(
+                "port {quic} (UDP) or {status} (TCP) is in use: choose another --base-port"
+            );
+        }
+    }
     let written = cluster::init(&init)?;
     println!(
         "luciole demo: {} node processes on 127.0.0.1:{}.. (QUIC, mutual TLS), cluster in {}",
@@ -164,6 +174,15 @@ async fn watch(
                 t.as_secs(),
                 victim + 1
             );
+        }
+        for (i, child) in nodes.children.iter_mut().enumerate() {
+            if let Some(Ok(Some(exit))) = child.as_mut().map(Child::try_wait) {
+                *child = None;
+                let log = nodes.logs.join(format!("node-{}.log", i + 1));
+                let last = std::fs::read_to_string(&log).unwrap_or_default();
+                let last = last.lines().last().unwrap_or("").to_string();
+                println!("node-{} exited ({exit}): {last}", i + 1);
+            }
         }
         for (i, addr) in status.iter().enumerate() {
             let line = match status::fetch(*addr, "/status").await {

@@ -8,6 +8,10 @@ pub const LABELS_PER_MEMBER_MAX: usize = 16;
 pub const LABEL_KEY_BYTES_MAX: usize = 64;
 /// Longest label value.
 pub const LABEL_VALUE_BYTES_MAX: usize = 256;
+/// Bytes of a transport frame's header (format version, then payload length): what every
+/// message costs on a stream besides its postcard encoding. Counted by the transport and by the
+/// simulator's traffic figures alike.
+pub const FRAME_HEADER_BYTES: usize = 5;
 /// Longest transport address of a member (`host:port`).
 pub const ADDR_BYTES_MAX: usize = 256;
 /// Most bubbles in the cluster.

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 /// The frame format this build writes and reads.
 pub const FRAME_VERSION: u8 = 1;
 /// Bytes of a frame's header.
-pub const FRAME_HEADER_BYTES: usize = 5;
+pub use luciole_proto::limits::FRAME_HEADER_BYTES;
 /// Default largest payload: a membership message with a view of 10,000 members fits.
 pub const FRAME_BYTES_MAX_DEFAULT: usize = 1 << 20;
 

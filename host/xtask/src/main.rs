@@ -6,7 +6,8 @@
 //!   `target/tools/python`) and build the policies in `examples/` into `target/examples/`;
 //! * `ci` — what CI runs: formatting, clippy with warnings denied, docs, plugins, examples, all
 //!   tests;
-//! * `demo` — build the plugins and run the single-node demo with them.
+//! * `demo` — build the plugins and run `luciole demo` (a local cluster) with them; extra
+//!   arguments go to `luciole demo` (`cargo xtask demo --local` for the one-node walkthrough).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -100,12 +100,14 @@ impl Core for Member {
 impl Actor for Member {
     /// The postcard encoding of the epoch and message: the sender is not on the wire (the
     /// authenticated connection names it). Transport framing is not included.
+    /// The frame the transport would send: its header and the envelope's postcard encoding.
     fn wire_size(e: &Envelope) -> usize {
-        postcard::serialize_with_flavor::<_, postcard::ser_flavors::Size, usize>(
-            &(e.epoch, &e.message),
-            postcard::ser_flavors::Size::default(),
-        )
-        .expect("membership messages serialize")
+        luciole_proto::limits::FRAME_HEADER_BYTES
+            + postcard::serialize_with_flavor::<_, postcard::ser_flavors::Size, usize>(
+                e,
+                postcard::ser_flavors::Size::default(),
+            )
+            .expect("membership messages serialize")
     }
 }
 
