@@ -99,6 +99,11 @@ impl Cluster {
         child.wait().unwrap();
     }
 
+    /// The process id of node `i`, if it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.children[i].as_ref().map(Child::id)
+    }
+
     pub fn running(&self) -> Vec<usize> {
         (0..self.children.len()).filter(|i| self.children[*i].is_some()).collect()
     }
@@ -126,7 +131,7 @@ impl Cluster {
                     self.logs()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -1,0 +1,118 @@
+//! Five real node processes on loopback: crash → agreed view over repeated SIGKILLs (p50, p99),
+//! membership bytes per second per node on the wire at steady state (counted by the transport,
+//! framing included), and each node's resident memory at idle.
+//!
+//! `cargo bench -p luciole-node --bench cluster [-- --kills N --steady-s S]`
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, get, members, node_id};
+
+const NODES: usize = 5;
+
+fn args() -> (usize, u64) {
+    let mut kills = 20;
+    let mut steady_s = 10;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--kills" => kills = it.next().and_then(|v| v.parse().ok()).expect("--kills N"),
+            "--steady-s" => {
+                steady_s = it.next().and_then(|v| v.parse().ok()).expect("--steady-s S")
+            }
+            "--help" | "-h" => {
+                println!("cluster [--kills N (20)] [--steady-s S (10)]");
+                std::process::exit(0);
+            }
+            _ => {}
+        }
+    }
+    (kills, steady_s)
+}
+
+/// A counter summed over its label sets, from node `i`'s `/metrics`.
+fn counter(c: &Cluster, i: usize, name: &str) -> u64 {
+    let text = get(c.status[i], "/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    let (kills, steady_s) = args();
+    let mut c = Cluster::init(NODES, NODES);
+    c.agreed("the founding view", |v| members(v).len() == NODES);
+    println!("{NODES} node processes on loopback (release build), 2-core VM");
+
+    // Steady state: what each node sends and receives, per second, over `steady_s`.
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = |c: &Cluster| -> Vec<u64> {
+        (0..NODES).map(|i| counter(c, i, "luciole_membership_sent_bytes_total")).collect()
+    };
+    let wire = |c: &Cluster| -> Vec<u64> {
+        (0..NODES).map(|i| counter(c, i, "luciole_transport_sent_bytes_total")).collect()
+    };
+    let (s0, w0, t0) = (sent(&c), wire(&c), Instant::now());
+    std::thread::sleep(Duration::from_secs(steady_s));
+    let (s1, w1, dt) = (sent(&c), wire(&c), t0.elapsed().as_secs_f64());
+    for i in 0..NODES {
+        println!(
+            "node-{}: membership frames {:.0} B/s sent, transport {:.0} B/s written, RSS {} KiB",
+            i + 1,
+            (s1[i] - s0[i]) as f64 / dt,
+            (w1[i] - w0[i]) as f64 / dt,
+            c.pid(i).map_or(0, rss_kib)
+        );
+    }
+    let mean = |a: &[u64], b: &[u64]| {
+        a.iter().zip(b).map(|(x, y)| (y - x) as f64).sum::<f64>() / NODES as f64 / dt
+    };
+    println!(
+        "steady state: {:.0} B/s sent per node (membership frames, header included)",
+        mean(&s0, &s1)
+    );
+
+    // Crash → agreed view.
+    let mut took = Vec::new();
+    for k in 0..kills {
+        let victim = k % NODES;
+        let id = node_id(&c, victim);
+        c.kill(victim);
+        let t = Instant::now();
+        c.agreed("without the killed node", |v| !members(v).contains(&id));
+        took.push(t.elapsed());
+        println!(
+            "kill {:>2}: node-{} out of every survivor's view after {:>4} ms",
+            k + 1,
+            victim + 1,
+            t.elapsed().as_millis()
+        );
+        c.start(victim);
+        c.agreed("the restarted node back", |v| members(v).len() == NODES);
+        std::thread::sleep(Duration::from_millis(1_500));
+    }
+    took.sort_unstable();
+    println!(
+        "crash → agreed view on {NODES} processes over {kills} kills: p50 {} ms, p99 {} ms, max {} ms",
+        percentile(&took, 0.5).as_millis(),
+        percentile(&took, 0.99).as_millis(),
+        took.last().unwrap().as_millis()
+    );
+}
