@@ -67,14 +67,14 @@ fn main() {
         (0..NODES).map(|i| counter(c, i, "luciole_membership_sent_bytes_total")).collect()
     };
     let wire = |c: &Cluster| -> Vec<u64> {
-        (0..NODES).map(|i| counter(c, i, "luciole_transport_sent_bytes_total")).collect()
+        (0..NODES).map(|i| counter(c, i, "luciole_transport_udp_sent_bytes_total")).collect()
     };
     let (s0, w0, t0) = (sent(&c), wire(&c), Instant::now());
     std::thread::sleep(Duration::from_secs(steady_s));
     let (s1, w1, dt) = (sent(&c), wire(&c), t0.elapsed().as_secs_f64());
     for i in 0..NODES {
         println!(
-            "node-{}: membership frames {:.0} B/s sent, transport {:.0} B/s written, RSS {} KiB",
+            "node-{}: membership frames {:.0} B/s sent, UDP {:.0} B/s sent, RSS {} KiB",
             i + 1,
             (s1[i] - s0[i]) as f64 / dt,
             (w1[i] - w0[i]) as f64 / dt,
@@ -85,8 +85,10 @@ fn main() {
         a.iter().zip(b).map(|(x, y)| (y - x) as f64).sum::<f64>() / NODES as f64 / dt
     };
     println!(
-        "steady state: {:.0} B/s sent per node (membership frames, header included)",
-        mean(&s0, &s1)
+        "steady state per node: {:.0} B/s of membership frames (header included), {:.0} B/s of \
+         UDP payload (QUIC headers, acknowledgements, keep-alives included)",
+        mean(&s0, &s1),
+        mean(&w0, &w1)
     );
 
     // Crash → agreed view.

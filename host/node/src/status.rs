@@ -237,6 +237,16 @@ fn counters(out: &mut String, s: &Status, m: &MeshStats) {
     );
     counter("luciole_transport_sent_bytes_total", "Frame bytes written.", &[("", m.bytes_out)]);
     counter("luciole_transport_received_bytes_total", "Frame bytes read.", &[("", m.bytes_in)]);
+    counter(
+        "luciole_transport_udp_sent_bytes_total",
+        "UDP payload bytes sent: QUIC headers, acknowledgements and keep-alives included.",
+        &[("", m.udp_sent_bytes)],
+    );
+    counter(
+        "luciole_transport_udp_received_bytes_total",
+        "UDP payload bytes received.",
+        &[("", m.udp_received_bytes)],
+    );
     let kinds = |f: fn(&PolicyStatus) -> u64| -> Vec<(String, u64)> {
         s.policies.iter().map(|p| (format!("{{kind=\"{}\"}}", p.kind), f(p))).collect()
     };

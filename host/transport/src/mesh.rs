@@ -86,6 +86,11 @@ pub struct MeshStats {
     pub connections_over_limit: u64,
     /// Connections open now.
     pub connections_open: u64,
+    /// UDP payload bytes sent on every connection so far: what the wire carried, QUIC headers,
+    /// acknowledgements, keep-alives and the handshake included (quinn's count).
+    pub udp_sent_bytes: u64,
+    /// UDP payload bytes received on every connection so far.
+    pub udp_received_bytes: u64,
     /// What the endpoint's accept loop let in and kept out.
     pub endpoint: EndpointStats,
 }
@@ -117,6 +122,10 @@ struct Peer {
 struct Inner<M> {
     endpoint: Endpoint,
     peers: Mutex<HashMap<MemberId, Peer>>,
+    /// Every connection open, by quinn's stable id, for the UDP byte counts.
+    open: Mutex<HashMap<usize, Connection>>,
+    /// UDP bytes (sent, received) of connections already closed.
+    closed_udp: Mutex<(u64, u64)>,
     counters: Counters,
     frame_max: usize,
     inbox: mpsc::Sender<Inbound<M>>,
@@ -153,6 +162,8 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Mesh<M> {
         let inner = Arc::new(Inner {
             endpoint,
             peers: Mutex::default(),
+            open: Mutex::default(),
+            closed_udp: Mutex::default(),
             counters: Counters::default(),
             frame_max,
             inbox,
@@ -213,6 +224,15 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Mesh<M> {
     /// What the mesh did so far.
     pub fn stats(&self) -> MeshStats {
         let c = &self.inner.counters;
+        let (mut udp_sent, mut udp_received) =
+            self.inner.closed_udp.lock().map(|u| *u).unwrap_or_default();
+        if let Ok(open) = self.inner.open.lock() {
+            for conn in open.values() {
+                let udp = conn.quic().stats();
+                udp_sent += udp.udp_tx.bytes;
+                udp_received += udp.udp_rx.bytes;
+            }
+        }
         MeshStats {
             messages_in: c.messages_in.load(Relaxed),
             bytes_in: c.bytes_in.load(Relaxed),
@@ -225,6 +245,8 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Mesh<M> {
             frames_refused: c.frames_refused.load(Relaxed),
             connections_over_limit: c.connections_over_limit.load(Relaxed),
             connections_open: c.connections_open.load(Relaxed),
+            udp_sent_bytes: udp_sent,
+            udp_received_bytes: udp_received,
             endpoint: self.inner.endpoint.stats(),
         }
     }
@@ -258,6 +280,9 @@ fn register<M: DeserializeOwned + Send + 'static>(inner: &Arc<Inner<M>>, conn: C
         p.conn = Some(conn.clone());
     }
     inner.counters.connections_open.fetch_add(1, Relaxed);
+    if let Ok(mut open) = inner.open.lock() {
+        open.insert(conn.quic().stable_id(), conn.clone());
+    }
     tokio::spawn(read_connection(inner.clone(), conn));
     true
 }
@@ -271,6 +296,12 @@ async fn read_connection<M: DeserializeOwned + Send + 'static>(
         tokio::spawn(read_stream(inner.clone(), conn.clone(), stream));
     }
     inner.counters.connections_open.fetch_sub(1, Relaxed);
+    if let (Ok(mut open), Ok(mut closed)) = (inner.open.lock(), inner.closed_udp.lock()) {
+        open.remove(&conn.quic().stable_id());
+        let udp = conn.quic().stats();
+        closed.0 += udp.udp_tx.bytes;
+        closed.1 += udp.udp_rx.bytes;
+    }
     if let Ok(mut peers) = inner.peers.lock()
         && let Some(p) = peers.get_mut(&conn.peer())
     {
