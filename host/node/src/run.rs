@@ -60,7 +60,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async {
         let node = Node::start(config).await?;
-        node.run(shutdown_signal()).await
+        let span = tracing::info_span!("node", id = %short(node.me));
+        tracing::Instrument::instrument(node.run(shutdown_signal()), span).await
     })
 }
 

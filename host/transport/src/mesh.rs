@@ -192,7 +192,9 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Mesh<M> {
                 Some(tx) if !tx.is_closed() => tx.clone(),
                 _ => {
                     let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
-                    tokio::spawn(writer(self.inner.clone(), to, rx));
+                    let span = tracing::debug_span!("peer", id = %short(to));
+                    let writer = writer(self.inner.clone(), to, rx);
+                    tokio::spawn(tracing::Instrument::instrument(writer, span));
                     peer.outbox = Some(tx.clone());
                     tx
                 }
@@ -283,7 +285,10 @@ fn register<M: DeserializeOwned + Send + 'static>(inner: &Arc<Inner<M>>, conn: C
     if let Ok(mut open) = inner.open.lock() {
         open.insert(conn.quic().stable_id(), conn.clone());
     }
-    tokio::spawn(read_connection(inner.clone(), conn));
+    let span =
+        tracing::debug_span!("peer", id = %short(peer), addr = %conn.quic().remote_address());
+    tracing::debug!(parent: &span, "connection open");
+    tokio::spawn(tracing::Instrument::instrument(read_connection(inner.clone(), conn), span));
     true
 }
 
@@ -296,6 +301,7 @@ async fn read_connection<M: DeserializeOwned + Send + 'static>(
         tokio::spawn(read_stream(inner.clone(), conn.clone(), stream));
     }
     inner.counters.connections_open.fetch_sub(1, Relaxed);
+    tracing::debug!(reason = ?conn.quic().close_reason(), "connection closed");
     if let (Ok(mut open), Ok(mut closed)) = (inner.open.lock(), inner.closed_udp.lock()) {
         open.remove(&conn.quic().stable_id());
         let udp = conn.quic().stats();
@@ -330,8 +336,9 @@ async fn read_stream<M: DeserializeOwned + Send + 'static>(
                 }
             }
             Ok(None) | Err(FrameError::Stream(_)) => return,
-            Err(_) => {
+            Err(e) => {
                 c.frames_refused.fetch_add(1, Relaxed);
+                tracing::warn!("refused a frame, closing the connection: {e}");
                 conn.quic().close(close_code::BAD_FRAME.into(), b"refused frame");
                 return;
             }
@@ -386,6 +393,11 @@ async fn writer<M: DeserializeOwned + Send + 'static>(
             forget(&inner, to, id);
         }
     }
+}
+
+/// The first 8 hex digits of a member id, for logs.
+fn short(id: MemberId) -> String {
+    format!("{:032x}", id.0)[..8].to_string()
 }
 
 /// How often a writer that is dialling looks whether its peer connected meanwhile.
