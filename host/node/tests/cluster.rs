@@ -112,3 +112,35 @@ fn the_cluster_demo_shows_a_kill_and_a_rejoin_and_stops_its_processes() {
         assert!(std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok(), "node {i} still runs");
     }
 }
+
+/// A node whose peers are gone has no quorum, keeps its view, and still answers `status`.
+#[test]
+fn status_answers_and_says_so_when_the_cluster_has_no_quorum() {
+    let mut c = Cluster::init(3, 3);
+    let view = c.agreed("the founding view", |v| members(v).len() == 3);
+    let started = Instant::now();
+    while !(0..3).all(|i| c.status(i).is_some_and(|s| s["quorum"] == Value::Bool(true))) {
+        assert!(started.elapsed() < STEP_DEADLINE, "no quorum at start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.kill(1);
+    c.kill(2);
+    let started = Instant::now();
+    loop {
+        let s = c.status(0).expect("the survivor answers");
+        if s["quorum"] == Value::Bool(false) {
+            assert_eq!(s["view"]["epoch"], view["epoch"], "a minority installs no view");
+            break;
+        }
+        assert!(started.elapsed() < STEP_DEADLINE, "quorum never lost: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_luciole"))
+        .args(["status", "--config"])
+        .arg(c.config(0))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("quorum: no") && stdout.contains("3 member(s)"), "{stdout}");
+}
