@@ -57,6 +57,7 @@ impl Policies {
         let bubbles: Vec<Bubble> =
             (0..u64::from(bubbles)).map(|b| Bubble::new(BubbleId(b))).collect();
         let mut placement: Vec<Assignment> = Vec::new();
+        let (mut coordinator_total, mut placement_total) = (0u64, 0u64);
         while let Ok(mut view) = views.recv() {
             while let Ok(newer) = views.try_recv() {
                 view = newer;
@@ -73,9 +74,11 @@ impl Policies {
             placement = placed.value;
             let here: Vec<u64> =
                 placement.iter().filter(|a| a.member == me).map(|a| a.bubble.0).collect();
+            coordinator_total += coordinator_us;
+            placement_total += placement_us;
             let policies = vec![
-                slot_status(&self.coordinator, coordinator_us),
-                slot_status(&self.placement, placement_us),
+                slot_status(&self.coordinator, coordinator_us, coordinator_total),
+                slot_status(&self.placement, placement_us, placement_total),
             ];
             if let Ok(mut s) = shared.status.lock() {
                 s.coordinator = Some(format!("{:032x}", chosen.value.0));
@@ -98,7 +101,11 @@ fn load_into<K: Kind>(
     Ok(())
 }
 
-fn slot_status<K: Kind>(slot: &PolicySlot<K>, last_call_us: u64) -> PolicyStatus {
+fn slot_status<K: Kind>(
+    slot: &PolicySlot<K>,
+    last_call_us: u64,
+    call_us_total: u64,
+) -> PolicyStatus {
     use std::sync::atomic::Ordering::Relaxed;
     let active = slot.active();
     let stats = slot.stats();
@@ -110,5 +117,6 @@ fn slot_status<K: Kind>(slot: &PolicySlot<K>, last_call_us: u64) -> PolicyStatus
         faults: stats.faults.load(Relaxed),
         by_builtin: stats.by_builtin.load(Relaxed),
         last_call_us,
+        call_us_total,
     }
 }

@@ -97,6 +97,8 @@ pub struct PolicyStatus {
     pub by_builtin: u64,
     /// Latency of the last call, µs.
     pub last_call_us: u64,
+    /// Latency of every call this node made through the slot, summed, µs.
+    pub call_us_total: u64,
 }
 
 /// What the status endpoint serves from: the state the driver keeps current, and counters.
@@ -264,6 +266,22 @@ fn counters(out: &mut String, s: &Status, m: &MeshStats) {
         let rows = kinds(f);
         let rows: Vec<(&str, u64)> = rows.iter().map(|(l, v)| (l.as_str(), *v)).collect();
         counter(name, help, &rows);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP luciole_policy_call_duration_seconds Policy calls per view, wall time (fallbacks \
+         included).\n# TYPE luciole_policy_call_duration_seconds summary"
+    );
+    for p in &s.policies {
+        let _ = writeln!(
+            out,
+            "luciole_policy_call_duration_seconds_sum{{kind=\"{}\"}} {:.6}\n\
+             luciole_policy_call_duration_seconds_count{{kind=\"{}\"}} {}",
+            p.kind,
+            p.call_us_total as f64 / 1e6,
+            p.kind,
+            p.calls
+        );
     }
 }
 
