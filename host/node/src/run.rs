@@ -301,11 +301,19 @@ impl Node {
                 .addr_of(to)
                 .and_then(|a| a.parse().ok())
                 .or_else(|| self.known.get(&to).copied());
-            if traffic::kind(&envelope.message) > 1 {
+            let kind = traffic::kind(&envelope.message);
+            if kind > 1 {
                 tracing::debug!(to = %short(to), epoch = envelope.epoch.0, message = ?envelope.message, "out");
             }
-            if let Some(bytes) = self.mesh.send(to, addr, &envelope) {
-                self.shared.traffic.sent(traffic::kind(&envelope.message), bytes);
+            // Probes and acks go as datagrams once a connection is open: a lost one is a missed
+            // probe, which monitoring already counts on; everything else is ordered and reliable.
+            let sent = if kind <= 1 {
+                self.mesh.send_unreliable(to, addr, &envelope)
+            } else {
+                self.mesh.send(to, addr, &envelope)
+            };
+            if let Some(bytes) = sent {
+                self.shared.traffic.sent(kind, bytes);
             }
         }
         let mut evicted = false;

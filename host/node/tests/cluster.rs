@@ -89,15 +89,7 @@ fn five_processes_agree_remove_a_killed_node_readmit_it_and_remove_two_in_one_ch
 /// rejoin of the restarted one, and stops them all.
 #[test]
 fn the_cluster_demo_shows_a_kill_and_a_rejoin_and_stops_its_processes() {
-    let base = (21_000..60_000)
-        .step_by(37)
-        .find(|&b| {
-            (0..3).all(|i| {
-                std::net::UdpSocket::bind(("127.0.0.1", b + i)).is_ok()
-                    && std::net::TcpListener::bind(("127.0.0.1", b + 100 + i)).is_ok()
-            })
-        })
-        .unwrap();
+    let base = common::free_base(3, 100);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_luciole"))
         .args(["demo", "--nodes", "3", "--duration", "9", "--base-port", &base.to_string()])
         .output()

@@ -209,6 +209,42 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Mesh<M> {
         }
     }
 
+    /// Sends `message` to `to` as one QUIC datagram when a connection to it is open and the
+    /// frame fits: unordered, never retransmitted, no stream bookkeeping — what a monitoring
+    /// probe or its answer needs. Otherwise it goes as [`Mesh::send`] sends it. Returns the
+    /// frame's size, or `None` when it was dropped (counted).
+    pub fn send_unreliable(
+        &self,
+        to: MemberId,
+        addr: Option<SocketAddr>,
+        message: &M,
+    ) -> Option<usize> {
+        let c = &self.inner.counters;
+        let conn = current(&self.inner, to).0;
+        let Some(conn) = conn.filter(|c| c.quic().max_datagram_size().is_some()) else {
+            return self.send(to, addr, message);
+        };
+        let Ok(frame) = frame::encode(message, self.inner.frame_max) else {
+            c.dropped_failed.fetch_add(1, Relaxed);
+            return None;
+        };
+        let len = frame.len();
+        if conn.quic().max_datagram_size().is_some_and(|max| len > max) {
+            return self.send(to, addr, message);
+        }
+        match conn.quic().send_datagram(frame.into()) {
+            Ok(()) => {
+                c.messages_out.fetch_add(1, Relaxed);
+                c.bytes_out.fetch_add(len as u64, Relaxed);
+                Some(len)
+            }
+            Err(_) => {
+                c.dropped_failed.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
     /// Connects to the member at `addr` (or reuses a connection to it) and returns its id,
     /// from its certificate: how a node learns who its seeds are.
     pub async fn dial(&self, addr: SocketAddr) -> Result<MemberId, crate::TransportError> {
@@ -297,6 +333,7 @@ async fn read_connection<M: DeserializeOwned + Send + 'static>(
     inner: Arc<Inner<M>>,
     conn: Connection,
 ) {
+    tokio::spawn(read_datagrams(inner.clone(), conn.clone()));
     while let Ok(stream) = conn.quic().accept_uni().await {
         tokio::spawn(read_stream(inner.clone(), conn.clone(), stream));
     }
@@ -339,6 +376,42 @@ async fn read_stream<M: DeserializeOwned + Send + 'static>(
             Err(e) => {
                 c.frames_refused.fetch_add(1, Relaxed);
                 tracing::warn!("refused a frame, closing the connection: {e}");
+                conn.quic().close(close_code::BAD_FRAME.into(), b"refused frame");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads the datagrams of `conn` into the inbox, each one frame; a refused frame closes the
+/// connection.
+async fn read_datagrams<M: DeserializeOwned + Send + 'static>(
+    inner: Arc<Inner<M>>,
+    conn: Connection,
+) {
+    let c = &inner.counters;
+    while let Ok(datagram) = conn.quic().read_datagram().await {
+        let decoded = <[u8; frame::FRAME_HEADER_BYTES]>::try_from(
+            datagram.get(..frame::FRAME_HEADER_BYTES).unwrap_or_default(),
+        )
+        .map_err(|_| FrameError::Truncated)
+        .and_then(|header| frame::payload_len(&header, inner.frame_max))
+        .and_then(|len| match datagram.get(frame::FRAME_HEADER_BYTES..) {
+            Some(payload) if payload.len() == len => frame::decode::<M>(payload),
+            _ => Err(FrameError::Truncated),
+        });
+        match decoded {
+            Ok(message) => {
+                c.messages_in.fetch_add(1, Relaxed);
+                c.bytes_in.fetch_add(datagram.len() as u64, Relaxed);
+                let inbound = Inbound { from: conn.peer(), message, bytes: datagram.len() };
+                if inner.inbox.send(inbound).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                c.frames_refused.fetch_add(1, Relaxed);
+                tracing::warn!("refused a datagram, closing the connection: {e}");
                 conn.quic().close(close_code::BAD_FRAME.into(), b"refused frame");
                 return;
             }

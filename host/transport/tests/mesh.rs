@@ -126,3 +126,33 @@ async fn a_member_opening_connection_after_connection_is_cut_off_at_the_limit() 
     other.send(MemberId(1), Some(addr), &(1, "hello".into()));
     assert_eq!(next(&mut inbox).await.from, MemberId(3));
 }
+
+#[tokio::test]
+async fn unreliable_messages_go_as_datagrams_and_a_bad_datagram_is_refused() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (a, _a_in, _) = mesh(&ca, 1);
+    let (_b, mut b_in, b_addr) = mesh(&ca, 2);
+    // No connection yet: the first goes on the stream (and dials); then datagrams.
+    assert!(a.send_unreliable(MemberId(2), Some(b_addr), &(0, "first".into())).is_some());
+    assert_eq!(next(&mut b_in).await.message.0, 0);
+    let mut got = std::collections::BTreeSet::new();
+    for i in 1..=20 {
+        assert!(a.send_unreliable(MemberId(2), Some(b_addr), &(i, "probe".into())).is_some());
+    }
+    while got.len() < 20 {
+        let m = next(&mut b_in).await;
+        assert_eq!(m.from, MemberId(1));
+        got.insert(m.message.0);
+    }
+    // A member sending a datagram that is not a frame loses that connection.
+    let (server, mut inbox, addr) = mesh(&ca, 5);
+    let liar = Endpoint::bind(loopback(), &ca.issue(MemberId(6)).unwrap()).unwrap();
+    let conn = liar.connect(addr).await.unwrap();
+    conn.quic().send_datagram(vec![FRAME_VERSION, 200, 0, 0, 0, 1].into()).unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.quic().closed()).await;
+    assert!(closed.is_ok(), "closed");
+    until(&server, "refused counted", |s| s.frames_refused == 1).await;
+    let (honest, _h, _) = mesh(&ca, 7);
+    honest.send(MemberId(5), Some(addr), &(9, "still".into()));
+    assert_eq!(next(&mut inbox).await.from, MemberId(7));
+}

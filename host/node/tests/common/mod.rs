@@ -36,16 +36,27 @@ fn luciole() -> Command {
 }
 
 /// A base port whose next `n` UDP and TCP ports (and the status range above) look free.
+/// Tests of one binary run at once: each call starts its search at its own range, so two
+/// clusters never pick the same free ports between checking and binding them.
 fn free_ports(n: u16) -> (u16, u16) {
-    let start = 20_000 + (std::process::id() % 2_000) as u16 * 10;
-    for base in (start..60_000).step_by(50) {
-        let status = base + 20;
+    let base = free_base(n, 20);
+    (base, base + 20)
+}
+
+/// A base port whose next `n` UDP ports, and `n` TCP ports from `base + status_offset`, look
+/// free.
+pub fn free_base(n: u16, status_offset: u16) -> u16 {
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = 20_000 + (std::process::id() % 500) as u16 * 50 + (call % 16) * 2_500;
+    for base in (start..60_000).chain(20_000..start).step_by(50) {
+        let status = base + status_offset;
         let free = (0..n).all(|i| {
             std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
                 && std::net::TcpListener::bind(("127.0.0.1", status + i)).is_ok()
         });
         if free {
-            return (base, status);
+            return base;
         }
     }
     panic!("no free ports");
