@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::io::Write as _;
+
 use anyhow::Context;
 
 use crate::cluster::{self, InitArgs};
@@ -127,6 +129,16 @@ pub fn run(
     outcome
 }
 
+/// Prints a line; when stdout is gone (a closed pipe), the demo stops — cleanly, so that its
+/// node processes are stopped too — instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            return Ok(());
+        }
+    };
+}
+
 async fn watch(
     args: &ClusterDemoArgs,
     nodes: &mut Processes,
@@ -143,14 +155,14 @@ async fn watch(
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
-                println!("Ctrl-C: stopping every node");
+                say!("Ctrl-C: stopping every node");
                 return Ok(());
             }
             _ = tick.tick() => {}
         }
         let t = started.elapsed();
         if t >= total {
-            println!("{}s: done; stopping every node", t.as_secs());
+            say!("{}s: done; stopping every node", t.as_secs());
             return Ok(());
         }
         if !killed && t >= kill_at && nodes.children.len() > 1 {
@@ -160,7 +172,7 @@ async fn watch(
                 victim = i;
             }
             nodes.kill(victim);
-            println!(
+            say!(
                 "{}s: SIGKILL node-{} (the coordinator): the others agree on a view without it",
                 t.as_secs(),
                 victim + 1
@@ -169,11 +181,7 @@ async fn watch(
         if killed && !restarted && t >= restart_at {
             restarted = true;
             nodes.start(victim)?;
-            println!(
-                "{}s: restarting node-{}: it rejoins through the others",
-                t.as_secs(),
-                victim + 1
-            );
+            say!("{}s: restarting node-{}: it rejoins through the others", t.as_secs(), victim + 1);
         }
         for (i, child) in nodes.children.iter_mut().enumerate() {
             if let Some(Ok(Some(exit))) = child.as_mut().map(Child::try_wait) {
@@ -181,7 +189,7 @@ async fn watch(
                 let log = nodes.logs.join(format!("node-{}.log", i + 1));
                 let last = std::fs::read_to_string(&log).unwrap_or_default();
                 let last = last.lines().last().unwrap_or("").to_string();
-                println!("node-{} exited ({exit}): {last}", i + 1);
+                say!("node-{} exited ({exit}): {last}", i + 1);
             }
         }
         for (i, addr) in status.iter().enumerate() {
@@ -196,7 +204,7 @@ async fn watch(
                 Err(_) if nodes.children[i].is_none() => "down".to_string(),
                 Err(_) => "starting…".to_string(),
             };
-            println!("{:>3}s  node-{:<2} {line}", t.as_secs(), i + 1);
+            say!("{:>3}s  node-{:<2} {line}", t.as_secs(), i + 1);
         }
     }
 }
@@ -206,8 +214,9 @@ fn one_line(s: &Status) -> String {
         format!("epoch {:>2}  {} members  view {}", v.epoch, v.members.len(), &v.id[..8])
     });
     let coordinator = s.coordinator.as_deref().map_or("-", |c| &c[..8]);
+    let by = s.policies.first().map_or(String::new(), |p| format!(" by {}", p.active));
     format!(
-        "{}  {view}  coordinator {coordinator}  bubbles here {:>2}/{}  {}",
+        "{}  {view}  coordinator {coordinator}{by}  bubbles here {:>2}/{}  {}",
         &s.node[..8],
         s.bubbles_here.len(),
         s.bubbles_total,

@@ -149,6 +149,16 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Demo(_)) {
+        // Like other command-line tools, end quietly when the reader of our output goes away
+        // (`luciole status | head -1`) instead of panicking on the write. The demo handles it
+        // itself: it must stop its node processes first.
+        #[cfg(unix)]
+        // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Demo(args) if args.local => demo::run(args.walkthrough),
         Command::Demo(args) => {
