@@ -68,6 +68,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
     let policy = PolicyConfig {
         coordinator: args.coordinator.as_deref().map(absolute).transpose()?,
         placement: args.placement.as_deref().map(absolute).transpose()?,
+        cache_dir: None,
     };
     prepare_dir(&args.dir)?;
     let ca = ClusterCa::generate(&args.name)?;

@@ -73,6 +73,10 @@ pub struct PolicyConfig {
     /// A placement component (.wasm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<PathBuf>,
+    /// Where compiled components are kept, so a restart loads them instead of compiling
+    /// [default: ~/.cache/luciole/artifacts].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 fn one() -> u32 {
@@ -102,6 +106,7 @@ impl NodeConfig {
             .chain(self.founders.as_mut())
             .chain(self.policy.coordinator.as_mut())
             .chain(self.policy.placement.as_mut())
+            .chain(self.policy.cache_dir.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

@@ -33,7 +33,11 @@ impl Policies {
     /// The built-in defaults, or the components `config` names (a component that does not
     /// load, or is of another kind, is an error: the node does not start).
     pub fn load(config: &PolicyConfig) -> anyhow::Result<Self> {
-        let engine = PolicyEngine::new(EngineConfig::default())?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(luciole_wasm::ArtifactCache::new(dir)?),
+            None => crate::policy::default_cache(),
+        };
+        let engine = PolicyEngine::new(EngineConfig { cache, ..EngineConfig::default() })?;
         let policies =
             Self { coordinator: PolicySlot::new(), placement: PolicySlot::new(), _engine: engine };
         if let Some(path) = &config.coordinator {

@@ -79,7 +79,7 @@ impl Args {
 
 /// Runs the demo.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let cache_dir = args.cache_dir.clone().unwrap_or_else(crate::policy::default_cache_dir);
     let cache = ArtifactCache::new(&cache_dir)?;
     let engine = PolicyEngine::new(EngineConfig {
         cache: Some(cache),
@@ -350,12 +350,5 @@ fn by(by: &AnsweredBy) -> String {
         AnsweredBy::Active(m) => m.label(),
         AnsweredBy::LastGood(m) => format!("{} (last good)", m.label()),
         AnsweredBy::Builtin => "builtin".into(),
-    }
-}
-
-fn default_cache_dir() -> PathBuf {
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".cache/luciole/artifacts"),
-        None => std::env::temp_dir().join("luciole-artifacts"),
     }
 }

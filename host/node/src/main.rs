@@ -102,11 +102,19 @@ struct StatusArgs {
 
 #[derive(Subcommand, Debug)]
 enum PolicyCommand {
-    /// Check a policy component: kind, API version, imports, size, compile time, and a smoke
-    /// call. Exits non-zero with a one-line reason if the node would refuse it.
+    /// Check a policy component: kind, API version, imports, size, load time, and a smoke
+    /// call. Exits non-zero with a one-line reason if the node would refuse it. The compiled
+    /// artifact is kept in the artifact cache, so the next check, demo or node loads it in
+    /// milliseconds instead of compiling again.
     Check {
         /// The component (.wasm).
         file: PathBuf,
+        /// Where compiled artifacts are kept [default: ~/.cache/luciole/artifacts].
+        #[arg(long, conflicts_with = "no_cache")]
+        cache_dir: Option<PathBuf>,
+        /// Compile without reading or filling the artifact cache.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Wrap a core module built with the guest SDK for wasm32-unknown-unknown into a component.
     Componentize {
@@ -169,7 +177,14 @@ fn main() -> ExitCode {
             );
             cluster_demo::run(&args.cluster, policies)
         }
-        Command::Policy(PolicyCommand::Check { file }) => policy::check(&file),
+        Command::Policy(PolicyCommand::Check { file, cache_dir, no_cache }) => {
+            let cache = match (&cache_dir, no_cache) {
+                (_, true) => policy::Cache::None,
+                (Some(dir), false) => policy::Cache::Dir(dir),
+                (None, false) => policy::Cache::Default,
+            };
+            policy::check(&file, cache)
+        }
         Command::Policy(PolicyCommand::Componentize { input, output }) => {
             policy::componentize(&input, &output)
         }

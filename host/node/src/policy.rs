@@ -1,16 +1,55 @@
 //! `luciole policy check` and `luciole policy componentize`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use luciole_wasm::{EngineConfig, PolicyEngine, PolicyKind, PolicySlot, inspect};
+use luciole_wasm::{ArtifactCache, EngineConfig, PolicyEngine, PolicyKind, PolicySlot, inspect};
 
-/// Prints what a component is, and fails with one line if the node would refuse it.
-pub fn check(file: &Path) -> anyhow::Result<()> {
+/// Which artifact cache a command uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Cache<'a> {
+    /// This directory (an error if it cannot be made).
+    Dir(&'a Path),
+    /// [`default_cache_dir`], or none if it cannot be made.
+    Default,
+    /// None.
+    None,
+}
+
+/// Where compiled policy artifacts are kept unless told otherwise: `~/.cache/luciole/artifacts`.
+pub fn default_cache_dir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/luciole/artifacts"),
+        None => std::env::temp_dir().join("luciole-artifacts"),
+    }
+}
+
+/// The artifact cache in [`default_cache_dir`], or none (with a warning) when that directory
+/// cannot be made: the default must never stop a node or a check, only slow it down.
+pub fn default_cache() -> Option<ArtifactCache> {
+    let dir = default_cache_dir();
+    match ArtifactCache::new(&dir) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            eprintln!("warning: no artifact cache ({e:#}); components are compiled on every load");
+            None
+        }
+    }
+}
+
+/// Prints what a component is, and fails with one line if the node would refuse it. With a
+/// cache directory, a compiled component is kept there and later checks (and nodes and demos
+/// using the same directory) load it instead of compiling again.
+pub fn check(file: &Path, cache: Cache<'_>) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let info = inspect::inspect(&bytes).with_context(|| file.display().to_string())?;
-    let engine = PolicyEngine::new(EngineConfig::default())?;
+    let cache = match cache {
+        Cache::Dir(dir) => Some(ArtifactCache::new(dir)?),
+        Cache::Default => default_cache(),
+        Cache::None => None,
+    };
+    let engine = PolicyEngine::new(EngineConfig { cache, ..EngineConfig::default() })?;
     let started = Instant::now();
     let loaded = engine.load(&bytes).with_context(|| file.display().to_string())?;
     let load_time = started.elapsed();
@@ -37,7 +76,12 @@ pub fn check(file: &Path) -> anyhow::Result<()> {
     );
     println!("  size         {} bytes", info.size_bytes);
     println!("  sha256       {}", hex_digest(&meta.digest));
-    println!("  compile      {:.1} ms (compile, link, describe)", load_time.as_secs_f64() * 1e3);
+    let how = if loaded.from_cache {
+        "load the precompiled artifact, link, describe"
+    } else {
+        "compile, link, describe"
+    };
+    println!("  load         {:.1} ms ({how})", load_time.as_secs_f64() * 1e3);
     println!("  imports      {}", list(&info.imports));
     println!("  exports      {}", list(&info.exports));
     println!("  smoke call   ok");

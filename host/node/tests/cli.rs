@@ -255,3 +255,16 @@ fn node_commands_explain_user_mistakes_in_one_line() {
     one_line_error(&["status", "--addr", "127.0.0.1:1"], &["127.0.0.1:1"]);
     assert_eq!(luciole(&["status"]).status.code(), Some(2), "--config or --addr is required");
 }
+
+#[test]
+fn policy_check_fills_the_artifact_cache_and_loads_from_it_next_time() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_str().unwrap();
+    let file = plugin("coordinator-lowest-id");
+    let first = text(&luciole(&["policy", "check", &file, "--cache-dir", dir]).stdout);
+    assert!(first.contains("(compile, link, describe)"), "{first}");
+    let again = text(&luciole(&["policy", "check", &file, "--cache-dir", dir]).stdout);
+    assert!(again.contains("(load the precompiled artifact, link, describe)"), "{again}");
+    let bypass = text(&luciole(&["policy", "check", &file, "--no-cache"]).stdout);
+    assert!(bypass.contains("(compile, link, describe)"), "{bypass}");
+}
