@@ -58,6 +58,9 @@ pub struct Args {
     /// Halfway, hot-swap this placement component in instead of the default midway swaps.
     #[arg(long, value_name = "FILE.wasm")]
     swap_placement: Option<PathBuf>,
+    /// Halfway, hot-swap this migration component in instead of the default midway swaps.
+    #[arg(long, value_name = "FILE.wasm")]
+    swap_migration: Option<PathBuf>,
 }
 
 struct Node {
@@ -65,6 +68,7 @@ struct Node {
     plugins: Option<PathBuf>,
     swap_coordinator: Option<PathBuf>,
     swap_placement: Option<PathBuf>,
+    swap_migration: Option<PathBuf>,
     coordinator: PolicySlot<Coordinator>,
     placement: PolicySlot<Placement>,
     migration: PolicySlot<Migration>,
@@ -92,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         plugins: args.plugins.clone(),
         swap_coordinator: args.swap_coordinator.clone(),
         swap_placement: args.swap_placement.clone(),
+        swap_migration: args.swap_migration.clone(),
         coordinator: PolicySlot::new(),
         placement: PolicySlot::new(),
         migration: PolicySlot::new(),
@@ -204,13 +209,17 @@ impl Node {
     }
 
     fn midway_swaps(&self) {
-        if self.swap_coordinator.is_some() || self.swap_placement.is_some() {
+        let asked = [&self.swap_coordinator, &self.swap_placement, &self.swap_migration];
+        if asked.iter().any(|p| p.is_some()) {
             println!("-- hot swap while the node runs --");
             if let Some(path) = &self.swap_coordinator {
                 self.load_and_swap(&self.coordinator, path);
             }
             if let Some(path) = &self.swap_placement {
                 self.load_and_swap(&self.placement, path);
+            }
+            if let Some(path) = &self.swap_migration {
+                self.load_and_swap(&self.migration, path);
             }
             return;
         }
@@ -256,6 +265,7 @@ impl Node {
             by(&chosen.by),
             coordinator_us
         );
+        println!("           {}", members_line(view.members()));
         for fault in chosen.faults.iter().chain(&placed.faults) {
             println!(
                 "           fault: {fault} -> quarantined, answered by the fallback in the same call"
@@ -304,9 +314,18 @@ impl Node {
         };
         let timeout = self.migration.on_timeout(&status);
         println!(
-            "           migration prepare at {}/{} entities -> {:?}; commit timer after 450 ms -> {:?}",
-            load.entities, load.entities_max, prepare.value, timeout.value
+            "           migration prepare at {}/{} entities -> {:?}; commit timer after 450 ms -> {:?}, by {}",
+            load.entities,
+            load.entities_max,
+            prepare.value,
+            timeout.value,
+            by(&timeout.by)
         );
+        for fault in prepare.faults.iter().chain(&timeout.faults) {
+            println!(
+                "           fault: {fault} -> quarantined, answered by the fallback in the same call"
+            );
+        }
     }
 
     fn summary(&self) {
@@ -343,6 +362,29 @@ impl Node {
             self.migration.quarantined().len(),
         );
     }
+}
+
+/// The members' capacities (and labels, if any), so capacity-aware answers can be judged: each
+/// member for small views, the range for large ones.
+fn members_line(members: &[Member]) -> String {
+    let label = |m: &Member| {
+        let l: Vec<String> = m.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect();
+        if l.is_empty() { String::new() } else { format!(" [{}]", l.join(",")) }
+    };
+    if members.len() <= 8 {
+        let each: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}… {}{}", &m.id.to_string()[..8], m.capacity, label(m)))
+            .collect();
+        return format!("capacities {}", each.join(", "));
+    }
+    let caps = members.iter().map(|m| m.capacity);
+    let (lo, hi) = (caps.clone().min().unwrap_or(0), caps.clone().max().unwrap_or(0));
+    let labelled = members.iter().filter(|m| !m.labels.is_empty()).count();
+    format!(
+        "capacities {lo}..{hi} (total {}), {labelled} labelled",
+        caps.map(u64::from).sum::<u64>()
+    )
 }
 
 fn by(by: &AnsweredBy) -> String {

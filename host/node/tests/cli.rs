@@ -268,3 +268,25 @@ fn policy_check_fills_the_artifact_cache_and_loads_from_it_next_time() {
     let bypass = text(&luciole(&["policy", "check", &file, "--no-cache"]).stdout);
     assert!(bypass.contains("(compile, link, describe)"), "{bypass}");
 }
+
+#[test]
+fn the_local_demo_swaps_a_migration_policy_and_names_who_decided() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = luciole(&[
+        "demo",
+        "--local",
+        "--views",
+        "4",
+        "--swap-migration",
+        &plugin("migration-standard"),
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("swap   migration   -> standard@0.1.0"), "{stdout}");
+    // Before the swap the built-in decides; after it, the component, and each line says so.
+    assert!(stdout.contains(", by builtin"), "{stdout}");
+    assert!(stdout.contains(", by standard@0.1.0"), "{stdout}");
+    assert!(stdout.contains("capacities "), "{stdout}");
+}
