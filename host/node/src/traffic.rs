@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use luciole_proto::membership::node::Message;
 
 /// The message kinds, in [`kind`] order.
-pub const KINDS: [&str; 16] = [
+pub const KINDS: [&str; 17] = [
     "probe",
     "ack",
     "accuse",
@@ -24,6 +24,7 @@ pub const KINDS: [&str; 16] = [
     "promise",
     "accept",
     "accepted",
+    "suspect",
 ];
 
 /// `message`'s index in [`KINDS`].
@@ -45,6 +46,7 @@ pub fn kind(message: &Message) -> usize {
         Message::Promise { .. } => 13,
         Message::Accept { .. } => 14,
         Message::Accepted { .. } => 15,
+        Message::Suspect(_) => 16,
     }
 }
 

@@ -36,6 +36,11 @@ struct Args {
     #[arg(long, default_value_t = Settings::default().probe_ms,
         value_parser = clap::value_parser!(u64).range(10..=60_000))]
     probe_ms: u64,
+    /// Suspicion-triggered probing (experimental; 0 = off, the default): a subject that
+    /// answered is probed again only after this many ms; a missed answer makes its observers
+    /// probe it every --probe-ms.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    idle_probe_ms: u64,
     /// Observers a node cannot send to (`one-way`), or a joiner reaches (`partial-join`).
     #[arg(long, default_value_t = Settings::default().observers)]
     observers: usize,
@@ -92,6 +97,7 @@ fn main() {
             heal_ms: args.heal_ms,
             split_percent: args.split_percent,
             flap_percent: args.flap_percent,
+            idle_probe_ms: args.idle_probe_ms,
         };
         let wall = std::time::Instant::now();
         match run_with(args.scenario, args.nodes as usize, seed, settings) {

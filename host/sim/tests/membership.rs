@@ -336,3 +336,27 @@ fn a_joiner_whose_observers_are_all_one_member_still_gets_in() {
         assert_eq!(changes.len(), 1, "seed {seed}: one view change, not a join-and-evict loop");
     }
 }
+
+/// Suspicion-triggered probing (experimental, off by default): a crash is still one view change
+/// well under 1.5 s, and steady traffic is a tenth of the default's. (At 100 members and an
+/// idle period of 1,250 ms, `luciole-sim --idle-probe-ms 1250` gives crash → view p50 ~0.9 s
+/// over 20 seeds; BENCHMARKS.md.)
+#[test]
+fn suspicion_triggered_probing_detects_a_crash_in_one_change_at_a_tenth_of_the_traffic() {
+    let idle = Settings { idle_probe_ms: 1_250, ..Settings::default() };
+    each_with(Scenario::Crash, 20, seeds(), idle, one_change_within(1_500));
+    let quiet = Settings { duration_ms: 20_000, ..idle };
+    each_with(Scenario::Quiet, 20, 1..3, quiet, |o| {
+        let fast = Settings { duration_ms: 20_000, ..Settings::default() };
+        let base = run_with(Scenario::Quiet, 20, 1, fast)?;
+        let (idle_rate, base_rate) = (o.msgs_per_s.0, base.msgs_per_s.0);
+        if o.view_changes == 0 && idle_rate * 5.0 < base_rate {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} view changes, {idle_rate:.0} vs {base_rate:.0} messages/s",
+                o.view_changes
+            ))
+        }
+    });
+}

@@ -26,6 +26,9 @@ pub enum Message {
     },
     /// The sender is alive, at this incarnation.
     Rebut(Incarnation),
+    /// (Suspicion-triggered probing) the sender, an observer of this subject, missed an
+    /// answer from it: probe it now.
+    Suspect(MemberId),
     /// Accusations that stood and joins vouched for, gathered for a while and sent together
     /// (at most [`super::node::ALERTS_PER_MESSAGE_MAX`]).
     Alerts {

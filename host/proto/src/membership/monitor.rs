@@ -62,6 +62,14 @@ pub struct MonitorConfig {
     pub unstable_ms_max: u64,
     /// Longest a joiner stays in a view's tally without being admitted, in ms.
     pub join_ms_max: u64,
+    /// Suspicion-triggered probing, off when 0: a subject that answered is probed again only
+    /// after this many ms; one that has not answered a probe within `probe_period_ms` is
+    /// probed every period from then on, accused after `silence_ms` without an answer, and
+    /// its other observers are told to probe it now ([`MonitorOutput::Suspect`]), so that
+    /// they accuse it together. Steady traffic falls with the idle period; detection starts
+    /// at the first observer to miss an answer. Experimental: the simulator's sweeps ran with
+    /// it off.
+    pub idle_probe_ms: u64,
 }
 
 impl MonitorConfig {
@@ -70,6 +78,12 @@ impl MonitorConfig {
     /// and how recently a peer must have been heard to count toward the quorum.
     pub fn silence_ms(&self) -> u64 {
         self.probe_period_ms * u64::from(self.misses_max)
+    }
+
+    /// How recently a monitoring peer must have been heard to count toward the quorum, ms:
+    /// the silence that accuses, plus the idle period when probing is suspicion-triggered.
+    pub fn contact_ms(&self) -> u64 {
+        self.silence_ms() + self.idle_probe_ms
     }
 }
 
@@ -85,6 +99,7 @@ impl Default for MonitorConfig {
             cut_quiet_ms: 100,
             unstable_ms_max: 1_000,
             join_ms_max: 5_000,
+            idle_probe_ms: 0,
         }
     }
 }
@@ -106,6 +121,9 @@ pub enum MonitorOutput {
     Rebut(Incarnation),
     /// An accusation stood: feed it to every member's cut detector.
     Alert(Alert),
+    /// (Suspicion-triggered probing) this subject missed an answer: ask its other observers
+    /// to probe it now.
+    Suspect(MemberId),
 }
 
 #[derive(Clone, Debug)]
@@ -114,6 +132,10 @@ struct Watch {
     last_heard_ms: u64,
     next_probe_ms: u64,
     accused: Option<Accusation>,
+    /// (Suspicion-triggered probing) since when a probe has gone unanswered, and whether the
+    /// other observers were told.
+    awaiting_since: Option<u64>,
+    suspected: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -169,10 +191,19 @@ impl Monitor {
         for (ring, subject) in rings.subjects_of(self.me) {
             by_subject.entry(subject).or_default().push(ring);
         }
+        let (me, idle) = (self.me, self.config.idle_probe_ms);
         self.watches = by_subject
             .into_iter()
             .map(|(s, rings)| {
-                (s, Watch { rings, last_heard_ms: now_ms, next_probe_ms: now_ms, accused: None })
+                let w = Watch {
+                    rings,
+                    last_heard_ms: now_ms,
+                    next_probe_ms: now_ms + phase(me, s, idle),
+                    accused: None,
+                    awaiting_since: None,
+                    suspected: false,
+                };
+                (s, w)
             })
             .collect();
         self.known.retain(|m, _| rings.contains(*m));
@@ -188,8 +219,19 @@ impl Monitor {
         let c = self.config;
         let mut withdrawn = Vec::new();
         for (&subject, w) in &mut self.watches {
+            let idle = c.idle_probe_ms > 0;
+            let silent = match w.awaiting_since {
+                _ if !idle => now_ms.saturating_sub(w.last_heard_ms) >= c.silence_ms(),
+                Some(since) => now_ms.saturating_sub(since) >= c.silence_ms(),
+                None => false,
+            };
+            let missed = w.awaiting_since.is_some_and(|s| now_ms >= s + c.probe_period_ms);
+            if idle && w.accused.is_none() && !w.suspected && missed {
+                w.suspected = true;
+                self.out.push_back(MonitorOutput::Suspect(subject));
+            }
             match &mut w.accused {
-                None if now_ms.saturating_sub(w.last_heard_ms) >= c.silence_ms() => {
+                None if silent => {
                     let incarnation = self.known.get(&subject).copied().unwrap_or_default();
                     w.accused = Some(Accusation {
                         since_ms: now_ms,
@@ -219,6 +261,9 @@ impl Monitor {
             }
             if now_ms >= w.next_probe_ms {
                 w.next_probe_ms = now_ms + c.probe_period_ms;
+                if idle && w.accused.is_none() && w.awaiting_since.is_none() {
+                    w.awaiting_since = Some(now_ms);
+                }
                 self.out.push_back(match &w.accused {
                     Some(Accusation { incarnation, recovering: None, .. }) => {
                         MonitorOutput::Accuse { subject, incarnation: *incarnation }
@@ -237,6 +282,8 @@ impl Monitor {
     fn withdraw(&mut self, now_ms: u64, subject: MemberId, rebutted: Incarnation) {
         let Some(w) = self.watches.get_mut(&subject) else { return };
         w.accused = None;
+        w.awaiting_since = None;
+        w.suspected = false;
         w.last_heard_ms = now_ms;
         w.next_probe_ms = now_ms + self.config.probe_period_ms;
         self.out.extend(alerts(self.me, subject, &w.rings, Change::Rebutted, rebutted));
@@ -246,11 +293,38 @@ impl Monitor {
     /// with the ack.
     pub fn handle_ack(&mut self, now_ms: u64, from: MemberId, incarnation: Incarnation) {
         self.learn(from, incarnation);
+        let idle = self.config.idle_probe_ms;
         let Some(w) = self.watches.get_mut(&from) else { return };
         match w.accused {
+            None if idle > 0 => {
+                w.last_heard_ms = now_ms;
+                if w.awaiting_since.take().is_some() {
+                    w.next_probe_ms = now_ms + idle;
+                }
+                w.suspected = false;
+            }
             None => w.last_heard_ms = now_ms,
             Some(Accusation { recovering: Some(_), .. }) => w.last_heard_ms = now_ms,
             Some(_) => self.handle_rebut(now_ms, from, incarnation),
+        }
+    }
+
+    /// (Suspicion-triggered probing) another observer of `subject` missed an answer from it:
+    /// probe it now, unless a probe is already out.
+    pub fn handle_suspect(&mut self, now_ms: u64, subject: MemberId) {
+        if self.config.idle_probe_ms == 0 {
+            return;
+        }
+        let c = self.config;
+        let Some(w) = self.watches.get_mut(&subject) else { return };
+        if w.accused.is_none() && w.awaiting_since.is_none() {
+            // The subject already missed an answer elsewhere: accuse after two periods of our
+            // own unanswered probes, not the whole silence, so the observers accuse together.
+            let head_start = c.silence_ms().saturating_sub(2 * c.probe_period_ms);
+            w.awaiting_since = Some(now_ms.saturating_sub(head_start));
+            w.suspected = true;
+            w.next_probe_ms = now_ms + c.probe_period_ms;
+            self.out.push_back(MonitorOutput::Probe(subject));
         }
     }
 
@@ -287,6 +361,8 @@ impl Monitor {
         w.last_heard_ms = now_ms;
         if !a.alerted {
             w.accused = None;
+            w.awaiting_since = None;
+            w.suspected = false;
             w.next_probe_ms = now_ms + period;
             return;
         }
@@ -313,6 +389,11 @@ impl Monitor {
         self.watches
             .values()
             .map(|w| match w.accused {
+                None if c.idle_probe_ms > 0 => match w.awaiting_since {
+                    Some(since) if !w.suspected => w.next_probe_ms.min(since + c.probe_period_ms),
+                    Some(since) => w.next_probe_ms.min(since + silence_ms),
+                    None => w.next_probe_ms,
+                },
                 None => w.next_probe_ms.min(w.last_heard_ms + silence_ms),
                 Some(a) if !a.alerted => (a.since_ms + c.rebut_window_ms).min(w.next_probe_ms),
                 Some(Accusation { recovering: Some((since, _)), .. }) => w
@@ -335,6 +416,17 @@ impl Monitor {
 }
 
 /// This member's alert about `subject` on each of `rings`.
+/// (Suspicion-triggered probing) where in the idle period `observer` first probes `subject`: a
+/// fixed spread per pair, so that a subject's observers do not all probe it at one moment and
+/// the first to miss an answer comes early in the period. 0 when probing is not idle.
+fn phase(observer: MemberId, subject: MemberId, idle_ms: u64) -> u64 {
+    if idle_ms == 0 {
+        return 0;
+    }
+    let pair = (observer.0 ^ subject.0.rotate_left(64)) as u64 ^ (observer.0 >> 64) as u64;
+    crate::rand::mix(pair) % idle_ms
+}
+
 fn alerts(
     me: MemberId,
     subject: MemberId,
@@ -476,6 +568,7 @@ mod tests {
                         *s == subject
                     }
                     MonitorOutput::Alert(a) => a.subject == subject,
+                    MonitorOutput::Suspect(s) => *s == subject,
                     MonitorOutput::Rebut(_) => false,
                 })
                 .collect()
@@ -527,5 +620,81 @@ mod tests {
         // Then it is probed as usual.
         m.handle_timeout(1_420);
         assert!(matches!(about(drain(&mut m))[..], [MonitorOutput::Probe(_)]));
+    }
+
+    /// A monitor with suspicion-triggered probing, idle period 1 s, watching one subject.
+    fn idle_setup() -> (MemberId, Monitor) {
+        let members: Vec<MemberId> = (1..=2).map(|i| MemberId(i * 977)).collect();
+        let rings = Rings::new(&members, 1);
+        let config = MonitorConfig { idle_probe_ms: 1_000, ..MonitorConfig::default() };
+        let m = Monitor::new(members[0], Incarnation(0), config, &rings, 0);
+        (members[1], m)
+    }
+
+    /// Runs `m` from `from` to `to` ms in 10 ms steps, answering every probe at once when
+    /// `answer`; returns the outputs with their times.
+    fn run(
+        m: &mut Monitor,
+        s: MemberId,
+        from: u64,
+        to: u64,
+        answer: bool,
+    ) -> Vec<(u64, MonitorOutput)> {
+        let mut out = Vec::new();
+        for now in (from..=to).step_by(10) {
+            m.handle_timeout(now);
+            for o in drain(m) {
+                if answer && o == MonitorOutput::Probe(s) {
+                    m.handle_ack(now, s, Incarnation(0));
+                }
+                out.push((now, o));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn idle_probing_probes_an_answering_subject_once_per_idle_period() {
+        let (s, mut m) = idle_setup();
+        let out = run(&mut m, s, 0, 10_000, true);
+        let probes = out.iter().filter(|(_, o)| *o == MonitorOutput::Probe(s)).count();
+        assert!((9..=11).contains(&probes), "{probes} probes in 10 s");
+        assert!(out.iter().all(|(_, o)| matches!(o, MonitorOutput::Probe(_))), "{out:?}");
+    }
+
+    #[test]
+    fn a_missed_answer_makes_idle_probing_fast_suspects_once_and_accuses_after_the_silence() {
+        let (s, mut m) = idle_setup();
+        run(&mut m, s, 0, 2_000, true);
+        let out = run(&mut m, s, 2_010, 5_000, false);
+        let first = out.iter().find(|(_, o)| *o == MonitorOutput::Probe(s)).expect("a probe").0;
+        let suspects: Vec<u64> =
+            out.iter().filter(|(_, o)| *o == MonitorOutput::Suspect(s)).map(|(t, _)| *t).collect();
+        assert_eq!(suspects, vec![first + 100], "suspected once, a probe period after the miss");
+        let accused = out
+            .iter()
+            .find(|(_, o)| matches!(o, MonitorOutput::Accuse { .. }))
+            .expect("an accusation")
+            .0;
+        assert_eq!(accused, first + MonitorConfig::default().silence_ms());
+        let fast =
+            out.iter().filter(|(t, o)| *o == MonitorOutput::Probe(s) && *t < accused).count();
+        assert_eq!(fast, 4, "probed every period while unanswered");
+    }
+
+    #[test]
+    fn a_suspicion_from_another_observer_probes_now_and_accuses_after_two_periods() {
+        let (s, mut m) = idle_setup();
+        run(&mut m, s, 0, 1_500, true);
+        m.handle_suspect(1_505, s);
+        assert_eq!(drain(&mut m), vec![MonitorOutput::Probe(s)]);
+        let out = run(&mut m, s, 1_510, 2_500, false);
+        let accused = out.iter().find(|(_, o)| matches!(o, MonitorOutput::Accuse { .. }));
+        assert_eq!(accused.map(|(t, _)| *t), Some(1_710), "two periods of its own silence");
+        // Off by default: a suspicion changes nothing.
+        let (_, rings, mut plain) = setup();
+        let (_, subject) = rings.subjects_of(MemberId(977))[0];
+        plain.handle_suspect(5, subject);
+        assert!(drain(&mut plain).is_empty());
     }
 }

@@ -211,6 +211,7 @@ impl MemberNode {
                 self.monitor.handle_accusation(subject, incarnation)
             }
             Message::Rebut(inc) => self.monitor.handle_rebut(now_ms, from, inc),
+            Message::Suspect(subject) if member => self.monitor.handle_suspect(now_ms, subject),
             Message::Alerts { alerts, joiners } => {
                 // Only the observer an alert names may send it, with one story per joiner.
                 if alerts.len() <= ALERTS_PER_MESSAGE_MAX
@@ -250,6 +251,7 @@ impl MemberNode {
             }
             Message::Probe
             | Message::Accuse { .. }
+            | Message::Suspect(_)
             | Message::Vote(_)
             | Message::Prepare(_)
             | Message::Promise { .. }
@@ -520,6 +522,14 @@ impl MemberNode {
                     }
                 }
                 MonitorOutput::Alert(alert) => self.queue_alert(now_ms, alert),
+                MonitorOutput::Suspect(subject) => {
+                    let observers: BTreeSet<MemberId> =
+                        self.rings.observers_of(subject).into_iter().map(|(_, o)| o).collect();
+                    let me = self.me;
+                    for o in observers.into_iter().filter(|o| *o != me) {
+                        self.send(o, Message::Suspect(subject));
+                    }
+                }
             }
         }
     }
@@ -677,8 +687,8 @@ impl MemberNode {
 
     /// Re-evaluates [`MemberNode::has_quorum`] and says when it changes.
     fn update_quorum(&mut self, now_ms: u64) {
-        let silence = self.config.silence_ms();
-        let heard = self.contact.values().filter(|&&t| now_ms.saturating_sub(t) < silence).count();
+        let window = self.config.contact_ms();
+        let heard = self.contact.values().filter(|&&t| now_ms.saturating_sub(t) < window).count();
         let quorum = heard * 2 > self.contact.len() || self.contact.is_empty();
         let quorum = quorum && !self.vouched_minority;
         if quorum != self.quorum {

@@ -117,6 +117,9 @@ pub struct Settings {
     pub split_percent: u64,
     /// The share of links that flap in [`Scenario::Flaps`], percent.
     pub flap_percent: u64,
+    /// Suspicion-triggered probing's idle period, ms; 0 is off
+    /// ([`MonitorConfig::idle_probe_ms`]).
+    pub idle_probe_ms: u64,
 }
 
 impl Default for Settings {
@@ -131,6 +134,7 @@ impl Default for Settings {
             heal_ms: 2_000,
             split_percent: 50,
             flap_percent: 5,
+            idle_probe_ms: 0,
         }
     }
 }
@@ -138,7 +142,11 @@ impl Default for Settings {
 impl Settings {
     /// The members' monitoring settings: the defaults but for the probe period.
     pub fn monitor(&self) -> MonitorConfig {
-        MonitorConfig { probe_period_ms: self.probe_ms, ..MonitorConfig::default() }
+        MonitorConfig {
+            probe_period_ms: self.probe_ms,
+            idle_probe_ms: self.idle_probe_ms,
+            ..MonitorConfig::default()
+        }
     }
 }
 
@@ -147,7 +155,7 @@ pub fn replay(scenario: Scenario, nodes: usize, seed: u64, settings: Settings) -
     let name = clap::ValueEnum::to_possible_value(&scenario).expect("every scenario is named");
     let s = settings;
     format!(
-        "cargo run --release -p luciole-sim -- --scenario {} --nodes {nodes} --seed {seed} --crashes {} --bad {} --duration-ms {} --probe-ms {} --observers {} --heal-ms {} --split-percent {} --flap-percent {}",
+        "cargo run --release -p luciole-sim -- --scenario {} --nodes {nodes} --seed {seed} --crashes {} --bad {} --duration-ms {} --probe-ms {} --observers {} --heal-ms {} --split-percent {} --flap-percent {} --idle-probe-ms {}",
         name.get_name(),
         s.crashes,
         s.bad,
@@ -156,7 +164,8 @@ pub fn replay(scenario: Scenario, nodes: usize, seed: u64, settings: Settings) -
         s.observers,
         s.heal_ms,
         s.split_percent,
-        s.flap_percent
+        s.flap_percent,
+        s.idle_probe_ms
     )
 }
 
