@@ -13,9 +13,10 @@ use common::{Cluster, get, members, node_id};
 
 const NODES: usize = 5;
 
-fn args() -> (usize, u64) {
+fn args() -> (usize, u64, u64) {
     let mut kills = 20;
     let mut steady_s = 10;
+    let mut idle = 0;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -23,14 +24,19 @@ fn args() -> (usize, u64) {
             "--steady-s" => {
                 steady_s = it.next().and_then(|v| v.parse().ok()).expect("--steady-s S")
             }
+            "--idle-probe-ms" => {
+                idle = it.next().and_then(|v| v.parse().ok()).expect("--idle-probe-ms MS")
+            }
             "--help" | "-h" => {
-                println!("cluster [--kills N (20)] [--steady-s S (10)]");
+                println!(
+                    "cluster [--kills N (20)] [--steady-s S (10)] [--idle-probe-ms MS (0: off)]"
+                );
                 std::process::exit(0);
             }
             _ => {}
         }
     }
-    (kills, steady_s)
+    (kills, steady_s, idle)
 }
 
 /// A counter summed over its label sets, from node `i`'s `/metrics`.
@@ -56,10 +62,10 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 fn main() {
-    let (kills, steady_s) = args();
-    let mut c = Cluster::init(NODES, NODES);
+    let (kills, steady_s, idle) = args();
+    let mut c = Cluster::init_with(NODES, NODES, &["--idle-probe-ms", &idle.to_string()]);
     c.agreed("the founding view", |v| members(v).len() == NODES);
-    println!("{NODES} node processes on loopback (release build), 2-core VM");
+    println!("{NODES} node processes on loopback (release build), 2-core VM, idle probe {idle} ms");
 
     // Steady state: what each node sends and receives, per second, over `steady_s`.
     std::thread::sleep(Duration::from_secs(2));

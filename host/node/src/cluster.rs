@@ -41,6 +41,10 @@ pub struct InitArgs {
     /// A placement component (.wasm) every node runs instead of the built-in.
     #[arg(long, value_name = "FILE.wasm")]
     pub placement: Option<PathBuf>,
+    /// Suspicion-triggered probing's idle period in ms, written into every node's config
+    /// (experimental; 0 = off).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub idle_probe_ms: u64,
 }
 
 /// What `init` wrote for one node.
@@ -100,6 +104,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
                 key: "key.pem".into(),
             },
             policy: policy.clone(),
+            membership: crate::config::MembershipConfig { idle_probe_ms: args.idle_probe_ms },
         };
         let path = dir.join("node.toml");
         let text = format!(

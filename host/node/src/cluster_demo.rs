@@ -89,6 +89,7 @@ pub fn run(
         name: "demo".into(),
         coordinator: policies.0,
         placement: policies.1,
+        idle_probe_ms: 0,
     };
     for i in 0..args.nodes {
         let (quic, status) = (init.base_port + i, init.status_port + i);

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use luciole_proto::core::{Core, Millis};
 use luciole_proto::membership::lifecycle::{Membership, MembershipEvent, Phase};
-use luciole_proto::membership::monitor::MonitorConfig;
 use luciole_proto::membership::node::{Envelope, MemberNode, ViewChange};
 use luciole_proto::{Epoch, MemberId, MemberInfo, View};
 use luciole_transport::frame::FRAME_BYTES_MAX_DEFAULT;
@@ -238,14 +237,20 @@ impl Node {
         if !first.is_valid() {
             anyhow::bail!("the founding view is not valid (a label or address out of limits)");
         }
-        let config = MonitorConfig::default();
+        let config = self.config.membership.monitor();
         let node = MemberNode::new(self.me, Epoch(1), first, config, self.now().0);
         Ok(Membership::member(node, config))
     }
 
     fn joiner(&mut self, seeds: Vec<MemberId>) -> Membership {
         eprintln!("{}: joining through {} seed(s)", short(self.me), seeds.len());
-        Membership::joining(self.me, self.info.clone(), seeds, MonitorConfig::default(), self.now())
+        Membership::joining(
+            self.me,
+            self.info.clone(),
+            seeds,
+            self.config.membership.monitor(),
+            self.now(),
+        )
     }
 
     /// A joiner that asks the members of `old`'s last view (and the seeds) to let it back in.

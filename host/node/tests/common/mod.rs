@@ -66,6 +66,11 @@ impl Cluster {
     /// A cluster of `nodes` written by `luciole cluster init`, the first `start` of them
     /// started.
     pub fn init(nodes: usize, start: usize) -> Self {
+        Self::init_with(nodes, start, &[])
+    }
+
+    /// [`Cluster::init`] with more `cluster init` arguments.
+    pub fn init_with(nodes: usize, start: usize, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (base, status) = free_ports(nodes as u16);
         let out = luciole()
@@ -73,6 +78,7 @@ impl Cluster {
             .arg("--dir")
             .arg(dir.path().join("c"))
             .args(["--base-port", &base.to_string(), "--status-port", &status.to_string()])
+            .args(extra)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
