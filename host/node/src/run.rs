@@ -44,7 +44,8 @@ pub struct RunArgs {
     /// to join through), `found` (start a new cluster if this node has never been a member),
     /// `bubbles` (default 16), `[tls]` `ca`/`cert`/`key` (PEM), `[policy]`
     /// `coordinator`/`placement` (.wasm; default the built-ins) and `cache_dir` (compiled
-    /// components; default ~/.cache/luciole/artifacts). Relative paths are relative
+    /// components; default ~/.cache/luciole/artifacts), `[membership]` `idle_probe_ms`
+    /// (suspicion-triggered probing, experimental, 0 = off; the same on every node). Relative paths are relative
     /// to the file.
     #[arg(long)]
     pub config: PathBuf,
