@@ -41,7 +41,8 @@ pub struct RunArgs {
     /// `listen` (UDP address of the QUIC endpoint), `advertise` (address the members reach
     /// it at; default `listen`), `status` (TCP address of `GET /status` and `/metrics`),
     /// `data_dir`, `capacity` (default 1), `labels` (a table), `seeds` (addresses of members
-    /// to join through), `found` (start a new cluster if this node has never been a member),
+    /// to join through), `founders` (the founding view file: a node listed there that has never
+    /// been a member starts in that view),
     /// `bubbles` (default 16), `[tls]` `ca`/`cert`/`key` (PEM), `[policy]`
     /// `coordinator`/`placement` (.wasm; default the built-ins) and `cache_dir` (compiled
     /// components; default ~/.cache/luciole/artifacts), `[membership]` `idle_probe_ms`
