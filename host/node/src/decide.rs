@@ -19,8 +19,8 @@ use crate::status::{PolicyStatus, Shared};
 pub struct Policies {
     coordinator: PolicySlot<Coordinator>,
     placement: PolicySlot<Placement>,
-    /// Kept alive for the slots' components.
-    _engine: PolicyEngine,
+    /// Loads the components; kept alive for the slots.
+    engine: PolicyEngine,
 }
 
 impl std::fmt::Debug for Policies {
@@ -39,12 +39,12 @@ impl Policies {
         };
         let engine = PolicyEngine::new(EngineConfig { cache, ..EngineConfig::default() })?;
         let policies =
-            Self { coordinator: PolicySlot::new(), placement: PolicySlot::new(), _engine: engine };
+            Self { coordinator: PolicySlot::new(), placement: PolicySlot::new(), engine };
         if let Some(path) = &config.coordinator {
-            load_into(&policies._engine, &policies.coordinator, path)?;
+            load_into(&policies.engine, &policies.coordinator, path)?;
         }
         if let Some(path) = &config.placement {
-            load_into(&policies._engine, &policies.placement, path)?;
+            load_into(&policies.engine, &policies.placement, path)?;
         }
         Ok(policies)
     }

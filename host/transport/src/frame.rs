@@ -71,6 +71,23 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
     postcard::from_bytes(payload).map_err(|e| FrameError::Decode(e.to_string()))
 }
 
+/// The one whole frame `bytes` holds (a datagram), and its size; refused like a streamed one,
+/// and when the bytes are not exactly one frame.
+pub fn decode_frame<T: DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+) -> Result<(T, usize), FrameError> {
+    let header: &[u8; FRAME_HEADER_BYTES] = bytes
+        .get(..FRAME_HEADER_BYTES)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(FrameError::Truncated)?;
+    let len = payload_len(header, max)?;
+    match bytes.get(FRAME_HEADER_BYTES..) {
+        Some(payload) if payload.len() == len => Ok((decode(payload)?, bytes.len())),
+        _ => Err(FrameError::Truncated),
+    }
+}
+
 /// Writes `value` as one frame.
 pub async fn write<T: Serialize>(
     send: &mut quinn::SendStream,

@@ -361,24 +361,14 @@ async fn read_stream<M: DeserializeOwned + Send + 'static>(
     conn: Connection,
     mut stream: quinn::RecvStream,
 ) {
-    let c = &inner.counters;
     loop {
-        match frame::read_sized::<M>(&mut stream, inner.frame_max).await {
-            Ok(Some((message, bytes))) => {
-                c.messages_in.fetch_add(1, Relaxed);
-                c.bytes_in.fetch_add(bytes as u64, Relaxed);
-                let inbound = Inbound { from: conn.peer(), message, bytes };
-                if inner.inbox.send(inbound).await.is_err() {
-                    return; // the node stopped
-                }
-            }
+        let read = match frame::read_sized::<M>(&mut stream, inner.frame_max).await {
+            Ok(Some(read)) => Ok(read),
             Ok(None) | Err(FrameError::Stream(_)) => return,
-            Err(e) => {
-                c.frames_refused.fetch_add(1, Relaxed);
-                tracing::warn!("refused a frame, closing the connection: {e}");
-                conn.quic().close(close_code::BAD_FRAME.into(), b"refused frame");
-                return;
-            }
+            Err(e) => Err(e),
+        };
+        if !deliver(&inner, &conn, read).await {
+            return;
         }
     }
 }
@@ -389,32 +379,34 @@ async fn read_datagrams<M: DeserializeOwned + Send + 'static>(
     inner: Arc<Inner<M>>,
     conn: Connection,
 ) {
-    let c = &inner.counters;
     while let Ok(datagram) = conn.quic().read_datagram().await {
-        let decoded = <[u8; frame::FRAME_HEADER_BYTES]>::try_from(
-            datagram.get(..frame::FRAME_HEADER_BYTES).unwrap_or_default(),
-        )
-        .map_err(|_| FrameError::Truncated)
-        .and_then(|header| frame::payload_len(&header, inner.frame_max))
-        .and_then(|len| match datagram.get(frame::FRAME_HEADER_BYTES..) {
-            Some(payload) if payload.len() == len => frame::decode::<M>(payload),
-            _ => Err(FrameError::Truncated),
-        });
-        match decoded {
-            Ok(message) => {
-                c.messages_in.fetch_add(1, Relaxed);
-                c.bytes_in.fetch_add(datagram.len() as u64, Relaxed);
-                let inbound = Inbound { from: conn.peer(), message, bytes: datagram.len() };
-                if inner.inbox.send(inbound).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                c.frames_refused.fetch_add(1, Relaxed);
-                tracing::warn!("refused a datagram, closing the connection: {e}");
-                conn.quic().close(close_code::BAD_FRAME.into(), b"refused frame");
-                return;
-            }
+        let read = frame::decode_frame::<M>(&datagram, inner.frame_max);
+        if !deliver(&inner, &conn, read).await {
+            return;
+        }
+    }
+}
+
+/// Counts a frame read from `conn` and hands its message to the node, or counts a refused
+/// frame and closes the connection. False when reading should stop.
+async fn deliver<M>(
+    inner: &Inner<M>,
+    conn: &Connection,
+    read: Result<(M, usize), FrameError>,
+) -> bool {
+    let c = &inner.counters;
+    match read {
+        Ok((message, bytes)) => {
+            c.messages_in.fetch_add(1, Relaxed);
+            c.bytes_in.fetch_add(bytes as u64, Relaxed);
+            let inbound = Inbound { from: conn.peer(), message, bytes };
+            inner.inbox.send(inbound).await.is_ok() // an error: the node stopped
+        }
+        Err(e) => {
+            c.frames_refused.fetch_add(1, Relaxed);
+            tracing::warn!("refused a frame, closing the connection: {e}");
+            conn.quic().close(close_code::BAD_FRAME.into(), b"refused frame");
+            false
         }
     }
 }
