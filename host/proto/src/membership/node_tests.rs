@@ -1,0 +1,326 @@
+//! Tests of [`super::MemberNode`], kept beside it to keep `node.rs` about the protocol.
+use super::*;
+use crate::membership::testing::{change, first, info};
+
+fn ids() -> Vec<MemberId> {
+    vec![MemberId(11), MemberId(22), MemberId(33)]
+}
+
+fn node(me: MemberId) -> MemberNode {
+    node_of(me, ids())
+}
+
+fn node_of(me: MemberId, members: Vec<MemberId>) -> MemberNode {
+    MemberNode::new(me, Epoch(1), first(members), MonitorConfig::default(), 0)
+}
+
+fn sent(n: &mut MemberNode) -> Vec<(MemberId, Envelope)> {
+    std::iter::from_fn(|| n.poll_transmit()).collect()
+}
+
+fn at(epoch: u64, message: Message) -> Envelope {
+    Envelope { epoch: Epoch(epoch), message }
+}
+
+fn votes(n: &mut MemberNode) -> usize {
+    sent(n).into_iter().filter(|(_, e)| matches!(e.message, Message::Vote(_))).count()
+}
+
+/// Every alert about `subject` going down, one per ring.
+fn down_alerts(rings: &Rings, subject: MemberId) -> Vec<Alert> {
+    Alert::from_every_observer(rings, subject, Change::Down, Incarnation(0))
+}
+
+/// Delivers each alert from the observer it names.
+fn deliver(n: &mut MemberNode, now: u64, alerts: &[Alert]) {
+    for a in alerts {
+        let joiners = if a.change == Change::Join { vec![(a.subject, info())] } else { vec![] };
+        let alerts = vec![*a];
+        n.handle_message(now, a.observer, at(1, Message::Alerts { alerts, joiners }));
+    }
+}
+
+#[test]
+fn a_member_behind_asks_the_senders_and_installs_a_view_two_members_confirm() {
+    let [a, b, c] = ids()[..] else { unreachable!() };
+    let mut n = node(a);
+    n.handle_message(10, b, at(3, Message::Probe));
+    n.handle_message(11, b, at(3, Message::Probe));
+    n.handle_message(12, c, at(3, Message::Probe));
+    let asked: Vec<(MemberId, Envelope)> = sent(&mut n);
+    assert_eq!(asked, vec![(b, at(1, Message::ViewRequest)), (c, at(1, Message::ViewRequest))]);
+    let view = change(vec![a, b], vec![], vec![c]);
+    n.handle_message(13, b, at(3, Message::Welcome(view.clone())));
+    assert_eq!(n.view().0, Epoch(1), "one member's word is not enough");
+    // c is not in the view it would confirm: it does not count.
+    n.handle_message(14, c, at(3, Message::Welcome(view.clone())));
+    assert_eq!(n.view().0, Epoch(1));
+    let with_c = change(vec![a, b, c], vec![], vec![]);
+    n.handle_message(15, c, at(3, Message::Welcome(with_c.clone())));
+    assert_eq!(n.view().0, Epoch(1), "two senders, two different views");
+    n.handle_message(16, b, at(3, Message::Welcome(with_c.clone())));
+    assert_eq!(n.view(), (Epoch(3), &[a, b, c][..]));
+    let id = with_c.id();
+    assert_eq!(n.poll_event(), Some(Event::ViewInstalled { epoch: Epoch(3), id, view: with_c }));
+}
+
+#[test]
+fn a_welcome_from_outside_the_view_or_an_invalid_one_is_never_installed() {
+    let [a, b, c] = ids()[..] else { unreachable!() };
+    let outsider = MemberId(99);
+    let mut n = node(a);
+    let forged = change(vec![a, outsider], vec![outsider], vec![b, c]);
+    n.handle_message(1, outsider, at(5, Message::Welcome(forged.clone())));
+    n.handle_message(2, outsider, at(5, Message::Welcome(forged)));
+    let unsorted = change(vec![b, a], vec![], vec![c]);
+    n.handle_message(3, b, at(4, Message::Welcome(unsorted.clone())));
+    n.handle_message(4, c, at(4, Message::Welcome(unsorted)));
+    let empty = change(vec![], vec![], vec![]);
+    n.handle_message(5, b, at(4, Message::Welcome(empty.clone())));
+    n.handle_message(6, c, at(4, Message::Welcome(empty)));
+    assert_eq!(n.view().0, Epoch(1));
+    assert!(n.refused() >= 2, "the outsider's welcomes are counted as refused");
+}
+
+#[test]
+fn a_member_answers_a_view_request_with_its_view() {
+    let [a, b, _] = ids()[..] else { unreachable!() };
+    let mut n = node(b);
+    n.handle_message(5, a, at(1, Message::ViewRequest));
+    assert_eq!(sent(&mut n), vec![(a, at(1, Message::Welcome(first(ids()))))]);
+}
+
+#[test]
+fn a_join_ask_from_a_non_observer_is_not_vouched() {
+    let [a, b, c] = ids()[..] else { unreachable!() };
+    let joiner = MemberId(99);
+    let rings = Rings::new(&ids(), rings_for(3));
+    let observers = rings.expected_observers_of(joiner);
+    // Two rings over three members: at least one member observes the joiner on neither.
+    let me = [a, b, c]
+        .into_iter()
+        .find(|m| !observers.iter().any(|(_, o)| o == m))
+        .expect("a member that is not an expected observer");
+    let mut n = node(me);
+    n.handle_message(1, joiner, at(0, Message::JoinAsk { ring: 0, info: info() }));
+    n.handle_timeout(60);
+    assert!(
+        !sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Alerts { .. })),
+        "no alert broadcast"
+    );
+    let (ring, observer) = observers[0];
+    let mut n = node(observer);
+    n.handle_message(1, joiner, at(0, Message::JoinAsk { ring, info: info() }));
+    assert!(sent(&mut n).is_empty(), "alerts wait for their batch");
+    n.handle_timeout(50);
+    assert!(sent(&mut n).iter().all(|(_, e)| !matches!(e.message, Message::Alerts { .. })));
+    n.handle_timeout(51);
+    assert!(
+        sent(&mut n)
+            .iter()
+            .any(|(_, e)| matches!(&e.message, Message::Alerts { alerts, joiners } if alerts[0].subject == joiner && joiners == &[(joiner, info())]))
+    );
+}
+
+#[test]
+fn an_alert_sent_by_anyone_but_its_observer_is_refused() {
+    let members: Vec<MemberId> = (1..=20).map(|i| MemberId(i * 7919)).collect();
+    let rings = Rings::new(&members, rings_for(20));
+    let (me, victim) = (members[0], members[5]);
+    let liar = members.iter().copied().find(|m| *m != me && *m != victim).unwrap();
+    let mut n = node_of(me, members.clone());
+    let alerts = down_alerts(&rings, victim);
+    // All of the victim's observers' alerts, sent by one member in their names.
+    n.handle_message(1, liar, at(1, Message::Alerts { alerts: alerts.clone(), joiners: vec![] }));
+    n.handle_timeout(1_000);
+    assert_eq!(votes(&mut n), 0);
+    assert_eq!(n.refused(), 1);
+    // From the observers themselves they count.
+    deliver(&mut n, 1_001, &alerts);
+    n.handle_timeout(1_200);
+    assert_eq!(votes(&mut n), members.len() - 1);
+}
+
+#[test]
+fn a_joiner_enters_the_view_with_what_its_observers_relayed() {
+    let [a, _, _] = ids()[..] else { unreachable!() };
+    let rings = Rings::new(&ids(), rings_for(3));
+    let joiner = MemberId(99);
+    let mut n = node(a);
+    deliver(&mut n, 1, &Alert::from_every_observer(&rings, joiner, Change::Join, Incarnation(0)));
+    let told = Cut { join: vec![joiner], info: vec![info()], ..Cut::default() };
+    let bigger = MemberInfo { capacity: 1_000, ..info() };
+    let forged = Cut { join: vec![joiner], info: vec![bigger], ..Cut::default() };
+    assert!(n.acceptable(&told));
+    assert!(!n.acceptable(&forged), "a coordinator cannot change what a joiner brings");
+    let no_info = Cut { join: vec![joiner], ..Cut::default() };
+    assert!(!n.valid(&no_info));
+    n.decide(2, told);
+    let view = n.view_change();
+    assert_eq!(view.info_of(joiner), Some(&info()));
+    assert_eq!(view.joined, vec![joiner]);
+    let policy = view.policy_view(Epoch(2)).expect("a valid view");
+    assert_eq!(policy.id(), view.id(), "one id for the agreed view and the policies' view");
+    assert_eq!(policy.joined(), &[joiner]);
+    assert_eq!(policy.member(joiner).map(|m| m.capacity), Some(1));
+}
+
+#[test]
+fn a_classic_proposal_counts_only_from_the_coordinator_of_its_rank() {
+    let [a, b, c] = ids()[..] else { unreachable!() };
+    let mut n = node(a);
+    let rank = Rank { round: 2, node: 1 }; // b's rank
+    let cut = Cut { down: vec![c], ..Cut::default() };
+    n.handle_message(1, c, at(1, Message::Accept { rank, cut: cut.clone() }));
+    n.handle_message(1, c, at(1, Message::Prepare(rank)));
+    assert!(sent(&mut n).is_empty(), "c speaks for b's rank");
+    assert_eq!(n.refused(), 2);
+    // From b, but about a subject nobody reported to a: not accepted either.
+    n.handle_message(2, b, at(1, Message::Accept { rank, cut: cut.clone() }));
+    assert!(sent(&mut n).is_empty());
+    let rings = Rings::new(&ids(), rings_for(3));
+    deliver(&mut n, 3, &down_alerts(&rings, c)[..1]);
+    n.handle_message(4, b, at(1, Message::Accept { rank, cut }));
+    assert!(sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Accepted { .. })));
+}
+
+#[test]
+fn a_cut_that_removes_half_the_view_is_not_proposed_and_costs_the_quorum() {
+    let members: Vec<MemberId> = (1..=10).map(|i| MemberId(i * 104_729)).collect();
+    let rings = Rings::new(&members, rings_for(10));
+    let me = members[0];
+    let mut n = node_of(me, members.clone());
+    // This member hears from its peers throughout; the other half is reported down.
+    let half: Vec<MemberId> = members[5..].to_vec();
+    for &s in &half {
+        let alerts: Vec<Alert> =
+            down_alerts(&rings, s).into_iter().filter(|a| a.observer != s).collect();
+        deliver(&mut n, 10, &alerts);
+    }
+    let mut now = 10;
+    while now < 3_000 {
+        now += 50;
+        for &p in &members[1..] {
+            n.handle_message(now, p, at(1, Message::Probe));
+        }
+        n.handle_timeout(now);
+    }
+    assert_eq!(votes(&mut n), 0, "no vote for removing half");
+    assert!(!n.has_quorum());
+    let events: Vec<Event> = std::iter::from_fn(|| n.poll_event()).collect();
+    assert_eq!(events, vec![Event::QuorumLost]);
+    // Four of ten is fewer than half: that cut is proposed.
+    let cut = Cut { down: members[6..].to_vec(), ..Cut::default() };
+    let mut m = node_of(me, members.clone());
+    assert!(m.valid(&cut));
+    assert!(!m.valid(&Cut { down: half, ..Cut::default() }));
+    m.handle_message(1, members[1], at(1, Message::Vote(Cut { down: vec![me], ..Cut::default() })));
+    assert_eq!(m.refused(), 0, "a valid vote counts");
+    assert!(!m.acceptable(&Cut { down: vec![me], ..Cut::default() }), "but not from me");
+}
+
+#[test]
+fn a_member_that_hears_from_too_few_peers_loses_the_quorum_and_regains_it() {
+    let members: Vec<MemberId> = (1..=20).map(|i| MemberId(i * 7919)).collect();
+    let me = members[3];
+    let mut n = node_of(me, members.clone());
+    let peers: Vec<MemberId> = n.contact.keys().copied().collect();
+    let (talking, silent) = peers.split_at(peers.len() / 2);
+    let mut now = 0;
+    while now < 1_000 {
+        now += 50;
+        for &p in talking {
+            n.handle_message(now, p, at(1, Message::Probe));
+        }
+        n.handle_timeout(now);
+    }
+    assert!(!n.has_quorum(), "half the peers is not more than half");
+    // They are back, rebut the accusations and answer every probe, which withdraws this
+    // member's alerts after 400 ms.
+    for &p in silent {
+        n.handle_message(now, p, at(1, Message::Rebut(Incarnation(1))));
+    }
+    for _ in 0..12 {
+        now += 50;
+        for &p in talking.iter().chain(silent) {
+            n.handle_message(now, p, at(1, Message::Probe));
+            n.handle_message(now, p, at(1, Message::Ack(Incarnation(1))));
+        }
+        n.handle_timeout(now);
+    }
+    assert!(n.has_quorum());
+    let events: Vec<Event> = std::iter::from_fn(|| n.poll_event()).collect();
+    assert_eq!(events, vec![Event::QuorumLost, Event::QuorumRegained]);
+}
+
+#[test]
+fn a_flood_of_joiners_is_vouched_for_up_to_the_limit() {
+    let [a, _, _] = ids()[..] else { unreachable!() };
+    let rings = Rings::new(&ids(), rings_for(3));
+    let mut n = node(a);
+    let mut asked = 0;
+    for j in 1000..100_000u128 {
+        let joiner = MemberId(j << 64 | j);
+        if let Some((ring, _)) =
+            rings.expected_observers_of(joiner).into_iter().find(|(_, o)| *o == a)
+        {
+            n.handle_message(1, joiner, at(0, Message::JoinAsk { ring, info: info() }));
+            asked += 1;
+            if asked > JOINERS_PENDING_MAX + 100 {
+                break;
+            }
+        }
+    }
+    assert!(asked > JOINERS_PENDING_MAX);
+    assert_eq!(n.vouched.len(), JOINERS_PENDING_MAX);
+    // The rest are told whom to ask instead (and vouched for once room comes).
+    let redirected =
+        sent(&mut n).iter().filter(|(_, e)| matches!(e.message, Message::JoinObservers(_))).count();
+    assert_eq!(redirected, asked - JOINERS_PENDING_MAX);
+}
+
+#[test]
+fn a_cut_is_proposed_once_the_tally_has_been_quiet() {
+    let [a, _, c] = ids()[..] else { unreachable!() };
+    let rings = Rings::new(&ids(), rings_for(3));
+    let alerts = down_alerts(&rings, c);
+    let quiet = MonitorConfig::default().cut_quiet_ms;
+    let mut n = node(a);
+    deliver(&mut n, 10, &alerts[..1]);
+    deliver(&mut n, 60, &alerts[1..]);
+    // The second batch restarts the wait.
+    n.handle_timeout(10 + quiet);
+    assert_eq!(votes(&mut n), 0, "the tally changed at 60");
+    n.handle_timeout(60 + quiet - 1);
+    assert_eq!(votes(&mut n), 0);
+    n.handle_timeout(60 + quiet);
+    assert_eq!(votes(&mut n), 2, "a vote for the cut to each other member");
+    // The same alerts again change nothing and propose nothing.
+    deliver(&mut n, 70 + quiet, &alerts);
+    n.handle_timeout(70 + 2 * quiet);
+    assert_eq!(votes(&mut n), 0);
+}
+
+#[test]
+fn a_tally_that_keeps_changing_proposes_within_five_quiet_periods() {
+    let [a, _, _] = ids()[..] else { unreachable!() };
+    let quiet = MonitorConfig::default().cut_quiet_ms;
+    let mut n = node(a);
+    // Joiners vouched for one ring at a time, every half quiet period: the tally never
+    // rests, yet the member proposes by five quiet periods after the first change.
+    let rings = Rings::new(&ids(), rings_for(3));
+    let mut now = 0;
+    let mut proposed_at = None;
+    for j in 100..140u128 {
+        let joiner = MemberId(j);
+        let alerts = Alert::from_every_observer(&rings, joiner, Change::Join, Incarnation(0));
+        deliver(&mut n, now, &alerts);
+        now += quiet / 2;
+        n.handle_timeout(now);
+        if proposed_at.is_none() && votes(&mut n) > 0 {
+            proposed_at = Some(now);
+        }
+    }
+    let at = proposed_at.expect("a proposal");
+    assert!(at <= 5 * quiet, "proposed at {at} ms");
+}
