@@ -224,11 +224,7 @@ impl Node {
                 self.info
             );
         }
-        for (id, info) in &founders {
-            if let Ok(addr) = info.addr.parse() {
-                self.known.insert(*id, addr);
-            }
-        }
+        // (Their addresses are learned as the founding view is installed, like any view's.)
         eprintln!(
             "{}: starting in the founding view of {} member(s) at {}",
             short(self.me),
