@@ -294,6 +294,25 @@ fn a_split_that_heals_evicts_no_one_it_must_not() {
     }
 }
 
+/// A split healed just as the large side decides: the small side's alerts about the members
+/// it could not reach arrive with the alerts that remove it. A member whose observers were
+/// nearly all on the small side was removed with them (seed 139 with probing every period,
+/// seed 463 with suspicion-triggered probing, of 1–1,000): alerts only from members that are
+/// themselves reported no longer count.
+#[test]
+fn a_majority_member_reported_only_by_the_minority_stays() {
+    let default = Settings { split_percent: 30, heal_ms: 600, ..Settings::default() };
+    let idle = Settings { heal_ms: 1_000, idle_probe_ms: 1_250, ..default };
+    for (settings, seed) in [(default, 139), (idle, 463)] {
+        each_with(Scenario::Split, 20, seeds().chain([seed]), settings, |o| {
+            match o.false_evictions {
+                0 => Ok(()),
+                n => Err(format!("{n} members of the majority side evicted")),
+            }
+        });
+    }
+}
+
 /// The review's third class: forged alerts, a forged newer view, forged votes and classic
 /// messages from a member and from an outsider change nothing; a forged welcome does not
 /// capture a joiner; a crash is still removed. (Seeds 1–40 all failed before.)

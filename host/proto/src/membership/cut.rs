@@ -375,9 +375,30 @@ impl CutDetector {
     /// (repeated until nothing changes: a subject made stable here can be the failing observer
     /// of another).
     fn counts(&self, rings: &Rings) -> BTreeMap<MemberId, BTreeSet<usize>> {
+        let (high, low) = (self.marks.high, self.marks.low);
         let mut counts: BTreeMap<MemberId, BTreeSet<usize>> =
             self.subjects.iter().map(|(id, s)| (*id, s.standing())).collect();
-        let (high, low) = (self.marks.high, self.marks.low);
+        // A subject reported (at or above the low watermark) only by observers that are
+        // themselves reported is not counted: after a healed split, the alerts of the side
+        // being removed about a member of the other side that they could not reach would
+        // otherwise remove that member with them. Its rings count again once an observer that
+        // is not reported alerts too.
+        let reported: BTreeSet<MemberId> =
+            counts.iter().filter(|(_, c)| c.len() >= low).map(|(id, _)| *id).collect();
+        for (id, s) in &self.subjects {
+            if !reported.contains(id) || s.join {
+                continue;
+            }
+            let credible: BTreeSet<usize> = s
+                .rings
+                .iter()
+                .filter(|(_, a)| a.stands() && !reported.contains(&a.observer))
+                .map(|(r, _)| *r)
+                .collect();
+            if credible.len() < low {
+                counts.insert(*id, credible);
+            }
+        }
         let mut changed = true;
         while changed {
             changed = false;
@@ -509,6 +530,43 @@ mod tests {
             record_one(&mut d, &rings, join_of_member, 0),
             Err(AlertError::Mismatch { .. })
         ));
+    }
+
+    #[test]
+    fn a_member_reported_only_by_the_side_being_removed_stays() {
+        // A healed split: the large side reports every member of the small side; the small
+        // side, which could not reach them either, reports every member it observes on the
+        // large side. The small side is `x`'s observers, so `x` is reported on every ring.
+        let members = ids(40);
+        let rings = Rings::new(&members, 10);
+        let x = members[11];
+        let small: BTreeSet<MemberId> = rings.observers_of(x).into_iter().map(|(_, o)| o).collect();
+        assert!(small.len() * 2 < members.len() && !small.contains(&x));
+        let mut d = detector(Watermarks { high: 9, low: 3 });
+        for a in small
+            .iter()
+            .flat_map(|&s| Alert::from_every_observer(&rings, s, Change::Down, Incarnation(0)))
+        {
+            if !small.contains(&a.observer) {
+                record(&mut d, &rings, &[a]);
+            }
+        }
+        for &o in &small {
+            for (ring, subject) in rings.subjects_of(o) {
+                if !small.contains(&subject) {
+                    let a = Alert {
+                        observer: o,
+                        subject,
+                        ring,
+                        change: Change::Down,
+                        incarnation: Incarnation(0),
+                    };
+                    record(&mut d, &rings, &[a]);
+                }
+            }
+        }
+        let small: Vec<MemberId> = small.into_iter().collect();
+        assert_eq!(d.tally(&rings, 0), cut(&small, &[]), "the small side, and only it");
     }
 
     #[test]
