@@ -312,6 +312,15 @@ impl CutDetector {
                 s.unstable_since_ms = None;
             }
         }
+        // A member reported by fewer than `low` observers outside this cut stays: after a
+        // split heals just as one side decides, the other side's alerts about the members it
+        // could not reach arrive with the alerts that remove it, and a member whose observers
+        // were nearly all over there would go with them.
+        let removed: BTreeSet<MemberId> = cut.down.iter().copied().collect();
+        cut.down.retain(|id| {
+            let outside = |a: &&Alert| a.stands() && !removed.contains(&a.observer);
+            self.subjects[id].rings.values().filter(outside).count() >= low
+        });
         match blocked_until {
             Some(until) => Tally::Blocked(until),
             None if cut.down.is_empty() && cut.join.is_empty() => Tally::Empty,
@@ -375,30 +384,9 @@ impl CutDetector {
     /// (repeated until nothing changes: a subject made stable here can be the failing observer
     /// of another).
     fn counts(&self, rings: &Rings) -> BTreeMap<MemberId, BTreeSet<usize>> {
-        let (high, low) = (self.marks.high, self.marks.low);
         let mut counts: BTreeMap<MemberId, BTreeSet<usize>> =
             self.subjects.iter().map(|(id, s)| (*id, s.standing())).collect();
-        // A subject reported (at or above the low watermark) only by observers that are
-        // themselves reported is not counted: after a healed split, the alerts of the side
-        // being removed about a member of the other side that they could not reach would
-        // otherwise remove that member with them. Its rings count again once an observer that
-        // is not reported alerts too.
-        let reported: BTreeSet<MemberId> =
-            counts.iter().filter(|(_, c)| c.len() >= low).map(|(id, _)| *id).collect();
-        for (id, s) in &self.subjects {
-            if !reported.contains(id) || s.join {
-                continue;
-            }
-            let credible: BTreeSet<usize> = s
-                .rings
-                .iter()
-                .filter(|(_, a)| a.stands() && !reported.contains(&a.observer))
-                .map(|(r, _)| *r)
-                .collect();
-            if credible.len() < low {
-                counts.insert(*id, credible);
-            }
-        }
+        let (high, low) = (self.marks.high, self.marks.low);
         let mut changed = true;
         while changed {
             changed = false;
@@ -566,7 +554,10 @@ mod tests {
             }
         }
         let small: Vec<MemberId> = small.into_iter().collect();
-        assert_eq!(d.tally(&rings, 0), cut(&small, &[]), "the small side, and only it");
+        // Members of the large side reported by a few of those observers are unstable for a
+        // while; then the cut is the small side, and only it.
+        assert_eq!(d.tally(&rings, 0), Tally::Blocked(1_000));
+        assert_eq!(d.tally(&rings, 1_000), cut(&small, &[]), "the small side, and only it");
     }
 
     #[test]
