@@ -3,6 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+mod engine;
+mod policy;
+mod wire;
+
+pub use engine::{FlightKey, MigrationConfig, MigrationCore, Owned};
+pub use policy::{MigrationPolicy, Standard};
+pub use wire::{Event, Fence, Message, Ownership, Reason, Record, Vote};
+
 use crate::ids::{BubbleId, EntityId, Epoch, MemberId, MigrationId};
 
 /// This node's side of a migration.
@@ -50,7 +58,7 @@ impl Phase {
 }
 
 /// The fixed facts of a migration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Migration {
     /// Unique per attempt.
     pub id: MigrationId,
@@ -108,7 +116,7 @@ impl Load {
 }
 
 /// Why a migration is refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Refusal {
     /// Too many entities.
     OverCapacity,
@@ -121,7 +129,7 @@ pub enum Refusal {
 }
 
 /// Whether to go ahead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Admission {
     /// Go ahead.
     Admit,
@@ -157,3 +165,6 @@ pub enum PendingAction {
     /// Abort (only while nothing can have been committed).
     Abort,
 }
+
+#[cfg(test)]
+mod tests;
