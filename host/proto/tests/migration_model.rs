@@ -24,7 +24,7 @@ use luciole_proto::migration::{
     MigrationPolicy, Outcome, PendingAction, Phase, Record, Standard, Status, TimeoutAction,
 };
 use luciole_proto::{BubbleId, EntityId, Epoch, Member, MemberId, View};
-use stateright::{Checker, Model, Property};
+use stateright::{Checker, HasDiscoveries, Model, Property};
 
 const MEMBERS: usize = 3;
 const ENTITIES: u128 = 2;
@@ -154,6 +154,11 @@ fn view_of(s: &State, node: usize) -> View {
 
 /// Bounds on one run's faults and requests.
 struct MigrationModel {
+    /// Whether to check that migrations resolve and that commits and aborts happen (off when
+    /// looking for the shortest safety violation of a broken core).
+    liveness: bool,
+    /// Entities that may be asked to move (1 or 2).
+    moving: u128,
     requests: u8,
     crashes: u8,
     losses: u8,
@@ -238,7 +243,9 @@ impl Model for MigrationModel {
     fn actions(&self, s: &State, actions: &mut Vec<Action>) {
         for (node, n) in s.nodes.iter().enumerate() {
             if s.requests < self.requests {
-                for e in 1..=ENTITIES {
+                // Entity 1 moves; entity 2 stays where it is, a bystander whose ownership
+                // must not change (both are checked).
+                for e in 1..=self.moving {
                     let entity = EntityId(e);
                     if n.core.acting(entity) {
                         for target in (0..MEMBERS).filter(|&t| t != node) {
@@ -324,14 +331,19 @@ impl Model for MigrationModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
+        let mut p = vec![
             Property::always("one owner per entity", |_, s: &State| owners_ok(s).is_ok()),
             Property::always("one actor, at the newest epoch", |_, s: &State| actors_ok(s)),
             Property::always("a commit applied once", |_, s: &State| applied_once(s)),
-            Property::always("resolves once faults stop", |_, s: &State| resolves(s).is_ok()),
-            Property::sometimes("a commit", |_, s: &State| s.committed),
-            Property::sometimes("an abort", |_, s: &State| s.aborted),
-        ]
+        ];
+        if self.liveness {
+            p.extend([
+                Property::always("resolves once faults stop", |_, s: &State| resolves(s).is_ok()),
+                Property::sometimes("a commit", |_, s: &State| s.committed),
+                Property::sometimes("an abort", |_, s: &State| s.aborted),
+            ]);
+        }
+        p
     }
 }
 
@@ -407,7 +419,14 @@ fn resolves(s: &State) -> Result<(), String> {
     if s.second_view.contains(&true) {
         for node in 0..MEMBERS {
             if !s.second_view[node] {
-                let model = MigrationModel { requests: 0, crashes: 0, losses: 0, duplicates: 0 };
+                let model = MigrationModel {
+                    liveness: false,
+                    moving: 0,
+                    requests: 0,
+                    crashes: 0,
+                    losses: 0,
+                    duplicates: 0,
+                };
                 s = model.next_state(&s, Action::InstallSecondView { node }).unwrap();
             }
         }
@@ -438,18 +457,25 @@ fn env(name: &str, default: u8) -> u8 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-#[test]
-fn the_migration_core_keeps_every_entity_exactly_once() {
-    let model = MigrationModel {
+fn model() -> MigrationModel {
+    MigrationModel {
+        liveness: !cfg!(any(feature = "mutant-early-commit", feature = "mutant-unfenced-prepare")),
+        moving: env("LUCIOLE_MODEL_MOVING", 2).into(),
         requests: env("LUCIOLE_MODEL_REQUESTS", 1),
         crashes: env("LUCIOLE_MODEL_CRASHES", 1),
         losses: env("LUCIOLE_MODEL_LOSSES", 1),
         duplicates: env("LUCIOLE_MODEL_DUPLICATES", 1),
-    };
+    }
+}
+
+#[cfg(not(any(feature = "mutant-early-commit", feature = "mutant-unfenced-prepare")))]
+#[test]
+fn the_migration_core_keeps_every_entity_exactly_once() {
+    let model = model();
     // The checker's own wall time, for the report; the cores never see a clock.
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
-    let checker = model.checker().threads(2).spawn_dfs().join();
+    let checker = model.checker().threads(1).spawn_dfs().join();
     eprintln!(
         "migration model: {} unique states, {} generated, depth {}, {:.1} s",
         checker.unique_state_count(),
@@ -473,4 +499,33 @@ fn the_migration_core_keeps_every_entity_exactly_once() {
         }
     }
     checker.assert_properties();
+}
+
+/// Built with a `mutant-*` feature of luciole-proto (a deliberately broken core), the check
+/// must find a broken property (an entity owned twice, or a commit applied twice): `cargo test --release -p luciole-proto --features
+/// mutant-early-commit --test migration_model` (one request and one crash suffice), or
+/// `--features mutant-unfenced-prepare` with `LUCIOLE_MODEL_REQUESTS=2`.
+#[cfg(any(feature = "mutant-early-commit", feature = "mutant-unfenced-prepare"))]
+const SAFETY: [&str; 3] =
+    ["one owner per entity", "one actor, at the newest epoch", "a commit applied once"];
+
+#[cfg(any(feature = "mutant-early-commit", feature = "mutant-unfenced-prepare"))]
+#[test]
+fn a_broken_core_is_caught() {
+    #[allow(clippy::disallowed_methods)]
+    let start = Instant::now();
+    let checker =
+        model().checker().threads(2).finish_when(HasDiscoveries::AnyFailures).spawn_bfs().join();
+    let failures: Vec<(&str, usize)> = checker
+        .discoveries()
+        .into_iter()
+        .filter(|(name, _)| SAFETY.contains(name))
+        .map(|(name, path)| (name, path.into_actions().len()))
+        .collect();
+    eprintln!(
+        "mutant caught after {} unique states in {:.1} s: {failures:?} (property, steps)",
+        checker.unique_state_count(),
+        start.elapsed().as_secs_f64(),
+    );
+    assert!(!failures.is_empty(), "the mutant went unnoticed");
 }

@@ -129,10 +129,34 @@ fn ci(root: &Path) -> anyhow::Result<()> {
     )?;
     plugins(root)?;
     examples(root)?;
-    let (passed, failed, ignored) = test_counted(cargo().args(["test", "--workspace"]))?;
+    let (mut passed, failed, ignored) = test_counted(cargo().args(["test", "--workspace"]))?;
+    passed += mutants()?;
     eprintln!("==> ci passed in {:.0} s", started.elapsed().as_secs_f64());
     println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
     Ok(())
+}
+
+/// The migration model check must catch deliberately broken cores: each `mutant-*` feature of
+/// luciole-proto builds one, and its test passes only if the checker finds a broken property
+/// (with the bounds that reach the bug). Returns the tests passed.
+fn mutants() -> anyhow::Result<u64> {
+    let unfenced = [
+        ("LUCIOLE_MODEL_MOVING", "1"),
+        ("LUCIOLE_MODEL_REQUESTS", "2"),
+        ("LUCIOLE_MODEL_CRASHES", "0"),
+        ("LUCIOLE_MODEL_LOSSES", "0"),
+    ];
+    let mut passed = 0;
+    for (feature, env) in [("mutant-early-commit", &[][..]), ("mutant-unfenced-prepare", &unfenced)]
+    {
+        eprintln!("==> migration model check against {feature}");
+        let mut cmd = cargo();
+        cmd.args(["test", "-p", "luciole-proto", "--features", feature]);
+        cmd.args(["--test", "migration_model", "--", "--nocapture"]);
+        cmd.envs(env.iter().copied());
+        passed += test_counted(&mut cmd)?.0;
+    }
+    Ok(passed)
 }
 
 /// Runs `cargo test`, passing its output through, and adds up its `test result:` lines.

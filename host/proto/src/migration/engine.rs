@@ -509,7 +509,7 @@ impl<P: MigrationPolicy> MigrationCore<P> {
             }
             return;
         }
-        if self.ended_set.contains(&(from, m.id)) {
+        if self.ended_set.contains(&(from, m.id)) && !cfg!(feature = "mutant-unfenced-prepare") {
             // A late copy of a prepare whose migration already ended here.
             return;
         }
@@ -561,7 +561,9 @@ impl<P: MigrationPolicy> MigrationCore<P> {
             || self.incoming.values().any(|f| f.migration.entity == m.entity)
         {
             Some(Fence::Conflict)
-        } else if self.known.get(&m.entity).is_some_and(|k| *k >= ownership) {
+        } else if self.known.get(&m.entity).is_some_and(|k| *k >= ownership)
+            && !cfg!(feature = "mutant-unfenced-prepare")
+        {
             Some(Fence::Stale)
         } else {
             None
@@ -615,6 +617,9 @@ impl<P: MigrationPolicy> MigrationCore<P> {
         let Some(f) = self.outgoing.get(&id) else { return };
         let (m, ownership) = (f.migration, f.ownership);
         let seq = self.log(Record::Commit { migration: m, ownership });
+        // Mutant: the commit is announced before its record is durable.
+        #[cfg(feature = "mutant-early-commit")]
+        let seq = 0;
         let f = self.outgoing.get_mut(&id).expect("found above");
         (f.phase, f.seq, f.attempt, f.timer) = (Phase::Committing, seq, 1, now.plus(first));
         f.state = Vec::new();
