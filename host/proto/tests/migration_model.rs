@@ -24,7 +24,7 @@ use luciole_proto::migration::{
     MigrationPolicy, Outcome, PendingAction, Phase, Record, Standard, Status, TimeoutAction,
 };
 use luciole_proto::{BubbleId, EntityId, Epoch, Member, MemberId, View};
-use stateright::{Checker, HasDiscoveries, Model, Property};
+use stateright::{Checker, Model, Property};
 
 const MEMBERS: usize = 3;
 const ENTITIES: u128 = 2;
@@ -514,8 +514,12 @@ const SAFETY: [&str; 3] =
 fn a_broken_core_is_caught() {
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
-    let checker =
-        model().checker().threads(2).finish_when(HasDiscoveries::AnyFailures).spawn_bfs().join();
+    let checker = model()
+        .checker()
+        .threads(2)
+        .finish_when(stateright::HasDiscoveries::AnyFailures)
+        .spawn_bfs()
+        .join();
     let failures: Vec<(&str, usize)> = checker
         .discoveries()
         .into_iter()

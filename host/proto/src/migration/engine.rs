@@ -618,8 +618,7 @@ impl<P: MigrationPolicy> MigrationCore<P> {
         let (m, ownership) = (f.migration, f.ownership);
         let seq = self.log(Record::Commit { migration: m, ownership });
         // Mutant: the commit is announced before its record is durable.
-        #[cfg(feature = "mutant-early-commit")]
-        let seq = 0;
+        let seq = if cfg!(feature = "mutant-early-commit") { 0 } else { seq };
         let f = self.outgoing.get_mut(&id).expect("found above");
         (f.phase, f.seq, f.attempt, f.timer) = (Phase::Committing, seq, 1, now.plus(first));
         f.state = Vec::new();
