@@ -18,6 +18,7 @@
 mod bindings;
 mod cache;
 pub mod componentize;
+mod decider;
 mod engine;
 pub mod inspect;
 mod instance;
@@ -26,6 +27,7 @@ mod signature;
 mod slot;
 
 pub use cache::ArtifactCache;
+pub use decider::MigrationDecider;
 pub use engine::{
     COMPILE_DEADLINE_DEFAULT, EngineConfig, FUEL_PER_CALL_DEFAULT, LoadError, LoadedPolicy,
     MEMORY_BYTES_MAX_DEFAULT, POOL_INSTANCES_PER_KIND, PolicyEngine, PolicyMeta,
