@@ -13,6 +13,7 @@
 //! Nodes also pause (messages and timers wait) and each has its own clock, offset and drifting
 //! from global time; links flap. Traffic is counted per node in messages and wire bytes.
 
+pub mod cluster;
 pub mod membership;
 pub mod wal;
 
@@ -258,6 +259,19 @@ impl<A: Actor> Sim<A> {
     /// Pauses `m` for `ms` from now.
     pub fn pause(&mut self, m: MemberId, ms: u64) {
         self.paused.insert(m, self.now_ms + ms);
+    }
+
+    /// Runs `f` on node `m` (not crashed) with its local time now, then puts what it queued
+    /// on the network and re-reads its timer: how a scenario acts on a node from outside
+    /// (a request, a planned fault).
+    pub fn poke<T>(&mut self, m: MemberId, f: impl FnOnce(&mut A, Millis) -> T) -> Option<T> {
+        if self.crashed.contains(&m) {
+            return None;
+        }
+        let local = Millis(self.local_now(m));
+        let out = f(self.nodes.get_mut(&m)?, local);
+        self.flush(m);
+        Some(out)
     }
 
     /// Forgets the traffic counted so far.
