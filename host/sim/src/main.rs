@@ -2,8 +2,10 @@
 //! invariant prints the seed and the command that replays it, and exits 1.
 
 mod report;
+mod whole;
 
 use clap::Parser;
+use luciole_sim::cluster::Fault;
 use luciole_sim::membership::{Scenario, Settings, replay, run_with};
 
 /// Run a deterministic membership scenario on virtual time.
@@ -13,9 +15,10 @@ struct Args {
     /// What happens.
     #[arg(long, value_enum, default_value_t = Scenario::Crash)]
     scenario: Scenario,
-    /// Members in the first view (crashes of three need at least 12: a fast quorum is 3/4).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(4..=1_000))]
-    nodes: u64,
+    /// Members in the first view, 20 unless set (5 with `--cluster`). Crashes of three need
+    /// at least 12: a fast quorum is 3/4.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(4..=1_000))]
+    nodes: Option<u64>,
     /// The seed: the same seed replays the same run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -28,9 +31,10 @@ struct Args {
     /// Members at 80 % loss for `--scenario bad-node`.
     #[arg(long, default_value_t = 1)]
     bad: usize,
-    /// How long loss, bad nodes and flapping last, in simulated ms.
-    #[arg(long, default_value_t = 60_000)]
-    duration_ms: u64,
+    /// How long loss, bad nodes and flapping last, in simulated ms: 60,000 unless set (20,000
+    /// with `--cluster`, where it is how long the workload and the faults last).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1_000..=10_000_000))]
+    duration_ms: Option<u64>,
     /// Time between two probes of one subject, in ms: detection takes about five of these,
     /// and steady traffic is proportional to their rate.
     #[arg(long, default_value_t = Settings::default().probe_ms,
@@ -68,6 +72,18 @@ struct Args {
     /// the seed, checked after every power loss. Takes `--seed`, `--seeds` and `--steps`.
     #[arg(long, conflicts_with = "report")]
     log: bool,
+    /// Instead of membership alone, run the whole cluster under this fault class: membership,
+    /// the migration core and the write-ahead log on every node, entities created, updated and
+    /// moved (one back and forth between two members, others at random, whole bubbles when the
+    /// placement changes), with the conservation checker after every step. Takes `--nodes`
+    /// (5 unless set), `--seed`, `--seeds`, `--duration-ms` (20 s unless set) and `--policy`.
+    #[arg(long, value_enum, conflicts_with_all = ["report", "log"])]
+    cluster: Option<Fault>,
+    /// With `--cluster`: the migration policy, `builtin` or the path of a migration policy
+    /// component (`.wasm`, e.g. target/plugins/migration-standard.wasm after
+    /// `cargo xtask plugins`), run under fuel in every node's policy slot.
+    #[arg(long, default_value = "builtin", requires = "cluster")]
+    policy: String,
     /// With `--log`: steps of virtual time (one I/O or one append each).
     #[arg(long, default_value_t = 3_000, requires = "log",
         value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
@@ -86,12 +102,16 @@ fn main() {
     if args.log {
         return run_log(&args);
     }
+    if let Some(fault) = args.cluster {
+        return whole::run(&args, fault);
+    }
+    let nodes = args.nodes.unwrap_or(20);
     let mut failed = false;
     for seed in args.seed..args.seed + args.seeds {
         let settings = Settings {
             crashes: args.crashes,
             bad: args.bad,
-            duration_ms: args.duration_ms,
+            duration_ms: args.duration_ms.unwrap_or(60_000),
             probe_ms: args.probe_ms,
             observers: args.observers,
             heal_ms: args.heal_ms,
@@ -100,7 +120,7 @@ fn main() {
             idle_probe_ms: args.idle_probe_ms,
         };
         let wall = std::time::Instant::now();
-        match run_with(args.scenario, args.nodes as usize, seed, settings) {
+        match run_with(args.scenario, nodes as usize, seed, settings) {
             Ok(o) => {
                 let mut d = o.detection_ms.clone();
                 d.sort_unstable();
@@ -108,7 +128,7 @@ fn main() {
                 println!(
                     "seed {seed}: {:?} on {} members: {} view change(s), fault to view p50 {} max {} ms, false evictions {}, quorum losses of healthy members {}, bytes/s per node mean {:.0} max {:.0}, messages/s per node mean {:.0}, settled {} ms after the faults stopped, {:.0}x real time",
                     args.scenario,
-                    args.nodes,
+                    nodes,
                     o.view_changes,
                     p50.map_or("-".into(), |v| v.to_string()),
                     max.map_or("-".into(), |v| v.to_string()),
@@ -124,7 +144,7 @@ fn main() {
             Err(e) => {
                 failed = true;
                 eprintln!("seed {seed}: INVARIANT BROKEN: {e}");
-                eprintln!("replay: {}", replay(args.scenario, args.nodes as usize, seed, settings));
+                eprintln!("replay: {}", replay(args.scenario, nodes as usize, seed, settings));
             }
         }
     }

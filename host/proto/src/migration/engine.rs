@@ -122,6 +122,9 @@ pub struct MigrationCore<P> {
     ended: VecDeque<(MemberId, MigrationId)>,
     ended_set: BTreeSet<(MemberId, MigrationId)>,
     pump_at: Option<Millis>,
+    /// A migration ended since the last entry point: misplaced entities are looked for again
+    /// (an aborted move is retried, an arrival in a bubble hosted elsewhere goes on).
+    repump: bool,
     logged: u64,
     persisted: u64,
     boot_seq: u64,
@@ -167,6 +170,7 @@ impl<P: MigrationPolicy> MigrationCore<P> {
             ended: VecDeque::new(),
             ended_set: BTreeSet::new(),
             pump_at: None,
+            repump: false,
             logged: 0,
             persisted: 0,
             boot_seq: 0,
@@ -493,6 +497,7 @@ impl<P: MigrationPolicy> MigrationCore<P> {
                 }
             }
         }
+        self.repump(now);
     }
 }
 
@@ -717,6 +722,7 @@ impl<P: MigrationPolicy> MigrationCore<P> {
     /// Moves entities of bubbles hosted elsewhere, within [`MigrationConfig::moves_max`].
     fn pump(&mut self, now: Millis) {
         self.pump_at = None;
+        self.repump = false;
         if !self.active() || self.homes.is_empty() {
             return;
         }
@@ -740,10 +746,11 @@ impl<P: MigrationPolicy> MigrationCore<P> {
             .take(room + 1)
             .collect();
         let more = due.len() > room;
+        let mut refused = false;
         for (entity, bubble, home) in due.into_iter().take(room) {
-            let _ = self.request(now, entity, home, bubble);
+            refused |= self.request(now, entity, home, bubble).is_err();
         }
-        if more || moving > 0 {
+        if more || moving > 0 || refused {
             self.pump_at = Some(now.plus(self.config.first_timer_ms.into()));
         }
     }
@@ -797,6 +804,15 @@ impl<P: MigrationPolicy> MigrationCore<P> {
 
     fn ended(&mut self, migration: Migration, role: Role, outcome: Outcome, reason: Reason) {
         self.events.push_back(Event::Ended { migration, role, outcome, reason });
+        self.repump = !self.homes.is_empty();
+    }
+
+    /// After a migration ended: look for misplaced entities again one first timer from now.
+    fn repump(&mut self, now: Millis) {
+        if std::mem::take(&mut self.repump) {
+            let at = now.plus(self.config.first_timer_ms.into());
+            self.pump_at = Some(self.pump_at.map_or(at, |t| t.min(at)));
+        }
     }
 }
 
@@ -835,6 +851,7 @@ impl<P: MigrationPolicy> Core for MigrationCore<P> {
             Message::Abort { id, ownership } => self.on_abort(from, id, ownership),
             Message::Done { id, ownership } => self.on_done(from, id, ownership),
         }
+        self.repump(now);
     }
 
     fn handle_timeout(&mut self, now: Millis) {

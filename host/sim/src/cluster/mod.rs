@@ -88,6 +88,8 @@ pub struct ClusterSettings {
     pub policy: PolicyFactory,
     /// Its name, for the replay command.
     pub policy_name: String,
+    /// Print each fault as it strikes, and the nodes' lives, to stderr.
+    pub trace: bool,
 }
 
 impl ClusterSettings {
@@ -101,6 +103,7 @@ impl ClusterSettings {
             moves_per_s: 40,
             policy: Rc::new(|_| Box::new(Standard) as Box<dyn MigrationPolicy>),
             policy_name: "builtin".into(),
+            trace: std::env::var_os("LUCIOLE_SIM_TRACE").is_some(),
         }
     }
 }
@@ -165,6 +168,9 @@ pub fn run(fault: Fault, seed: u64, settings: &ClusterSettings) -> Result<Cluste
     let mut check = Conservation::default();
     sim.run_until(500, |s| check.check(s))?;
     spawn(&mut sim, &ids, settings)?;
+    // An entity exists once its creation is durable (before, a crash forgets it, as it
+    // forgets any unacknowledged write); the faults start after that.
+    sim.run_until(1_000, |s| check.check(s))?;
     check.expect(&sim);
     let mut faults = plan(fault, &mut sim, &ids, settings.duration_ms);
     faults.sort_by_key(|(at, _)| *at);
@@ -178,6 +184,9 @@ pub fn run(fault: Fault, seed: u64, settings: &ClusterSettings) -> Result<Cluste
         while faults.front().is_some_and(|(at, _)| *at <= next) {
             let (at, action) = faults.pop_front().expect("looked at");
             sim.run_until(at, |s| check.check(s))?;
+            if settings.trace {
+                eprintln!("{} ms: {action:?}", sim.now_ms);
+            }
             act(&mut sim, action);
         }
         sim.run_until(next, |s| check.check(s))?;
@@ -187,7 +196,8 @@ pub fn run(fault: Fault, seed: u64, settings: &ClusterSettings) -> Result<Cluste
     heal(&mut sim, &ids);
     let settled = settle(&mut sim, &mut check, settings)?;
     let stats: Vec<NodeStats> = sim.nodes.values().map(|n| n.stats).collect();
-    let mut views: Vec<_> = sim.nodes.values().flat_map(|n| n.installed.iter().map(|v| v.0)).collect();
+    let mut views: Vec<_> =
+        sim.nodes.values().flat_map(|n| n.installed.iter().map(|v| v.0)).collect();
     views.sort_unstable();
     views.dedup();
     Ok(ClusterOutcome {
@@ -213,6 +223,7 @@ fn cluster(seed: u64, settings: &ClusterSettings) -> Sim<ClusterNode> {
         migration: MigrationConfig::default(),
         policy: Rc::clone(&settings.policy),
         bubbles: settings.bubbles,
+        trace: settings.trace,
     };
     let mut sim = Sim::new(BTreeMap::new(), seed);
     for &m in &ids {
@@ -247,9 +258,15 @@ fn spawn(
                     made.push(core.spawn(PING_PONG, BubbleId(0), vec![0; 16]));
                 }
                 for k in 0..settings.entities_per_node {
-                    let bubble =
-                        mine.get(k as usize % mine.len().max(1)).copied().unwrap_or(BubbleId(k % bubbles));
-                    made.push(core.spawn(EntityId(u128::from(first + k)), bubble, vec![k as u8; 32]));
+                    let bubble = mine
+                        .get(k as usize % mine.len().max(1))
+                        .copied()
+                        .unwrap_or(BubbleId(k % bubbles));
+                    made.push(core.spawn(
+                        EntityId(u128::from(first + k)),
+                        bubble,
+                        vec![k as u8; 32],
+                    ));
                 }
                 made
             })
@@ -354,14 +371,11 @@ fn plan(
             Fault::SlowCommit => {
                 out.extend(ids.iter().map(|&m| (start, Action::Disk(m, slow_disk()))))
             }
-            Fault::Duplicates => out.push((
-                start,
-                Action::Network { delay_ms: (1, 60), loss: 0.0, duplication: 0.2 },
-            )),
-            Fault::Loss => out.push((
-                start,
-                Action::Network { delay_ms: (1, 5), loss: 0.1, duplication: 0.0 },
-            )),
+            Fault::Duplicates => out
+                .push((start, Action::Network { delay_ms: (1, 60), loss: 0.0, duplication: 0.2 })),
+            Fault::Loss => {
+                out.push((start, Action::Network { delay_ms: (1, 5), loss: 0.1, duplication: 0.0 }))
+            }
             Fault::Evict => {
                 let who = if rng.chance(0.5) { ids[0] } else { pick(rng) };
                 out.push((at(rng), Action::Pause(who, 4_000)));
@@ -379,7 +393,8 @@ fn plan(
                 out.push((t + 5_000, Action::Heal));
             }
             Fault::Crashes => {
-                for point in [CrashPoint::AfterWrite, CrashPoint::AfterSync, CrashPoint::AfterSend] {
+                for point in [CrashPoint::AfterWrite, CrashPoint::AfterSync, CrashPoint::AfterSend]
+                {
                     let down = rng.between(200, 4_000);
                     out.push((at(rng), Action::Plan(pick(rng), point, down)));
                 }
@@ -410,13 +425,34 @@ fn act(sim: &mut Sim<ClusterNode>, action: Action) {
             sim.network.partition(&side, &rest);
         }
         Action::Heal => sim.network.heal(),
-        Action::Plan(m, point, down) => {
+        Action::Plan(m, point, down) if majority_survives(sim, m) => {
             sim.poke(m, |n, _| n.planned = Some((point, down)));
         }
-        Action::Crash(m, down) => {
+        Action::Crash(m, down) if majority_survives(sim, m) => {
             sim.poke(m, |n, now| n.crash(now, down));
         }
+        Action::Plan(..) | Action::Crash(..) => {}
     }
+}
+
+/// Whether a majority of the newest view stays up, a member with a quorum and without a
+/// planned crash, if `m` crashes. Crashes that would break this are skipped: a view that loses
+/// its majority cannot change any more, and restarted nodes join as new incarnations that
+/// only a member can admit, so the cluster would never recover (by design: see
+/// docs/ARCHITECTURE.md, the whole-cluster simulation).
+fn majority_survives(sim: &Sim<ClusterNode>, m: MemberId) -> bool {
+    let newest = sim.nodes.values().filter_map(ClusterNode::view).max_by_key(|v| v.0);
+    let Some((_, members, _)) = newest else { return false };
+    let healthy = members
+        .iter()
+        .filter(|&&x| x != m)
+        .filter(|x| {
+            sim.nodes.get(x).is_some_and(|n| {
+                !n.is_down() && n.planned.is_none() && n.view().is_some_and(|v| v.2)
+            })
+        })
+        .count();
+    healthy * 2 > members.len()
 }
 
 /// Faults stop: the network is healed and fair, disks are fast, planned crashes are off.
@@ -445,6 +481,11 @@ fn settle(
         match check::settled(sim, settings.bubbles) {
             Ok(()) => return Ok(sim.now_ms),
             Err(e) => last = e,
+        }
+    }
+    if settings.trace {
+        for (m, n) in &sim.nodes {
+            eprintln!("== {m}: {:#?}", n.membership);
         }
     }
     Err(format!("not settled {} s after the faults stopped: {last}", SETTLE_MS_MAX / 1_000))

@@ -117,6 +117,7 @@ pub struct ClusterNode {
     migration_config: MigrationConfig,
     policy: PolicyFactory,
     bubbles: u64,
+    trace: bool,
     rng: SplitMix64,
     /// Fed to the migration core: the view epoch and quorum it last heard of.
     fed: (Epoch, bool),
@@ -161,6 +162,8 @@ pub struct NodeSettings {
     pub policy: PolicyFactory,
     /// Bubbles `0..bubbles`, placed by the built-in rendezvous placement on every view.
     pub bubbles: u64,
+    /// Print the node's lives (crashes, restarts, evictions, views) to stderr.
+    pub trace: bool,
 }
 
 impl fmt::Debug for NodeSettings {
@@ -200,6 +203,7 @@ impl ClusterNode {
             migration_config: settings.migration,
             policy: Rc::clone(&settings.policy),
             bubbles: settings.bubbles,
+            trace: settings.trace,
             rng: SplitMix64::new(seed),
             fed: (Epoch(0), false),
             rejoin_at: None,
@@ -275,6 +279,7 @@ impl ClusterNode {
             return;
         }
         self.stats.crashes += 1;
+        self.say(now, format_args!("crashes for {down_ms} ms"));
         self.stats.overruled += self.migration.overruled();
         self.crash_due = None;
         self.planned = None;
@@ -329,9 +334,16 @@ impl ClusterNode {
         seeds
     }
 
+    fn say(&self, now: Millis, what: fmt::Arguments<'_>) {
+        if self.trace {
+            eprintln!("[{} local {}] {what}", self.me, now.0);
+        }
+    }
+
     fn restart(&mut self, now: Millis) {
         self.down_until = None;
         let seeds = self.seeds();
+        self.say(now, format_args!("restarts, joining through {seeds:?}"));
         self.membership =
             Some(Membership::joining(self.me, info_of(self.me), seeds, self.monitor, now));
         if !self.pending.is_empty() {
@@ -421,10 +433,20 @@ impl ClusterNode {
             while let Some(e) = m.poll_event() {
                 match e {
                     MembershipEvent::Evicted => {
+                        if self.trace {
+                            eprintln!("[{} local {}] learns it was evicted", self.me, now.0);
+                        }
                         self.stats.evictions += 1;
                         self.rejoin_at = Some(now.plus(REJOIN_AFTER_MS));
                     }
                     MembershipEvent::ViewInstalled { epoch, view } => {
+                        if self.trace {
+                            let n = view.members.len();
+                            eprintln!(
+                                "[{} local {}] installs {} ({n} members)",
+                                self.me, now.0, epoch.0
+                            );
+                        }
                         self.known.extend(view.members.iter().filter(|m| **m != self.me));
                         self.installed.push((epoch, view.members.clone()));
                     }
