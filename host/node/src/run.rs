@@ -96,6 +96,9 @@ pub struct Node {
     known: BTreeMap<MemberId, SocketAddr>,
     /// Messages refused by membership cores this process ran before the current one.
     refused_before: u64,
+    /// The newest view this node installed, in this life or an earlier one (the member
+    /// marker keeps it): it joins again only into a newer view.
+    last_epoch: Epoch,
 }
 
 impl std::fmt::Debug for Node {
@@ -139,7 +142,20 @@ impl Node {
         }
         let clock = Instant::now();
         let known = BTreeMap::new();
-        Ok(Self { me, info, config, mesh, inbox, shared, views, clock, known, refused_before: 0 })
+        let last_epoch = Epoch(0);
+        Ok(Self {
+            me,
+            info,
+            config,
+            mesh,
+            inbox,
+            shared,
+            views,
+            clock,
+            known,
+            refused_before: 0,
+            last_epoch,
+        })
     }
 
     fn now(&self) -> Millis {
@@ -150,6 +166,7 @@ impl Node {
     pub async fn run(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(stop);
         let marker = self.config.data_dir.join(MEMBER_MARKER);
+        self.last_epoch = last_epoch(&marker)?;
         let founders = match (&self.config.founders, marker.exists()) {
             (Some(path), false) => Some(crate::config::Founders::load(path)?),
             _ => None,
@@ -242,12 +259,13 @@ impl Node {
 
     fn joiner(&mut self, seeds: Vec<MemberId>) -> Membership {
         eprintln!("{}: joining through {} seed(s)", short(self.me), seeds.len());
-        Membership::joining(
+        Membership::rejoining(
             self.me,
             self.info.clone(),
             seeds,
             self.config.membership.monitor(),
             self.now(),
+            self.last_epoch,
         )
     }
 
@@ -351,10 +369,11 @@ impl Node {
                 self.known.insert(*m, addr);
             }
         }
-        if !marker.exists()
-            && let Err(e) = std::fs::write(marker, format!("{:032x}\n", self.me.0))
-        {
-            eprintln!("{}: cannot write {}: {e}", short(self.me), marker.display());
+        if epoch > self.last_epoch {
+            self.last_epoch = epoch;
+            if let Err(e) = write_marker(marker, self.me, epoch) {
+                eprintln!("{}: cannot write {}: {e}", short(self.me), marker.display());
+            }
         }
         eprintln!(
             "{}: view {} installed: {} member(s) (+{} -{})",
@@ -425,4 +444,39 @@ fn load_identity(config: &NodeConfig) -> anyhow::Result<MemberIdentity> {
             config.tls.ca.display()
         )
     })
+}
+
+/// The newest view epoch the member marker records (0 without a marker; 1 for a marker of
+/// the first format, which held only the id).
+fn last_epoch(marker: &Path) -> anyhow::Result<Epoch> {
+    let text = match std::fs::read_to_string(marker) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Epoch(0)),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", marker.display())),
+    };
+    match text.lines().nth(1) {
+        None => Ok(Epoch(1)),
+        Some(line) => line
+            .trim()
+            .strip_prefix("epoch ")
+            .and_then(|n| n.parse().ok())
+            .map(Epoch)
+            .with_context(|| format!("{}: the second line is not `epoch N`", marker.display())),
+    }
+}
+
+/// Records that this node installed view `epoch`, durably (written, synced and renamed into
+/// place, the directory synced) before it acts in that view: a node that restarts must not be
+/// welcomed back into a view whose agreement it may have voted in and forgotten.
+fn write_marker(marker: &Path, me: MemberId, epoch: Epoch) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = marker.with_extension("new");
+    let mut f = std::fs::File::create(&tmp)?;
+    write!(f, "{:032x}\nepoch {}\n", me.0, epoch.0)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, marker)?;
+    if let Some(dir) = marker.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }

@@ -53,13 +53,29 @@ fn crashes_between_log_and_send_and_between_send_and_log() {
     seeds(Fault::Crashes, 1..4);
 }
 
-/// Seeds 3, 13, 30 and 37 of 1–40 do not settle: a classic round of membership stays stuck on
-/// a cut that a minority accepted during a partition (see the closing note of issue 16); no
-/// conservation violation. They are left out until membership is fixed.
+/// Several fault classes at once. Some seeds do not settle (18 of 1–100: membership stalls
+/// under compound faults in views of 2–4 members; see the closing note of issue 16); those are
+/// left out here, and the sweep reports them apart from conservation violations.
 #[test]
 fn everything_at_once() {
-    for seed in [1, 2, 4, 5] {
+    for seed in [1, 2, 3, 4, 5] {
         seeds(Fault::Chaos, seed..seed + 1);
+    }
+}
+
+/// Seeds 904 and 1116: a member that crashed and restarted was welcomed back, with the same
+/// id, into a view whose agreement it had voted in before the crash, by members that had
+/// missed the change it voted for; with them it made a second majority of that view and a
+/// second, different view at the next epoch. A restarted node now takes only a view newer
+/// than any it installed (`Joiner::after`). These seeds may still stall; they must not break
+/// an invariant.
+#[test]
+fn a_restarted_member_cannot_vote_twice_in_one_view() {
+    let settings = ClusterSettings::new(5);
+    for seed in [904, 1116] {
+        if let Err(e) = run(Fault::Chaos, seed, &settings) {
+            assert!(e.starts_with("not settled"), "chaos seed {seed}: {e}");
+        }
     }
 }
 

@@ -183,5 +183,6 @@ pub fn members(v: &Value) -> BTreeSet<String> {
 
 pub fn node_id(c: &Cluster, i: usize) -> String {
     let path = c.dir.path().join(format!("c/node-{}/data/member", i + 1));
-    std::fs::read_to_string(path).unwrap().trim().to_string()
+    // The member marker: the id, then `epoch N` (the newest view installed).
+    std::fs::read_to_string(path).unwrap().lines().next().unwrap_or_default().trim().to_string()
 }

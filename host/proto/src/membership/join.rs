@@ -49,6 +49,8 @@ pub struct Joiner {
     /// The newest view whose observers were asked (answers about older views are ignored, so
     /// that several answers about one view cost one round of asks).
     asked_epoch: Option<Epoch>,
+    /// The newest view this node installed in an earlier life (see [`Joiner::after`]).
+    after: Epoch,
     out: VecDeque<(MemberId, Envelope)>,
 }
 
@@ -80,8 +82,20 @@ impl Joiner {
             next_request_ms: now_ms,
             admitted: None,
             asked_epoch: None,
+            after: Epoch(0),
             out: VecDeque::new(),
         }
+    }
+
+    /// A node that was a member up to view `epoch` (it may have voted in that view's
+    /// agreement, and forgot its votes when it restarted or left) takes no view up to that
+    /// epoch: it is welcomed only into a newer view, and asks only observers of a view at
+    /// least that new (whose change admitting it is newer still). Welcomed back into a view
+    /// it had voted in, it could vote again, differently, and a member that missed the
+    /// change could form a second majority for the same epoch with it.
+    pub fn after(mut self, epoch: Epoch) -> Self {
+        self.after = epoch;
+        self
     }
 
     /// A message arrived from `from`, as the authenticated connection names it.
@@ -92,6 +106,7 @@ impl Joiner {
         match envelope.message {
             Message::JoinObservers(observers)
                 if observers.len() <= super::rings::RINGS_MAX
+                    && envelope.epoch >= self.after
                     && self.asked_epoch.is_none_or(|e| e < envelope.epoch) =>
             {
                 self.asked_epoch = Some(envelope.epoch);
@@ -106,7 +121,9 @@ impl Joiner {
                     self.send(observer, Message::JoinAsk { ring, info });
                 }
             }
-            Message::Welcome(view) if view.members.binary_search(&self.me).is_ok() => {
+            Message::Welcome(view)
+                if envelope.epoch > self.after && view.members.binary_search(&self.me).is_ok() =>
+            {
                 let trusted = self.trusted.len();
                 self.admitted = self.welcomes.offer(from, envelope.epoch, view, trusted);
             }
@@ -190,6 +207,31 @@ mod tests {
         );
         assert_eq!(j.admitted(), Some((Epoch(2), &view)));
         assert_eq!(j.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_node_that_was_a_member_takes_no_view_it_may_have_voted_in() {
+        let mut j = Joiner::new(MemberId(9), info(), vec![MemberId(1)], 1_000, 0).after(Epoch(2));
+        j.handle_timeout(0);
+        let _ = requests(&mut j);
+        let view = change(vec![MemberId(1), MemberId(9)], vec![], vec![]);
+        let welcome =
+            |epoch| Envelope { epoch: Epoch(epoch), message: Message::Welcome(view.clone()) };
+        // A stale member still in view 1, then one in view 2, welcome it back: refused.
+        j.handle_message(MemberId(1), welcome(1));
+        j.handle_message(MemberId(1), welcome(2));
+        assert_eq!(j.admitted(), None);
+        // Observers of view 1 are not asked to vouch (the change would be epoch 2 again).
+        let observers = |epoch| Envelope {
+            epoch: Epoch(epoch),
+            message: Message::JoinObservers(vec![(0, MemberId(1), "10.0.0.1:1".into())]),
+        };
+        j.handle_message(MemberId(1), observers(1));
+        assert_eq!(j.poll_transmit(), None);
+        j.handle_message(MemberId(1), observers(2));
+        assert!(j.poll_transmit().is_some(), "view 2's observers are asked: the change is 3");
+        j.handle_message(MemberId(1), welcome(3));
+        assert_eq!(j.admitted().map(|(e, _)| e), Some(Epoch(3)));
     }
 
     #[test]

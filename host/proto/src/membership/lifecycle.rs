@@ -65,6 +65,21 @@ impl Membership {
         Self::with(me, config, Phase::Joining(Box::new(joiner)))
     }
 
+    /// A node that was a member up to view `last` joining again (after a restart, or after it
+    /// learned it was evicted): as [`Membership::joining`], but it takes no view up to `last`
+    /// (see [`Joiner::after`]).
+    pub fn rejoining(
+        me: MemberId,
+        info: MemberInfo,
+        seeds: Vec<MemberId>,
+        config: MonitorConfig,
+        now: Millis,
+        last: Epoch,
+    ) -> Self {
+        let joiner = Joiner::new(me, info, seeds, JOIN_RETRY_MS, now.0).after(last);
+        Self::with(me, config, Phase::Joining(Box::new(joiner)))
+    }
+
     /// A member running `node`, made with `config` (a founding member, or a restarted one).
     pub fn member(node: MemberNode, config: MonitorConfig) -> Self {
         Self::with(node.me(), config, Phase::Member(Box::new(node)))

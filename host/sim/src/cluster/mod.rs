@@ -141,6 +141,8 @@ pub struct ClusterOutcome {
     pub simulated_ms: u64,
     /// Messages sent.
     pub messages: u64,
+    /// Policy answers the migration cores refused as unsafe (and answered built-in).
+    pub overruled: u64,
 }
 
 /// The entity that moves back and forth between the first two members.
@@ -211,6 +213,8 @@ pub fn run(fault: Fault, seed: u64, settings: &ClusterSettings) -> Result<Cluste
         steps: check.steps(),
         simulated_ms: settled,
         messages: sim.traffic.values().map(|t| t.sent_msgs).sum(),
+        overruled: stats.iter().map(|s| s.overruled).sum::<u64>()
+            + sim.nodes.values().map(|n| n.migration.overruled()).sum::<u64>(),
     })
 }
 
@@ -418,34 +422,37 @@ fn act(sim: &mut Sim<ClusterNode>, action: Action) {
             sim.network.loss = loss;
             sim.network.duplication = duplication;
         }
-        Action::Pause(m, ms) => sim.pause(m, ms),
-        Action::Partition(side) => {
+        Action::Pause(m, ms) if majority_survives(sim, &[m]) => sim.pause(m, ms),
+        Action::Partition(side) if majority_survives(sim, &side) => {
             let rest: Vec<MemberId> =
                 sim.nodes.keys().copied().filter(|m| !side.contains(m)).collect();
             sim.network.partition(&side, &rest);
         }
         Action::Heal => sim.network.heal(),
-        Action::Plan(m, point, down) if majority_survives(sim, m) => {
+        Action::Pause(..) | Action::Partition(..) => {}
+        Action::Plan(m, point, down) if majority_survives(sim, &[m]) => {
             sim.poke(m, |n, _| n.planned = Some((point, down)));
         }
-        Action::Crash(m, down) if majority_survives(sim, m) => {
+        Action::Crash(m, down) if majority_survives(sim, &[m]) => {
             sim.poke(m, |n, now| n.crash(now, down));
         }
         Action::Plan(..) | Action::Crash(..) => {}
     }
 }
 
-/// Whether a majority of the newest view stays up, a member with a quorum and without a
-/// planned crash, if `m` crashes. Crashes that would break this are skipped: a view that loses
-/// its majority cannot change any more, and restarted nodes join as new incarnations that
-/// only a member can admit, so the cluster would never recover (by design: see
-/// docs/ARCHITECTURE.md, the whole-cluster simulation).
-fn majority_survives(sim: &Sim<ClusterNode>, m: MemberId) -> bool {
+/// Whether a majority of the newest view stays healthy (up, not paused, not cut off, a member
+/// with a quorum and without a planned crash) if `out` crash, pause or are cut off. Faults that would break
+/// this are skipped: a view that loses its majority cannot change any more, and restarted
+/// nodes join again only into a newer view, which only a majority can make, so the cluster
+/// would never recover (see docs/ARCHITECTURE.md, the whole-cluster simulation).
+fn majority_survives(sim: &Sim<ClusterNode>, out: &[MemberId]) -> bool {
     let newest = sim.nodes.values().filter_map(ClusterNode::view).max_by_key(|v| v.0);
     let Some((_, members, _)) = newest else { return false };
     let healthy = members
         .iter()
-        .filter(|&&x| x != m)
+        .filter(|x| !out.contains(x))
+        .filter(|x| sim.paused.get(x).is_none_or(|&until| until <= sim.now_ms))
+        .filter(|&&x| !sim.network.cut.iter().any(|&(from, _)| from == x))
         .filter(|x| {
             sim.nodes.get(x).is_some_and(|n| {
                 !n.is_down() && n.planned.is_none() && n.view().is_some_and(|v| v.2)

@@ -122,6 +122,9 @@ pub struct ClusterNode {
     /// Fed to the migration core: the view epoch and quorum it last heard of.
     fed: (Epoch, bool),
     rejoin_at: Option<Millis>,
+    /// The newest view epoch it installed, kept on its disk (written before it acts in that
+    /// view): after a restart or an eviction it joins again only into a newer view.
+    last_epoch: Epoch,
     /// Every other member of every view it installed: whom to ask to join again.
     known: std::collections::BTreeSet<MemberId>,
     /// Down until this local time.
@@ -208,6 +211,7 @@ impl ClusterNode {
             fed: (Epoch(0), false),
             rejoin_at: None,
             known,
+            last_epoch: Epoch(1),
             down_until: None,
             planned: None,
             crash_due: None,
@@ -344,8 +348,7 @@ impl ClusterNode {
         self.down_until = None;
         let seeds = self.seeds();
         self.say(now, format_args!("restarts, joining through {seeds:?}"));
-        self.membership =
-            Some(Membership::joining(self.me, info_of(self.me), seeds, self.monitor, now));
+        self.membership = Some(self.joiner(seeds, now));
         if !self.pending.is_empty() {
             self.next_io = Some(now);
         }
@@ -354,8 +357,12 @@ impl ClusterNode {
     fn rejoin(&mut self, now: Millis) {
         self.rejoin_at = None;
         let seeds = self.seeds();
-        self.membership =
-            Some(Membership::joining(self.me, info_of(self.me), seeds, self.monitor, now));
+        self.membership = Some(self.joiner(seeds, now));
+    }
+
+    fn joiner(&self, seeds: Vec<MemberId>, now: Millis) -> Membership {
+        let info = info_of(self.me);
+        Membership::rejoining(self.me, info, seeds, self.monitor, now, self.last_epoch)
     }
 
     fn between(&mut self, (lo, hi): (u64, u64)) -> u64 {
@@ -448,6 +455,7 @@ impl ClusterNode {
                             );
                         }
                         self.known.extend(view.members.iter().filter(|m| **m != self.me));
+                        self.last_epoch = self.last_epoch.max(epoch);
                         self.installed.push((epoch, view.members.clone()));
                     }
                     MembershipEvent::QuorumLost | MembershipEvent::QuorumRegained => {}

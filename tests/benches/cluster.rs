@@ -1,0 +1,55 @@
+//! Simulator speed with migration on: one whole-cluster run (membership, the migration core and
+//! the write-ahead log on every node, the conservation checker after every step) of 10 members
+//! on a healthy network for 5 simulated seconds of workload plus the settling, with the
+//! built-in migration policy and with the wasm `migration-standard` component in every node's
+//! slot. Prints the simulated time and decisions of one run, so the median time per run gives
+//! "× real time" and decisions per second.
+//!
+//! Needs the components: `cargo xtask plugins`, then `cargo bench -p luciole-tests --bench cluster`.
+
+use std::hint::black_box;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use luciole_proto::migration::MigrationPolicy;
+use luciole_sim::cluster::{ClusterSettings, Fault, run};
+use luciole_tests::{engine, load};
+use luciole_wasm::{Migration, MigrationDecider, PolicySlot};
+
+fn settings() -> ClusterSettings {
+    let mut s = ClusterSettings::new(10);
+    s.duration_ms = 5_000;
+    s.entities_per_node = 10;
+    s.bubbles = 32;
+    s.moves_per_s = 100;
+    s
+}
+
+fn clusters(c: &mut Criterion) {
+    let builtin = settings();
+    let mut wasm = settings();
+    let loaded = load(&engine(), "migration-standard");
+    wasm.policy = Rc::new(move |_| {
+        let slot = Arc::new(PolicySlot::<Migration>::new());
+        slot.swap(&loaded).expect("swapped in");
+        Box::new(MigrationDecider(slot)) as Box<dyn MigrationPolicy>
+    });
+    let o = run(Fault::None, 1, &builtin).expect("a clean run");
+    println!(
+        "one run: {} simulated ms, {} migrations committed (3 policy decisions each), {} checks, {} messages",
+        o.simulated_ms, o.commits, o.steps, o.messages
+    );
+    let mut group = c.benchmark_group("whole cluster, 10 members, one run");
+    group.sample_size(10);
+    group.bench_function("built-in standard", |b| {
+        b.iter(|| run(Fault::None, black_box(1), &builtin).expect("a clean run"))
+    });
+    group.bench_function("wasm migration-standard", |b| {
+        b.iter(|| run(Fault::None, black_box(1), &wasm).expect("a clean run"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, clusters);
+criterion_main!(benches);

@@ -1,0 +1,47 @@
+//! The whole-cluster simulation with the wasm `migration-standard` component in every node's
+//! policy slot (under fuel, with its fallback): the same run as with the built-in policy, to
+//! the message, since both answer alike; and a hostile migration component changes nothing
+//! the checker guards.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use luciole_proto::migration::MigrationPolicy;
+use luciole_sim::cluster::{ClusterSettings, Fault, PolicyFactory, run};
+use luciole_tests::{engine, load};
+use luciole_wasm::{Migration, MigrationDecider, PolicySlot};
+
+fn wasm(name: &str) -> PolicyFactory {
+    let loaded = load(&engine(), name);
+    Rc::new(move |_| {
+        let slot = Arc::new(PolicySlot::<Migration>::new());
+        slot.swap(&loaded).expect("swapped in");
+        Box::new(MigrationDecider(slot)) as Box<dyn MigrationPolicy>
+    })
+}
+
+#[test]
+fn the_wasm_standard_policy_runs_the_cluster_exactly_as_the_built_in_one() {
+    for fault in [Fault::Crashes, Fault::Duplicates] {
+        let builtin = ClusterSettings::new(5);
+        let mut component = ClusterSettings::new(5);
+        component.policy = wasm("migration-standard");
+        let a = run(fault, 7, &builtin).unwrap_or_else(|e| panic!("built-in: {e}"));
+        let b = run(fault, 7, &component).unwrap_or_else(|e| panic!("wasm: {e}"));
+        assert!(a.commits > 100, "{a:?}");
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{fault:?}");
+    }
+}
+
+#[test]
+fn a_hostile_migration_policy_cannot_break_conservation() {
+    let mut settings = ClusterSettings::new(5);
+    settings.policy = wasm("hostile-migration");
+    for fault in [Fault::SlowCommit, Fault::Crashes] {
+        let o = run(fault, 3, &settings).unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        // It aborts on every timer, even a committed migration's (slow disks, crashed
+        // targets): the core refuses that.
+        assert!(o.overruled > 0, "{fault:?}: {o:?}");
+        assert!(o.commits > 0, "{fault:?}: {o:?}");
+    }
+}
