@@ -140,6 +140,9 @@ pub struct ClusterNode {
     pub fault: Option<String>,
     /// Counters.
     pub stats: NodeStats,
+    /// Raised whenever the migration core may have changed (the checker skips the steps
+    /// where no node's changed: most steps are membership traffic).
+    pub version: u64,
     /// Views installed: (epoch, members).
     pub installed: Vec<(Epoch, Vec<MemberId>)>,
 }
@@ -218,6 +221,7 @@ impl ClusterNode {
             durable_commits: Vec::new(),
             fault,
             stats: NodeStats::default(),
+            version: 0,
             installed: Vec::new(),
         };
         n.settle(now);
@@ -283,6 +287,7 @@ impl ClusterNode {
             return;
         }
         self.stats.crashes += 1;
+        self.version += 1;
         self.say(now, format_args!("crashes for {down_ms} ms"));
         self.stats.overruled += self.migration.overruled();
         self.crash_due = None;
@@ -462,14 +467,14 @@ impl ClusterNode {
                 }
             }
         }
-        let current = self.membership.as_ref().and_then(Membership::node).map(|n| {
+        // A view is converted for the migration core once, when it is new.
+        let current = self.membership.as_ref().and_then(Membership::node).and_then(|n| {
             let (epoch, _) = n.view();
-            (epoch, n.view_change().policy_view(epoch))
+            (epoch > self.fed.0).then(|| (epoch, n.view_change().policy_view(epoch)))
         });
-        if let Some((epoch, view)) = current
-            && epoch > self.fed.0
-        {
+        if let Some((epoch, view)) = current {
             self.fed.0 = epoch;
+            self.version += 1;
             match view {
                 Ok(view) => {
                     self.migration.handle_view(now, &view);
@@ -481,6 +486,7 @@ impl ClusterNode {
         let quorum = self.view().is_some_and(|v| v.2);
         if quorum != self.fed.1 {
             self.fed.1 = quorum;
+            self.version += 1;
             self.migration.handle_quorum(now, quorum);
         }
         while let Some(e) = self.migration.poll_event() {
@@ -498,6 +504,7 @@ impl ClusterNode {
     /// logged.
     pub fn with_migration<T>(&mut self, now: Millis, f: impl FnOnce(&mut Migrations) -> T) -> T {
         let out = f(&mut self.migration);
+        self.version += 1;
         self.settle(now);
         out
     }
@@ -527,7 +534,10 @@ impl Core for ClusterNode {
                     m.handle_message(now, from, e);
                 }
             }
-            Wire::Migration(m) => self.migration.handle_message(now, from, m),
+            Wire::Migration(m) => {
+                self.version += 1;
+                self.migration.handle_message(now, from, m);
+            }
         }
         self.settle(now);
     }
@@ -535,6 +545,7 @@ impl Core for ClusterNode {
     fn handle_timeout(&mut self, now: Millis) {
         if let Some(until) = self.down_until {
             if until <= now {
+                self.version += 1;
                 self.restart(now);
                 self.settle(now);
             }
@@ -552,10 +563,12 @@ impl Core for ClusterNode {
             m.handle_timeout(now);
         }
         if self.migration.poll_timeout().is_some_and(|t| t <= now) {
+            self.version += 1;
             self.migration.handle_timeout(now);
         }
         self.settle(now);
         if self.next_io.is_some_and(|t| t <= now) {
+            self.version += 1;
             self.io(now);
             self.settle(now);
         }
