@@ -30,6 +30,9 @@ pub struct Conservation {
     views_seen: BTreeMap<MemberId, usize>,
     /// The nodes' versions at the last full check.
     versions: Vec<u64>,
+    /// Reused between checks.
+    scratch: Vec<EntityId>,
+    actors: Vec<(EntityId, Ownership, Option<MemberId>)>,
 }
 
 impl Conservation {
@@ -57,29 +60,30 @@ impl Conservation {
             if !self.entities.is_empty() {
                 self.holders(sim)?;
             }
-            actors(sim)?;
+            actors(sim, &mut self.actors)?;
             self.versions = versions;
         }
         self.applied_once(sim)?;
         self.views(sim)
     }
 
-    fn holders(&self, sim: &Sim<ClusterNode>) -> Result<(), String> {
-        let mut held: BTreeMap<EntityId, u32> = BTreeMap::new();
+    fn holders(&mut self, sim: &Sim<ClusterNode>) -> Result<(), String> {
+        let held = &mut self.scratch;
+        held.clear();
         for (&m, n) in &sim.nodes {
-            for e in n.migration.owned().keys() {
-                *held.entry(*e).or_default() += 1;
-            }
-            for (e, _) in in_doubt(sim, m, n) {
-                *held.entry(e).or_default() += 1;
-            }
+            held.extend(n.migration.owned().keys().copied());
+            held.extend(in_doubt(sim, m, n).map(|(e, _)| e));
         }
-        let wrong = self.entities.iter().find(|e| held.get(e) != Some(&1));
-        let wrong = wrong.or_else(|| held.keys().find(|e| !self.entities.contains(e)));
-        match wrong {
-            None => Ok(()),
-            Some(e) => Err(describe(sim, *e, self.entities.contains(e))),
+        held.sort_unstable();
+        if held.iter().eq(self.entities.iter()) {
+            return Ok(());
         }
+        // Something is off: find which entity, and say who holds it.
+        let count = |e: &EntityId| held.iter().filter(|x| *x == e).count();
+        let wrong = self.entities.iter().find(|e| count(e) != 1);
+        let wrong = wrong.or_else(|| held.iter().find(|e| !self.entities.contains(e)));
+        let e = *wrong.expect("the lists differ");
+        Err(describe(sim, e, self.entities.contains(&e)))
     }
 
     fn applied_once(&mut self, sim: &Sim<ClusterNode>) -> Result<(), String> {
@@ -157,30 +161,32 @@ fn describe(sim: &Sim<ClusterNode>, e: EntityId, expected: bool) -> String {
     }
 }
 
-/// At most one actor per entity, at the newest epoch.
-fn actors(sim: &Sim<ClusterNode>) -> Result<(), String> {
-    let mut newest: BTreeMap<EntityId, Ownership> = BTreeMap::new();
-    let mut acting: BTreeMap<EntityId, Vec<(MemberId, Ownership)>> = BTreeMap::new();
+/// At most one actor per entity, at the newest epoch: per entity, every epoch it is held or
+/// given away at, with the member acting on it at that epoch if one is.
+fn actors(
+    sim: &Sim<ClusterNode>,
+    all: &mut Vec<(EntityId, Ownership, Option<MemberId>)>,
+) -> Result<(), String> {
+    all.clear();
     for (&m, n) in &sim.nodes {
         for (e, o) in n.migration.owned() {
-            let top = newest.entry(*e).or_insert(o.ownership);
-            *top = (*top).max(o.ownership);
-            if !n.is_down() && n.migration.acting(*e) {
-                acting.entry(*e).or_default().push((m, o.ownership));
-            }
+            let acting = !n.is_down() && n.migration.acting(*e);
+            all.push((*e, o.ownership, acting.then_some(m)));
         }
-        for f in n.migration.outgoing().values().filter(|f| f.phase == Phase::Committing) {
-            let top = newest.entry(f.migration.entity).or_insert(f.ownership);
-            *top = (*top).max(f.ownership);
-        }
+        let given = n.migration.outgoing().values().filter(|f| f.phase == Phase::Committing);
+        all.extend(given.map(|f| (f.migration.entity, f.ownership, None)));
     }
-    for (e, actors) in acting {
+    all.sort_unstable();
+    for group in all.chunk_by(|a, b| a.0 == b.0) {
+        let (e, newest, _) = group[group.len() - 1];
+        let actors: Vec<_> = group.iter().filter_map(|(_, o, m)| m.map(|m| (m, *o))).collect();
         if actors.len() > 1 {
             return Err(format!("{e}: {} members act on it: {actors:?}", actors.len()));
         }
-        let (m, o) = actors[0];
-        if Some(&o) != newest.get(&e) {
-            return Err(format!("{e}: {m} acts on it at {o}, fenced out by {}", newest[&e]));
+        if let Some(&(m, o)) = actors.first()
+            && o != newest
+        {
+            return Err(format!("{e}: {m} acts on it at {o}, fenced out by {newest}"));
         }
     }
     Ok(())
