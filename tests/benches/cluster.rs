@@ -49,6 +49,17 @@ fn clusters(c: &mut Criterion) {
         b.iter(|| run(Fault::None, black_box(1), &wasm).expect("a clean run"))
     });
     group.finish();
+    // The CLI's default load (8 entities per member, 16 bubbles, 40 moves/s), same duration.
+    let mut light = ClusterSettings::new(10);
+    light.duration_ms = 5_000;
+    let o = run(Fault::None, 1, &light).expect("a clean run");
+    println!("default load: {} simulated ms, {} migrations committed", o.simulated_ms, o.commits);
+    let mut group = c.benchmark_group("whole cluster, 10 members, default load, one run");
+    group.sample_size(10);
+    group.bench_function("built-in standard", |b| {
+        b.iter(|| run(Fault::None, black_box(1), &light).expect("a clean run"))
+    });
+    group.finish();
 }
 
 criterion_group!(benches, clusters);
