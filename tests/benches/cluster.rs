@@ -8,14 +8,10 @@
 //! Needs the components: `cargo xtask plugins`, then `cargo bench -p luciole-tests --bench cluster`.
 
 use std::hint::black_box;
-use std::rc::Rc;
-use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use luciole_proto::migration::MigrationPolicy;
-use luciole_sim::cluster::{ClusterSettings, Fault, run};
+use luciole_sim::cluster::{ClusterSettings, Fault, run, wasm_policy};
 use luciole_tests::{engine, load};
-use luciole_wasm::{Migration, MigrationDecider, PolicySlot};
 
 fn settings() -> ClusterSettings {
     let mut s = ClusterSettings::new(10);
@@ -29,12 +25,8 @@ fn settings() -> ClusterSettings {
 fn clusters(c: &mut Criterion) {
     let builtin = settings();
     let mut wasm = settings();
-    let loaded = load(&engine(), "migration-standard");
-    wasm.policy = Rc::new(move |_| {
-        let slot = Arc::new(PolicySlot::<Migration>::new());
-        slot.swap(&loaded).expect("swapped in");
-        Box::new(MigrationDecider(slot)) as Box<dyn MigrationPolicy>
-    });
+    wasm.policy =
+        wasm_policy(load(&engine(), "migration-standard")).expect("a migration component");
     let o = run(Fault::None, 1, &builtin).expect("a clean run");
     println!(
         "one run: {} simulated ms, {} migrations committed (3 policy decisions each), {} checks, {} messages",

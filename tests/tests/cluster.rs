@@ -9,17 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use luciole_proto::migration::MigrationPolicy;
-use luciole_sim::cluster::{ClusterSettings, Fault, PolicyFactory, run};
+use luciole_sim::cluster::{ClusterSettings, Fault, PolicyFactory, run, wasm_policy};
 use luciole_tests::{engine, load};
 use luciole_wasm::{Migration, MigrationDecider, PolicySlot};
 
 fn wasm(name: &str) -> PolicyFactory {
-    let loaded = load(&engine(), name);
-    Rc::new(move |_| {
-        let slot = Arc::new(PolicySlot::<Migration>::new());
-        slot.swap(&loaded).expect("swapped in");
-        Box::new(MigrationDecider(slot)) as Box<dyn MigrationPolicy>
-    })
+    wasm_policy(load(&engine(), name)).expect("a migration component")
 }
 
 #[test]

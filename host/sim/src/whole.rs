@@ -1,31 +1,21 @@
 //! `luciole-sim --cluster FAULT`: whole-cluster runs, one per seed, with the built-in
 //! migration policy or a wasm component in every node's policy slot.
 
-use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use luciole_proto::migration::MigrationPolicy;
 use luciole_sim::cluster::{self, ClusterSettings, Fault, replay};
-use luciole_wasm::{EngineConfig, Migration, MigrationDecider, PolicyEngine, PolicySlot};
+use luciole_wasm::{EngineConfig, PolicyEngine};
 
 use crate::Args;
 
-/// The migration policy every node runs: a fresh slot per node life, holding `path`'s
-/// component (compiled once).
+/// The migration policy every node runs: `path`'s component, compiled once; a bad file is an
+/// error before any run.
 fn wasm_policy(path: &str) -> anyhow::Result<luciole_sim::cluster::PolicyFactory> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
     let engine = PolicyEngine::new(EngineConfig::default())?;
     let loaded = engine.load(&bytes).with_context(|| path.to_owned())?;
-    PolicySlot::<Migration>::new().swap(&loaded).with_context(|| path.to_owned())?;
-    Ok(Rc::new(move |_| {
-        let slot = Arc::new(PolicySlot::<Migration>::new());
-        // Swapping the same component into a fresh slot succeeded above; a failure here
-        // leaves the slot on the built-in policy, which the counts would show.
-        let _ = slot.swap(&loaded);
-        Box::new(MigrationDecider(slot)) as Box<dyn MigrationPolicy>
-    }))
+    cluster::wasm_policy(loaded).with_context(|| path.to_owned())
 }
 
 pub(crate) fn run_all(args: &Args, fault: Fault) -> anyhow::Result<bool> {

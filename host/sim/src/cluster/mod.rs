@@ -25,6 +25,21 @@ pub use node::{
 use crate::membership::{info_of, member_id, random_clock};
 use crate::{Rng, Sim};
 
+/// A migration policy factory for `loaded`, a migration component: each node life gets a
+/// fresh policy slot holding it (fuel, checks and fallback as on a node). Refused if a slot
+/// does not take it (tried once here; every later slot is fresh and takes the same).
+pub fn wasm_policy(
+    loaded: std::sync::Arc<luciole_wasm::LoadedPolicy>,
+) -> Result<PolicyFactory, luciole_wasm::SwapError> {
+    use luciole_wasm::{Migration, MigrationDecider, PolicySlot};
+    PolicySlot::<Migration>::new().swap(&loaded)?;
+    Ok(Rc::new(move |_| {
+        let slot = std::sync::Arc::new(PolicySlot::<Migration>::new());
+        let _ = slot.swap(&loaded);
+        Box::new(MigrationDecider(slot)) as Box<dyn MigrationPolicy>
+    }))
+}
+
 /// What goes wrong in a run, beside the workload (which always runs, A→B→A→B included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fault {
@@ -125,7 +140,8 @@ pub struct ClusterOutcome {
     pub commits: u64,
     /// See `commits`.
     pub aborts: u64,
-    /// Back-and-forth moves of the ping-pong entity that committed.
+    /// Moves of the back-and-forth entity asked (each one a new migration; one is asked only
+    /// once the previous one committed and the entity may be acted on again).
     pub ping_pongs: u64,
     /// Crashes, evictions learned, view changes.
     pub crashes: u64,
@@ -253,9 +269,8 @@ fn spawn(
         let bubbles = settings.bubbles;
         let first = (i as u64) * settings.entities_per_node + 1;
         let made = sim.poke(m, |n, now| {
-            let homes = n.homes_now();
             let mine: Vec<BubbleId> =
-                homes.iter().filter(|(_, h)| **h == m).map(|(b, _)| *b).collect();
+                n.homes_now().iter().filter(|(_, h)| **h == m).map(|(b, _)| *b).collect();
             n.with_migration(now, |core| {
                 let mut made = Vec::new();
                 if i == 0 {

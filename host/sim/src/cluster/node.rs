@@ -2,7 +2,7 @@
 //! log (the node's log core and recovery over [`MemStorage`]) wired together as the node's
 //! driver wires them, with a disk that takes time and crashes that lose what was not synced.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 
@@ -117,6 +117,8 @@ pub struct ClusterNode {
     migration_config: MigrationConfig,
     policy: PolicyFactory,
     bubbles: u64,
+    /// Where each bubble lives in the view last handed to the migration core.
+    homes: BTreeMap<BubbleId, MemberId>,
     trace: bool,
     rng: SplitMix64,
     /// Fed to the migration core: the view epoch and quorum it last heard of.
@@ -209,6 +211,7 @@ impl ClusterNode {
             migration_config: settings.migration,
             policy: Rc::clone(&settings.policy),
             bubbles: settings.bubbles,
+            homes: BTreeMap::new(),
             trace: settings.trace,
             rng: SplitMix64::new(seed),
             fed: (Epoch(0), false),
@@ -252,24 +255,20 @@ impl ClusterNode {
     }
 
     /// Where each bubble lives in `view` (the built-in rendezvous placement).
-    pub fn homes(view: &View, bubbles: u64) -> std::collections::BTreeMap<BubbleId, MemberId> {
+    fn homes(view: &View, bubbles: u64) -> BTreeMap<BubbleId, MemberId> {
         let all: Vec<Bubble> = (0..bubbles).map(|b| Bubble::new(BubbleId(b))).collect();
         builtin::placement(view, &all).into_iter().map(|a| (a.bubble, a.member)).collect()
     }
 
-    /// Where each bubble lives in its current view (empty while down or joining).
-    pub fn homes_now(&self) -> std::collections::BTreeMap<BubbleId, MemberId> {
-        let view = self.membership.as_ref().and_then(Membership::node).and_then(|n| {
-            let (epoch, _) = n.view();
-            n.view_change().policy_view(epoch).ok()
-        });
-        view.map(|v| Self::homes(&v, self.bubbles)).unwrap_or_default()
+    /// Where each bubble lives in its current view (empty while down or joining): what the
+    /// migration core was last given.
+    pub fn homes_now(&self) -> &BTreeMap<BubbleId, MemberId> {
+        &self.homes
     }
 
     /// A bubble that lives on `member` in its current view (bubble 0 if none does).
     pub fn home_of(&self, member: MemberId) -> BubbleId {
-        let homes = self.homes_now();
-        homes.iter().find(|(_, m)| **m == member).map_or(BubbleId(0), |(b, _)| *b)
+        self.homes.iter().find(|(_, m)| **m == member).map_or(BubbleId(0), |(b, _)| *b)
     }
 
     /// The other members of its current view.
@@ -295,6 +294,7 @@ impl ClusterNode {
         self.log = None;
         self.pending.clear();
         self.next_io = None;
+        self.homes.clear();
         let mode = if self.rng.next_u64().is_multiple_of(2) {
             CrashMode::LoseUnsynced
         } else {
@@ -325,9 +325,9 @@ impl ClusterNode {
         self.fed = (Epoch(0), false);
         self.rejoin_at = None;
         self.down_until = Some(now.plus(down_ms.max(1)));
-        // What recovery logged (its Boot) waits for the restart's disk.
+        // What recovery logged (its Boot) waits for the restart's disk (nothing is scheduled
+        // while down).
         self.drain_persist(now);
-        self.next_io = None;
     }
 }
 
@@ -361,6 +361,7 @@ impl ClusterNode {
 
     fn rejoin(&mut self, now: Millis) {
         self.rejoin_at = None;
+        self.homes.clear();
         let seeds = self.seeds();
         self.membership = Some(self.joiner(seeds, now));
     }
@@ -478,7 +479,8 @@ impl ClusterNode {
             match view {
                 Ok(view) => {
                     self.migration.handle_view(now, &view);
-                    self.migration.place(now, Self::homes(&view, self.bubbles));
+                    self.homes = Self::homes(&view, self.bubbles);
+                    self.migration.place(now, self.homes.clone());
                 }
                 Err(e) => self.fault = Some(format!("{}: view {}: {e}", self.me, epoch.0)),
             }
@@ -610,16 +612,16 @@ impl Core for ClusterNode {
 impl Actor for ClusterNode {
     /// The frame header and the message's postcard encoding (plus its one-byte kind).
     fn wire_size(w: &Wire) -> usize {
-        let size = |r: Result<usize, postcard::Error>| r.expect("messages serialize");
+        fn size<T: serde::Serialize>(t: &T) -> usize {
+            postcard::serialize_with_flavor::<_, _, usize>(
+                t,
+                postcard::ser_flavors::Size::default(),
+            )
+            .expect("messages serialize")
+        }
         let body = match w {
-            Wire::Membership(e) => size(postcard::serialize_with_flavor::<_, _, usize>(
-                e,
-                postcard::ser_flavors::Size::default(),
-            )),
-            Wire::Migration(m) => size(postcard::serialize_with_flavor::<_, _, usize>(
-                m,
-                postcard::ser_flavors::Size::default(),
-            )),
+            Wire::Membership(e) => size(e),
+            Wire::Migration(m) => size(m),
         };
         luciole_proto::limits::FRAME_HEADER_BYTES + 1 + body
     }
