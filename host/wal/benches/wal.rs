@@ -10,7 +10,9 @@
 //! preallocated file and calling `fdatasync` after each (`pwrite` + `fdatasync`, nothing else).
 //! Then the log with 1, 4, 16 and 64 appenders, each appending a record and waiting for it to
 //! be durable, in a loop: as OS threads calling `append_wait`, and as tokio tasks (two worker
-//! threads) awaiting `append_async`. Then recovery: a log of 1,000,000 records reopened.
+//! threads) awaiting `append_async`, each followed by its **floor**: the same tasks handing raw
+//! records to one thread that waits for all of them, writes and syncs (see `raw_tasks`).
+//! Then recovery: a log of 1,000,000 records reopened.
 //!
 //! Everything runs in one directory on the same disk (`target/wal-bench` unless
 //! `LUCIOLE_WAL_BENCH_DIR` says otherwise), removed afterwards.
@@ -143,15 +145,7 @@ fn raw_with(dir: &Path, size: usize, duration: Duration, mode: Raw, threads: usi
     use std::os::unix::fs::OpenOptionsExt;
     const BLOCK: usize = 4096;
     let path = dir.join("raw.bin");
-    let len = 256u64 << 20;
-    {
-        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).unwrap();
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..(len >> 20) {
-            f.write_all(&zeros).unwrap();
-        }
-        f.sync_all().unwrap();
-    }
+    let len = preallocate(&path);
     let flags = match mode {
         Raw::Fdatasync => 0,
         Raw::Dsync => libc::O_DSYNC,
@@ -188,6 +182,103 @@ fn raw_with(dir: &Path, size: usize, duration: Duration, mode: Raw, threads: usi
     let run = Run { ops: latencies_ns.len() as u64, elapsed: started.elapsed(), latencies_ns };
     std::fs::remove_file(&path).unwrap();
     run
+}
+
+/// The floor under the log's task rows (`floor: raw, N tokio tasks via a sync thread`): the
+/// least an async group commit with one write in flight costs. `tasks` tokio tasks (two worker
+/// threads) each hand a `size`-byte record to one sync thread and await a oneshot; the thread
+/// waits on a condition variable until every task's record is queued (perfect batching, which
+/// no log can know), writes them with one `pwrite`, calls `fdatasync`, and completes the
+/// oneshots. No framing, numbering, segments or fail-stop: what is left is the sync and the
+/// hand-offs between threads, which is what bounds the log's task rows on this machine.
+fn raw_tasks(dir: &Path, size: usize, tasks: usize, duration: Duration) -> (Run, f64) {
+    use std::sync::{Condvar, Mutex};
+    type Queue = (Vec<u8>, Vec<tokio::sync::oneshot::Sender<()>>);
+    let path = dir.join("raw-tasks.bin");
+    let len = preallocate(&path);
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    let shared: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let syncer = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut offset, mut writes, mut batch) = (0u64, 0u64, Vec::new());
+            loop {
+                let waiters = {
+                    let (lock, ready) = &*shared;
+                    let mut q = lock.lock().unwrap();
+                    while q.1.len() < tasks && !stop.load(Ordering::Relaxed) {
+                        q = ready.wait_timeout(q, Duration::from_millis(1)).unwrap().0;
+                    }
+                    if q.1.is_empty() {
+                        return writes;
+                    }
+                    std::mem::swap(&mut batch, &mut q.0);
+                    std::mem::take(&mut q.1)
+                };
+                if offset + batch.len() as u64 > len {
+                    offset = 0;
+                }
+                file.write_all_at(&batch, offset).unwrap();
+                file.sync_data().unwrap();
+                offset += batch.len() as u64;
+                batch.clear();
+                writes += 1;
+                for w in waiters {
+                    let _ = w.send(());
+                }
+            }
+        })
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            runtime.spawn(async move {
+                let record = vec![0x5Au8; size];
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let (done, wait) = tokio::sync::oneshot::channel();
+                    {
+                        let (lock, ready) = &*shared;
+                        let mut q = lock.lock().unwrap();
+                        q.0.extend_from_slice(&record);
+                        q.1.push(done);
+                        if q.1.len() >= tasks {
+                            ready.notify_one();
+                        }
+                    }
+                    wait.await.unwrap();
+                    latencies.push(t.elapsed().as_nanos() as u64);
+                }
+                latencies
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let latencies_ns: Vec<u64> =
+        runtime.block_on(async { futures_join(handles).await }).into_iter().flatten().collect();
+    let elapsed = started.elapsed();
+    let writes = syncer.join().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let per_write = latencies_ns.len() as f64 / writes.max(1) as f64;
+    (Run { ops: latencies_ns.len() as u64, elapsed, latencies_ns }, per_write)
+}
+
+/// Creates `path` as 256 MiB of synced zeros (so no write extends the file) and returns its
+/// length.
+fn preallocate(path: &Path) -> u64 {
+    let len = 256u64 << 20;
+    let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(path).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..(len >> 20) {
+        f.write_all(&zeros).unwrap();
+    }
+    f.sync_all().unwrap();
+    len
 }
 
 /// The raw loop's variants side by side (`--raw-modes`): other ways to make a write durable,
@@ -356,6 +447,9 @@ options:
   --recovery A,B      record sizes of the recovery rows; '' for none [default: 64,256]
   --runs N            run every row N times, interleaved, and print medians [default: 1]
   --tasks-only        skip the thread rows (for profiling)
+  --no-floors         skip the floor rows (after each task row: the same tasks handing raw
+                      records to one sync thread that batches all of them; the least an
+                      async group commit with one write in flight costs on this machine)
   --gather US         the log's gather_us_max                    [default: the log's]
   --segment-mib N     the log's segment size in MiB              [default: the log's]
   --raw-modes         only the raw loop's variants: O_DSYNC, O_DIRECT|O_DSYNC, 2 and 4 threads
@@ -368,7 +462,7 @@ environment:
 /// Flags that take a value, and flags that do not (`--bench` is what cargo passes).
 const VALUED: [&str; 6] =
     ["--sizes", "--appenders", "--recovery", "--runs", "--gather", "--segment-mib"];
-const SWITCHES: [&str; 4] = ["--quick", "--tasks-only", "--raw-modes", "--bench"];
+const SWITCHES: [&str; 5] = ["--quick", "--tasks-only", "--no-floors", "--raw-modes", "--bench"];
 
 /// Refuses what is not an option, with the help's pointer; exits for `--help`.
 fn check_args(args: &[String]) {
@@ -420,6 +514,7 @@ fn main() {
     let appender_counts = list("--appenders", &[1, 4, 16, 64]);
     let recovery_sizes = list("--recovery", &[64, 256]);
     let tasks_only = args.iter().any(|a| a == "--tasks-only");
+    let floors = !args.iter().any(|a| a == "--no-floors");
     let runs = list("--runs", &[1]).first().copied().unwrap_or(1).max(1);
     let duration = Duration::from_millis(if quick { 500 } else { 3000 });
     let dir = std::env::var_os("LUCIOLE_WAL_BENCH_DIR").map_or_else(
@@ -451,6 +546,10 @@ fn main() {
                 measured.push(Measured::of(r, w));
                 let (r, w) = wal_tasks(&dir, size, appenders, duration);
                 measured.push(Measured::of(r, w));
+                if floors {
+                    let (r, w) = raw_tasks(&dir, frame_bytes(size), appenders, duration);
+                    measured.push(Measured::of(r, w));
+                }
             }
             if runs > 1 {
                 eprintln!("  {size} B: run {} of {runs} done", run + 1);
@@ -466,6 +565,9 @@ fn main() {
         for &appenders in &appender_counts {
             names.push(format!("log, {appenders} threads"));
             names.push(format!("log, {appenders} tokio tasks"));
+            if floors {
+                names.push(format!("floor: raw, {appenders} tokio tasks via a sync thread"));
+            }
         }
         for (name, m) in names.iter().zip(&rows) {
             println!(
