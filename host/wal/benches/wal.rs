@@ -11,7 +11,9 @@
 //! Then the log with 1, 4, 16 and 64 appenders, each appending a record and waiting for it to
 //! be durable, in a loop: as OS threads calling `append_wait`, and as tokio tasks (two worker
 //! threads) awaiting `append_async`, each followed by its **floor**: the same tasks handing raw
-//! records to one thread that waits for all of them, writes and syncs (see `raw_tasks`).
+//! records to one thread that waits for all of them, writes and syncs, and the same through
+//! io_uring with no thread of ours in between (see `floors`; a row of zeros where io_uring is
+//! unavailable).
 //! Then recovery: a log of 1,000,000 records reopened.
 //!
 //! Everything runs in one directory on the same disk (`target/wal-bench` unless
@@ -28,6 +30,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "floors/mod.rs"]
+mod floors;
 
 use luciole_proto::wal::format::frame_bytes;
 use luciole_wal::{FileStorage, RecordType, Wal, WalConfig};
@@ -184,88 +189,31 @@ fn raw_with(dir: &Path, size: usize, duration: Duration, mode: Raw, threads: usi
     run
 }
 
-/// The floor under the log's task rows (`floor: raw, N tokio tasks via a sync thread`): the
-/// least an async group commit with one write in flight costs. `tasks` tokio tasks (two worker
-/// threads) each hand a `size`-byte record to one sync thread and await a oneshot; the thread
-/// waits on a condition variable until every task's record is queued (perfect batching, which
-/// no log can know), writes them with one `pwrite`, calls `fdatasync`, and completes the
-/// oneshots. No framing, numbering, segments or fail-stop: what is left is the sync and the
-/// hand-offs between threads, which is what bounds the log's task rows on this machine.
-fn raw_tasks(dir: &Path, size: usize, tasks: usize, duration: Duration) -> (Run, f64) {
-    use std::sync::{Condvar, Mutex};
-    type Queue = (Vec<u8>, Vec<tokio::sync::oneshot::Sender<()>>);
-    let path = dir.join("raw-tasks.bin");
+/// The floor rows after each task row (see `floors`): `uring` picks io_uring, otherwise the
+/// sync thread. `None` where io_uring is unavailable.
+fn floor(
+    dir: &Path,
+    size: usize,
+    tasks: usize,
+    duration: Duration,
+    uring: bool,
+) -> Option<(Run, f64)> {
+    let path = dir.join("floor.bin");
     let len = preallocate(&path);
     let file = OpenOptions::new().write(true).open(&path).unwrap();
-    let shared: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let syncer = {
-        let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let (mut offset, mut writes, mut batch) = (0u64, 0u64, Vec::new());
-            loop {
-                let waiters = {
-                    let (lock, ready) = &*shared;
-                    let mut q = lock.lock().unwrap();
-                    while q.1.len() < tasks && !stop.load(Ordering::Relaxed) {
-                        q = ready.wait_timeout(q, Duration::from_millis(1)).unwrap().0;
-                    }
-                    if q.1.is_empty() {
-                        return writes;
-                    }
-                    std::mem::swap(&mut batch, &mut q.0);
-                    std::mem::take(&mut q.1)
-                };
-                if offset + batch.len() as u64 > len {
-                    offset = 0;
-                }
-                file.write_all_at(&batch, offset).unwrap();
-                file.sync_data().unwrap();
-                offset += batch.len() as u64;
-                batch.clear();
-                writes += 1;
-                for w in waiters {
-                    let _ = w.send(());
-                }
-            }
-        })
+    let runtime = runtime();
+    let floor = if uring {
+        floors::uring(&runtime, (file, len), size, tasks, duration)
+    } else {
+        Some(floors::thread(&runtime, (file, len), size, tasks, duration))
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let (shared, stop) = (shared.clone(), stop.clone());
-            runtime.spawn(async move {
-                let record = vec![0x5Au8; size];
-                let mut latencies = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let (done, wait) = tokio::sync::oneshot::channel();
-                    {
-                        let (lock, ready) = &*shared;
-                        let mut q = lock.lock().unwrap();
-                        q.0.extend_from_slice(&record);
-                        q.1.push(done);
-                        if q.1.len() >= tasks {
-                            ready.notify_one();
-                        }
-                    }
-                    wait.await.unwrap();
-                    latencies.push(t.elapsed().as_nanos() as u64);
-                }
-                latencies
-            })
-        })
-        .collect();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    let latencies_ns: Vec<u64> =
-        runtime.block_on(async { futures_join(handles).await }).into_iter().flatten().collect();
-    let elapsed = started.elapsed();
-    let writes = syncer.join().unwrap();
     std::fs::remove_file(&path).unwrap();
-    let per_write = latencies_ns.len() as f64 / writes.max(1) as f64;
-    (Run { ops: latencies_ns.len() as u64, elapsed, latencies_ns }, per_write)
+    let f = floor?;
+    let per_write = f.latencies_ns.len() as f64 / f.writes.max(1) as f64;
+    Some((
+        Run { ops: f.latencies_ns.len() as u64, elapsed: f.elapsed, latencies_ns: f.latencies_ns },
+        per_write,
+    ))
 }
 
 /// Creates `path` as 256 MiB of synced zeros (so no write extends the file) and returns its
@@ -368,12 +316,28 @@ fn finish(
     (Run { ops: latencies_ns.len() as u64, elapsed, latencies_ns }, per_write)
 }
 
-/// `appenders` tokio tasks (on two worker threads) appending `size`-byte records and awaiting
+/// The tokio runtime of the task rows: `--workers` worker threads (default 2), with the I/O
+/// and time drivers a node has (the io_uring floor needs the I/O driver).
+fn runtime() -> tokio::runtime::Runtime {
+    let args: Vec<String> = std::env::args().collect();
+    let workers = args
+        .iter()
+        .position(|a| a == "--workers")
+        .and_then(|i| args.get(i + 1))
+        .map_or(2, |w| w.parse().expect("--workers takes a number"));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `appenders` tokio tasks (on `--workers` worker threads) appending `size`-byte records and awaiting
 /// each: how the node appends.
 fn wal_tasks(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (Run, f64) {
     let log_dir = dir.join(format!("tasks-{size}-{appenders}"));
     let wal = Arc::new(Wal::open(FileStorage::new(&log_dir).unwrap(), config()).unwrap().wal);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let runtime = runtime();
     let stop = Arc::new(AtomicBool::new(false));
     let kind = RecordType::user(16).unwrap();
     let started = Instant::now();
@@ -448,8 +412,10 @@ options:
   --runs N            run every row N times, interleaved, and print medians [default: 1]
   --tasks-only        skip the thread rows (for profiling)
   --no-floors         skip the floor rows (after each task row: the same tasks handing raw
-                      records to one sync thread that batches all of them; the least an
-                      async group commit with one write in flight costs on this machine)
+                      records to one sync thread that batches all of them, and the same
+                      through io_uring; the least an async group commit with one write in
+                      flight costs on this machine, with and without a thread hand-off)
+  --workers N         tokio worker threads of the task rows      [default: 2]
   --gather US         the log's gather_us_max                    [default: the log's]
   --segment-mib N     the log's segment size in MiB              [default: the log's]
   --raw-modes         only the raw loop's variants: O_DSYNC, O_DIRECT|O_DSYNC, 2 and 4 threads
@@ -460,8 +426,8 @@ environment:
 ";
 
 /// Flags that take a value, and flags that do not (`--bench` is what cargo passes).
-const VALUED: [&str; 6] =
-    ["--sizes", "--appenders", "--recovery", "--runs", "--gather", "--segment-mib"];
+const VALUED: [&str; 7] =
+    ["--sizes", "--appenders", "--recovery", "--runs", "--gather", "--segment-mib", "--workers"];
 const SWITCHES: [&str; 5] = ["--quick", "--tasks-only", "--no-floors", "--raw-modes", "--bench"];
 
 /// Refuses what is not an option, with the help's pointer; exits for `--help`.
@@ -547,8 +513,11 @@ fn main() {
                 let (r, w) = wal_tasks(&dir, size, appenders, duration);
                 measured.push(Measured::of(r, w));
                 if floors {
-                    let (r, w) = raw_tasks(&dir, frame_bytes(size), appenders, duration);
-                    measured.push(Measured::of(r, w));
+                    for uring in [false, true] {
+                        let (r, w) = floor(&dir, frame_bytes(size), appenders, duration, uring)
+                            .unwrap_or_else(skipped);
+                        measured.push(Measured::of(r, w));
+                    }
                 }
             }
             if runs > 1 {
@@ -567,6 +536,7 @@ fn main() {
             names.push(format!("log, {appenders} tokio tasks"));
             if floors {
                 names.push(format!("floor: raw, {appenders} tokio tasks via a sync thread"));
+                names.push(format!("floor: raw, {appenders} tokio tasks via io_uring"));
             }
         }
         for (name, m) in names.iter().zip(&rows) {
