@@ -101,6 +101,11 @@ impl Classic {
         self.accepted.is_some()
     }
 
+    /// What this member accepted, if anything (at [`Rank::FAST`]: its fast vote).
+    pub fn accepted(&self) -> Option<&(Rank, Cut)> {
+        self.accepted.as_ref()
+    }
+
     /// The member that coordinates `rank` (classic ranks only).
     pub fn coordinator_of(&self, rank: Rank) -> Option<MemberId> {
         (rank.round >= 2).then(|| self.members.get(rank.node as usize).copied()).flatten()

@@ -95,6 +95,11 @@ impl FastRound {
         Ok(self.decided.as_ref())
     }
 
+    /// The cut `voter` voted for, if its vote was counted.
+    pub fn vote_of(&self, voter: MemberId) -> Option<&Cut> {
+        self.votes.get(&voter)
+    }
+
     /// Whether no cut can reach a fast quorum any more, whatever the members not yet heard
     /// say: the round must fall back to classic consensus.
     pub fn stuck(&self) -> bool {

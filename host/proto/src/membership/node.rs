@@ -104,6 +104,12 @@ pub struct MemberNode {
     vouched: BTreeMap<MemberId, MemberInfo>,
     /// Welcomes to views newer than this one, waiting for confirmation.
     welcomes: Welcomes,
+    /// This member's own acceptances in the previous epoch (its fast vote, its classic
+    /// acceptance), sent again to a member of this view still speaking in that epoch: a member
+    /// that missed them cannot learn the decision from one welcome alone.
+    previous: (Epoch, Vec<Message>),
+    /// When each member was last sent `previous`.
+    previous_sent: BTreeMap<MemberId, u64>,
     /// The newest epoch this member asked peers' views for, when, and whom.
     asked_epoch: Epoch,
     asked_at_ms: u64,
@@ -152,6 +158,8 @@ impl MemberNode {
             evicted: false,
             vouched: BTreeMap::new(),
             welcomes: Welcomes::default(),
+            previous: (Epoch(0), Vec::new()),
+            previous_sent: BTreeMap::new(),
             asked_epoch: epoch,
             asked_at_ms: 0,
             asked: BTreeSet::new(),
@@ -293,6 +301,8 @@ impl MemberNode {
                 // its old view: show it the newer epoch, so it asks for the view and learns.
                 if !self.is_member(from) {
                     self.send(from, Message::Stale);
+                } else if envelope.epoch == self.previous.0 {
+                    self.resend_previous(now_ms, from);
                 }
             }
             _ => return false,
@@ -339,6 +349,34 @@ impl MemberNode {
         if self.asked.len() < VIEW_ASKS_MAX && self.asked.insert(from) {
             self.send(from, Message::ViewRequest);
         }
+    }
+
+    /// `to`, a member of this view, still speaks in the previous epoch: it may have missed the
+    /// acceptances that decided this view, and a welcome from this member alone does not
+    /// convince it. Sends it this member's own acceptances of that epoch again (at most once
+    /// per [`VIEW_REASK_MS`]), for its learner to count as it would have: duplicates of what
+    /// this member sent then, so nothing a correct member could not have received.
+    fn resend_previous(&mut self, now_ms: u64, to: MemberId) {
+        if self.previous.1.is_empty()
+            || self.previous_sent.get(&to).is_some_and(|t| now_ms < t + VIEW_REASK_MS)
+        {
+            return;
+        }
+        self.previous_sent.insert(to, now_ms);
+        let epoch = self.previous.0;
+        for message in self.previous.1.clone() {
+            self.transmits.push_back((to, Envelope { epoch, message }));
+        }
+    }
+
+    /// This member's own acceptances in this epoch: its fast vote, and its acceptance at a
+    /// classic rank.
+    fn own_acceptances(&self) -> Vec<Message> {
+        let vote = self.round.vote_of(self.me).map(|cut| Message::Vote(cut.clone()));
+        let accepted = self.classic.accepted().filter(|(rank, _)| rank.round >= 2);
+        let accepted =
+            accepted.map(|(rank, cut)| Message::Accepted { rank: *rank, cut: cut.clone() });
+        vote.into_iter().chain(accepted).collect()
     }
 
     /// A welcome to a newer view: installed once enough members confirm it.
@@ -456,6 +494,11 @@ impl MemberNode {
     /// has a cut of its own to propose.
     fn coordinate(&mut self, now_ms: u64) {
         self.classic_at = None;
+        // Nothing decided yet: the acceptances this member sent may have been lost, and
+        // nothing else sends them again.
+        for message in self.own_acceptances() {
+            self.broadcast(message);
+        }
         let candidate = self.candidate(now_ms);
         if candidate.is_none() && !self.classic.has_accepted() {
             return;
@@ -650,6 +693,8 @@ impl MemberNode {
 
     /// Installs the view `epoch` of `members`; false when this member is not in it (evicted).
     fn install(&mut self, now_ms: u64, epoch: Epoch, view: ViewChange) -> bool {
+        self.previous = (self.epoch, self.own_acceptances());
+        self.previous_sent.clear();
         self.epoch = epoch;
         if view.members.binary_search(&self.me).is_err() {
             self.evicted = true;

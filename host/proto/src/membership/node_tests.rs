@@ -324,3 +324,74 @@ fn a_tally_that_keeps_changing_proposes_within_five_quiet_periods() {
     let at = proposed_at.expect("a proposal");
     assert!(at <= 5 * quiet, "proposed at {at} ms");
 }
+
+#[test]
+fn a_member_that_missed_the_deciding_votes_learns_them_again_when_one_member_moved_on() {
+    // Four members; d is reported down to a, b and c, who all vote to remove it (a fast
+    // quorum of four is three). Only a hears the other votes and installs the next view: a's
+    // welcome alone cannot convince b (two confirmations are needed in a view of four), so b
+    // learns the decision the way it would have: from a's vote, sent again when b speaks in
+    // the old epoch, and from c's, which c sends again when its classic timer fires.
+    let members: Vec<MemberId> = (1..=4).map(|i| MemberId(i * 11)).collect();
+    let [a, b, c, d] = members[..] else { unreachable!() };
+    let rings = Rings::new(&members, rings_for(4));
+    let alerts: Vec<Alert> =
+        down_alerts(&rings, d).into_iter().filter(|x| x.observer != d).collect();
+    let quiet = MonitorConfig::default().cut_quiet_ms;
+    let mut nodes: Vec<MemberNode> =
+        [a, b, c].iter().map(|&m| node_of(m, members.clone())).collect();
+    let mut vote = None;
+    for n in &mut nodes {
+        deliver(n, 10, &alerts);
+        n.handle_timeout(10 + quiet);
+        let sent = sent(n);
+        vote = sent.iter().find_map(|(_, e)| match &e.message {
+            Message::Vote(cut) => Some(cut.clone()),
+            _ => None,
+        });
+        assert!(vote.is_some(), "{:?} voted", n.me);
+    }
+    let cut = vote.unwrap();
+    assert_eq!(cut.down, vec![d]);
+    let now = 20 + quiet;
+    let [na, nb, nc] = &mut nodes[..] else { unreachable!() };
+    na.handle_message(now, b, at(1, Message::Vote(cut.clone())));
+    na.handle_message(now, c, at(1, Message::Vote(cut.clone())));
+    assert_eq!(na.view(), (Epoch(2), &[a, b, c][..]), "a decided");
+    sent(na);
+    // b hears none of it, and a's welcome alone does not move it.
+    nb.handle_message(now, a, at(2, Message::Welcome(na.view.clone())));
+    assert_eq!(nb.view().0, Epoch(1));
+    // b speaks in the old epoch: a sends its vote of that epoch again, once per re-ask period.
+    na.handle_message(now + 1, b, at(1, Message::Probe));
+    let again = sent(na);
+    assert_eq!(again, vec![(b, at(1, Message::Vote(cut.clone())))]);
+    na.handle_message(now + 2, b, at(1, Message::Probe));
+    assert!(sent(na).is_empty(), "not again within {VIEW_REASK_MS} ms");
+    na.handle_message(now + 2 + VIEW_REASK_MS, b, at(1, Message::Probe));
+    assert_eq!(sent(na).len(), 1, "again after it");
+    // A non-member of the new view is told it is stale, not sent votes.
+    na.handle_message(now + 3, d, at(1, Message::Probe));
+    assert_eq!(sent(na), vec![(d, at(2, Message::Stale))]);
+    for (_, e) in again {
+        nb.handle_message(now + 3, a, e);
+    }
+    assert_eq!(nb.view().0, Epoch(1), "two votes of three");
+    // c, undecided too, sends its vote again when its classic timer fires.
+    let mut t = now;
+    let resent = loop {
+        t += 50;
+        assert!(t < now + 20_000, "c never sent its vote again");
+        nc.handle_timeout(t);
+        let votes: Vec<Envelope> = sent(nc)
+            .into_iter()
+            .filter(|(to, e)| *to == b && matches!(e.message, Message::Vote(_)))
+            .map(|(_, e)| e)
+            .collect();
+        if let Some(e) = votes.into_iter().next() {
+            break e;
+        }
+    };
+    nb.handle_message(t, c, resent);
+    assert_eq!(nb.view(), (Epoch(2), &[a, b, c][..]), "b learned the decision");
+}
