@@ -20,6 +20,7 @@ pub mod placement;
 pub mod rand;
 pub mod view;
 pub mod wal;
+pub mod world;
 
 pub use ids::{BubbleId, EntityId, Epoch, MemberId, MigrationId, ViewId};
 pub use view::{Label, Member, MemberInfo, View, ViewError};
