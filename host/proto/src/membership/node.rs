@@ -110,6 +110,8 @@ pub struct MemberNode {
     previous: (Epoch, Vec<Message>),
     /// When each member was last sent `previous`.
     previous_sent: BTreeMap<MemberId, u64>,
+    /// The newest alert this member sent in this epoch about each (subject, ring) it observes.
+    sent_alerts: BTreeMap<(MemberId, usize), Alert>,
     /// The newest epoch this member asked peers' views for, when, and whom.
     asked_epoch: Epoch,
     asked_at_ms: u64,
@@ -160,6 +162,7 @@ impl MemberNode {
             welcomes: Welcomes::default(),
             previous: (Epoch(0), Vec::new()),
             previous_sent: BTreeMap::new(),
+            sent_alerts: BTreeMap::new(),
             asked_epoch: epoch,
             asked_at_ms: 0,
             asked: BTreeSet::new(),
@@ -494,11 +497,13 @@ impl MemberNode {
     /// has a cut of its own to propose.
     fn coordinate(&mut self, now_ms: u64) {
         self.classic_at = None;
-        // Nothing decided yet: the acceptances this member sent may have been lost, and
-        // nothing else sends them again.
+        // Nothing decided yet: the acceptances and alerts this member sent may have been
+        // lost, and nothing else sends them again.
         for message in self.own_acceptances() {
             self.broadcast(message);
         }
+        let standing = self.standing_alerts(now_ms);
+        self.broadcast_alerts(&standing);
         let candidate = self.candidate(now_ms);
         if candidate.is_none() && !self.classic.has_accepted() {
             return;
@@ -589,7 +594,17 @@ impl MemberNode {
     fn flush_alerts(&mut self, now_ms: u64) {
         self.flush_at = None;
         let pending = std::mem::take(&mut self.pending);
-        for chunk in pending.chunks(ALERTS_PER_MESSAGE_MAX) {
+        self.broadcast_alerts(&pending);
+        for alert in pending.iter().filter(|a| a.change != Change::Join) {
+            self.sent_alerts.insert((alert.subject, alert.ring), *alert);
+        }
+        let vouched = self.vouched.clone();
+        self.alerts(now_ms, &pending, &vouched);
+    }
+
+    /// Sends `alerts` (this member's own) to every member, with what each joiner brings.
+    fn broadcast_alerts(&mut self, alerts: &[Alert]) {
+        for chunk in alerts.chunks(ALERTS_PER_MESSAGE_MAX) {
             let joiners: BTreeMap<MemberId, MemberInfo> = chunk
                 .iter()
                 .filter_map(|a| Some((a.subject, self.vouched.get(&a.subject)?.clone())))
@@ -597,8 +612,19 @@ impl MemberNode {
             let alerts = chunk.to_vec();
             self.broadcast(Message::Alerts { alerts, joiners: joiners.into_iter().collect() });
         }
-        let vouched = self.vouched.clone();
-        self.alerts(now_ms, &pending, &vouched);
+    }
+
+    /// This member's `Down` alerts that still stand: not withdrawn, about a subject it has not
+    /// heard from for the silence that accuses. An alert lost on the way leaves a member
+    /// without the report it needs to accept a cut, so these go again while nothing is
+    /// decided; an alert whose subject answers again (a healed partition) does not, or it
+    /// would hand the other side reports that its own observers never had.
+    fn standing_alerts(&self, now_ms: u64) -> Vec<Alert> {
+        let silence = self.config.contact_ms();
+        let silent =
+            |s: &MemberId| self.contact.get(s).is_none_or(|&t| now_ms.saturating_sub(t) >= silence);
+        let standing = self.sent_alerts.values().filter(|a| a.change == Change::Down);
+        standing.filter(|a| silent(&a.subject)).copied().collect()
     }
 
     /// Counts a batch of alerts, then proposes a cut once the tally is quiet.
@@ -695,6 +721,7 @@ impl MemberNode {
     fn install(&mut self, now_ms: u64, epoch: Epoch, view: ViewChange) -> bool {
         self.previous = (self.epoch, self.own_acceptances());
         self.previous_sent.clear();
+        self.sent_alerts.clear();
         self.epoch = epoch;
         if view.members.binary_search(&self.me).is_err() {
             self.evicted = true;

@@ -395,3 +395,52 @@ fn a_member_that_missed_the_deciding_votes_learns_them_again_when_one_member_mov
     nb.handle_message(t, c, resent);
     assert_eq!(nb.view(), (Epoch(2), &[a, b, c][..]), "b learned the decision");
 }
+
+#[test]
+fn standing_alerts_go_again_while_nothing_is_decided_but_not_about_a_subject_heard_again() {
+    // a (an observer of d) reported d down; a member that lost that alert could never accept a
+    // cut removing d. While nothing is decided a sends it again with its classic attempt —
+    // but not once d is heard from again (a healed partition: the other side's members must
+    // not get reports their own observers never had), and not after withdrawing it.
+    let members: Vec<MemberId> = (1..=4).map(|i| MemberId(i * 11)).collect();
+    let d = members[3];
+    let rings = Rings::new(&members, rings_for(4));
+    let a = down_alerts(&rings, d)[0].observer;
+    let mine: Vec<Alert> = down_alerts(&rings, d).into_iter().filter(|x| x.observer == a).collect();
+    let alerts_sent = |n: &mut MemberNode| -> Vec<Alert> {
+        let mut out: Vec<Alert> = sent(n)
+            .into_iter()
+            .filter_map(|(_, e)| match e.message {
+                Message::Alerts { alerts, .. } => Some(alerts),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        out.sort_by_key(|x| x.ring);
+        out.dedup();
+        out
+    };
+    let silence = MonitorConfig::default().contact_ms();
+    let mut n = node_of(a, members.clone());
+    for &alert in &mine {
+        n.queue_alert(0, alert);
+    }
+    n.flush_alerts(0);
+    assert_eq!(alerts_sent(&mut n), mine, "sent once");
+    n.coordinate(silence);
+    assert_eq!(alerts_sent(&mut n), mine, "d silent since: sent again");
+    // d speaks again: its alerts do not go again.
+    n.handle_message(silence + 10, d, at(1, Message::Ack(Incarnation(0))));
+    n.coordinate(silence + 20);
+    assert!(alerts_sent(&mut n).is_empty(), "d was heard from");
+    // Silent again, but the alert withdrawn: nothing goes either.
+    let withdrawn: Vec<Alert> =
+        mine.iter().map(|x| Alert { change: Change::Rebutted, ..*x }).collect();
+    for &alert in &withdrawn {
+        n.queue_alert(3 * silence, alert);
+    }
+    n.flush_alerts(3 * silence);
+    assert_eq!(alerts_sent(&mut n), withdrawn);
+    n.coordinate(4 * silence);
+    assert!(alerts_sent(&mut n).is_empty(), "withdrawn");
+}
