@@ -8,7 +8,11 @@
 //! highest such rank is the only one it may propose. If they accepted only in the fast round, a
 //! value that may have been decided there — one that reached a fast quorum — has at least
 //! `⌈3n/4⌉ - (n - q)` votes among the `q` promises, and (with `q > n/2`) at most one value can;
-//! the coordinator proposes it. Otherwise it is free, and proposes the cut its own detector
+//! the coordinator proposes it. Tighter: a silent member that the cut removes cannot have voted
+//! for it (no member votes for its own removal), so a value whose votes and non-subject silent
+//! members together fall short of the fast quorum was not decided and binds nobody — without
+//! this, the survivors' vote to remove two members cut off by a partition bound every later
+//! round to a cut those two refuse, while a third member had died (chaos seed 193). Otherwise it is free, and proposes the cut its own detector
 //! supports now, if any; it never invents a value (a union of the promised cuts could remove
 //! members that no member's tally holds down together, such as both halves of a healed
 //! partition). With nothing to propose it waits for the next attempt. A value
@@ -168,7 +172,7 @@ impl Classic {
         if *proposed || promises.len() * 2 <= n {
             return None;
         }
-        let value = choose(n, promises).or_else(|| self.candidate.clone());
+        let value = choose(&self.members, promises).or_else(|| self.candidate.clone());
         *proposed = value.is_some();
         value
     }
@@ -213,7 +217,7 @@ impl Classic {
 
 /// The value a coordinator must propose, given a majority of promises from a view of `n`;
 /// `None` when it is free (no value may have been decided).
-fn choose(n: usize, promises: &BTreeMap<MemberId, Accepted>) -> Option<Cut> {
+fn choose(members: &[MemberId], promises: &BTreeMap<MemberId, Accepted>) -> Option<Cut> {
     let highest = promises.values().flatten().map(|(r, _)| *r).max()?;
     if highest > Rank::FAST {
         return promises.values().flatten().find(|(r, _)| *r == highest).map(|(_, c)| c.clone());
@@ -222,11 +226,18 @@ fn choose(n: usize, promises: &BTreeMap<MemberId, Accepted>) -> Option<Cut> {
     for (_, c) in promises.values().flatten() {
         *tally.entry(c).or_default() += 1;
     }
-    let silent = n - promises.len();
-    let needed = fast_quorum(n).saturating_sub(silent);
-    // At most one value can reach `needed` (see the module docs) and it must be kept.
-    // Otherwise any value is safe.
-    tally.iter().find(|(_, k)| **k >= needed).map(|(cut, _)| (*cut).clone())
+    let silent: Vec<MemberId> =
+        members.iter().copied().filter(|m| !promises.contains_key(m)).collect();
+    let quorum = fast_quorum(members.len());
+    // A value may have been decided in the fast round if its votes among the promises and
+    // every silent member's could make a fast quorum; a silent member the cut removes does not
+    // count, as no member votes for its own removal. At most one value can (see the module
+    // docs), and it must be kept. Otherwise any value is safe.
+    let possible = |cut: &Cut, votes: usize| {
+        let could = silent.iter().filter(|m| cut.down.binary_search(m).is_err()).count();
+        votes + could >= quorum
+    };
+    tally.iter().find(|(cut, k)| possible(cut, **k)).map(|(cut, _)| (*cut).clone())
 }
 
 #[cfg(test)]
@@ -244,10 +255,30 @@ mod tests {
         // {8} could have had 7 ≥ 6 fast votes, so it must be chosen, not the union.
         let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
         let p = promises(&[(1, f(&[8])), (2, f(&[8])), (3, f(&[8])), (4, f(&[8])), (5, f(&[7]))]);
-        assert_eq!(choose(8, &p), Some(cut(&[8])));
-        // Three of five for {7}, two for {8}: {8} could have had 2 + 3 = 5 < 6, {7} 3 + 3 = 6.
-        let p = promises(&[(1, f(&[8])), (2, f(&[8])), (3, f(&[7])), (4, f(&[7])), (5, f(&[7]))]);
-        assert_eq!(choose(8, &p), Some(cut(&[7])));
+        assert_eq!(choose(&members(8), &p), Some(cut(&[8])), "4 + 6 and 7 (8 never votes for it)");
+        // Three of five for {7}, one for {8}, and 7 itself promised: {7} could have had
+        // 3 + 3 (5, 6, 8) = 6, {8} 1 + 2 (5, 6; 8 never votes for its own removal) = 3.
+        let p = promises(&[(1, f(&[7])), (2, f(&[7])), (3, f(&[7])), (4, f(&[8])), (7, None)]);
+        assert_eq!(choose(&members(8), &p), Some(cut(&[7])));
+        // Three for {8} and two for {7} from 1–5: {8} 3 + 2 (6, 7) = 5, {7} 2 + 2 (6, 8) = 4.
+        let p = promises(&[(1, f(&[8])), (2, f(&[8])), (3, f(&[8])), (4, f(&[7])), (5, f(&[7]))]);
+        assert_eq!(choose(&members(8), &p), None, "neither could have been decided");
+    }
+
+    #[test]
+    fn a_cut_whose_silent_subjects_were_needed_for_a_fast_quorum_is_not_forced() {
+        // n = 5, fast quorum 4. The two survivors of a partition voted to remove the two
+        // members cut off; a fifth member is dead. Promises from the survivors and one of the
+        // two: {4, 5} has 2 votes, and of the silent members only 3 could have voted for it
+        // (5 never votes for its own removal): 3 < 4, so it was not decided and does not bind
+        // the coordinator, which may then remove the dead member instead.
+        let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
+        let p = promises(&[(1, f(&[4, 5])), (2, f(&[4, 5])), (4, None)]);
+        assert_eq!(choose(&members(5), &p), None);
+        // {4} alone with the same votes: the silent 3 and 5 could have voted for it, 2 + 2 =
+        // 4 = the fast quorum, so it is kept.
+        let p = promises(&[(1, f(&[4])), (2, f(&[4])), (4, None)]);
+        assert_eq!(choose(&members(5), &p), Some(cut(&[4])));
     }
 
     #[test]
@@ -255,8 +286,8 @@ mod tests {
         let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
         let r = Rank { round: 3, node: 2 };
         let p = promises(&[(1, f(&[8])), (2, f(&[8])), (3, Some((r, cut(&[6])))), (4, None)]);
-        assert_eq!(choose(5, &p), Some(cut(&[6])));
-        assert_eq!(choose(5, &promises(&[(1, None), (2, None), (3, None)])), None);
+        assert_eq!(choose(&members(5), &p), Some(cut(&[6])));
+        assert_eq!(choose(&members(5), &promises(&[(1, None), (2, None), (3, None)])), None);
     }
 
     #[test]
@@ -264,7 +295,7 @@ mod tests {
         let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
         // n = 8, five promises: {9} has 2 + 3 silent = 5 < 6, {8} likewise: free.
         let p = promises(&[(1, f(&[9])), (2, f(&[9])), (3, f(&[8])), (4, f(&[8])), (5, None)]);
-        assert_eq!(choose(8, &p), None, "no union, no pick among the promised cuts");
+        assert_eq!(choose(&members(8), &p), None, "no union, no pick among the promised cuts");
         // Driven through a coordinator: with no candidate it proposes nothing; with one, that.
         let m = members(3);
         for candidate in [None, Some(cut(&[3]))] {
@@ -316,8 +347,8 @@ mod tests {
 
     #[test]
     fn the_coordinators_own_fast_vote_counts_among_the_promises() {
-        // n = 4, fast quorum 3. The coordinator and one other voted {4}, one voted {3}: with
-        // the silent fourth, {4} may have had 3 votes, so it is forced, not the union.
+        // n = 4, fast quorum 3. The coordinator and one other voted {4}, member 4 voted {3}:
+        // with the silent third, {4} may have had 3 votes, so it is forced, not the union.
         let m = members(4);
         let mut c = Classic::new(m.clone(), m[0]);
         assert!(c.vote_fast(&cut(&[4])));
@@ -326,7 +357,7 @@ mod tests {
         // An empty promise in its own name does not replace the one `start` counted.
         assert_eq!(c.handle_promise(m[0], rank, None), None);
         assert_eq!(c.handle_promise(m[1], rank, Some((Rank::FAST, cut(&[4])))), None);
-        assert_eq!(c.handle_promise(m[2], rank, Some((Rank::FAST, cut(&[3])))), Some(cut(&[4])));
+        assert_eq!(c.handle_promise(m[3], rank, Some((Rank::FAST, cut(&[3])))), Some(cut(&[4])));
         // A view of one: its own promise is the majority.
         let mut alone = Classic::new(vec![m[0]], m[0]);
         assert!(alone.vote_fast(&cut(&[9])));
