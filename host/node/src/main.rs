@@ -83,7 +83,9 @@ enum ClusterCommand {
 enum NodeCommand {
     /// Run one node until Ctrl-C or SIGTERM: membership over QUIC with mutual TLS, every
     /// installed view handed to the coordinator and placement policies, status and metrics
-    /// on the status address. Log level: LUCIOLE_LOG (e.g. `info`, `luciole=debug`).
+    /// on the status address. On Ctrl-C or SIGTERM a member leaves the view first (its
+    /// observers remove it at once instead of detecting a silence; at most 3 s); SIGKILL is a
+    /// crash. Log level: LUCIOLE_LOG (e.g. `info`, `luciole=debug`).
     Run(run::RunArgs),
 }
 

@@ -29,6 +29,8 @@ use crate::traffic;
 
 /// How long an evicted node waits before it asks to join again.
 pub const REJOIN_AFTER: Duration = Duration::from_secs(1);
+/// How long a stopping member waits for a view without it before it stops anyway.
+pub const LEAVE_GRACE: Duration = Duration::from_secs(3);
 /// How often a node waiting for its seeds tries them again.
 const SEED_RETRY: Duration = Duration::from_secs(1);
 /// The file in the data directory that says this node has been a member.
@@ -52,7 +54,8 @@ pub struct RunArgs {
     pub config: PathBuf,
 }
 
-/// Runs the node in `config` until Ctrl-C (or SIGTERM).
+/// Runs the node in `config` until Ctrl-C (or SIGTERM); a member then leaves the view before it
+/// stops (at most [`LEAVE_GRACE`]).
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let config = NodeConfig::load(&args.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -190,15 +193,37 @@ impl Node {
             self.installed(epoch, &view, &marker);
         }
         let mut rejoin_at: Option<tokio::time::Instant> = None;
+        // Once stopping, a member leaves the view first: until a view without it is installed
+        // or the grace runs out.
+        let mut leaving: Option<tokio::time::Instant> = None;
         loop {
             if self.flush(&mut core, &marker) {
+                if leaving.is_some() {
+                    eprintln!("{}: left the view", short(self.me));
+                    break;
+                }
                 rejoin_at = Some(tokio::time::Instant::now() + REJOIN_AFTER);
             }
             let wake = core.poll_timeout().map(|t| self.instant_of(t));
             let wake = [wake, rejoin_at].into_iter().flatten().min();
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
             tokio::select! {
-                _ = &mut stop => break,
+                _ = &mut stop, if leaving.is_none() => {
+                    if !core.leave(self.now()) {
+                        break;
+                    }
+                    eprintln!("{}: stopping: leaving the view first", short(self.me));
+                    self.set_phase("leaving");
+                    leaving = Some(tokio::time::Instant::now() + LEAVE_GRACE);
+                }
+                _ = tokio::time::sleep_until(leaving.unwrap_or(far)), if leaving.is_some() => {
+                    eprintln!(
+                        "{}: no view without this node within {} s; stopping anyway",
+                        short(self.me),
+                        LEAVE_GRACE.as_secs()
+                    );
+                    break;
+                }
                 inbound = self.inbox.recv() => {
                     let Some(m) = inbound else { break };
                     let kind = traffic::kind(&m.message.message);
@@ -345,7 +370,12 @@ impl Node {
                     self.installed(epoch, &view, marker)
                 }
                 MembershipEvent::Evicted => {
-                    eprintln!("{}: evicted from the view; asking to join again", short(self.me));
+                    if !core.node().is_some_and(MemberNode::is_leaving) {
+                        eprintln!(
+                            "{}: evicted from the view; asking to join again",
+                            short(self.me)
+                        );
+                    }
                     self.set_phase("evicted");
                     evicted = true;
                 }

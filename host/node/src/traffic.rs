@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use luciole_proto::membership::node::Message;
 
 /// The message kinds, in [`kind`] order.
-pub const KINDS: [&str; 17] = [
+pub const KINDS: [&str; 18] = [
     "probe",
     "ack",
     "accuse",
@@ -25,6 +25,7 @@ pub const KINDS: [&str; 17] = [
     "accept",
     "accepted",
     "suspect",
+    "leave",
 ];
 
 /// `message`'s index in [`KINDS`].
@@ -47,6 +48,7 @@ pub fn kind(message: &Message) -> usize {
         Message::Accept { .. } => 14,
         Message::Accepted { .. } => 15,
         Message::Suspect(_) => 16,
+        Message::Leave => 17,
     }
 }
 

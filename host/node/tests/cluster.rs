@@ -83,6 +83,22 @@ fn five_processes_agree_remove_a_killed_node_readmit_it_and_remove_two_in_one_ch
     let later = c.agreed("the view stays", |_| true);
     assert_eq!(epoch(&later), epoch(&after), "no further change");
     same_coordinator(&c, &later);
+
+    // Both back, then SIGTERM one: it leaves the view and exits cleanly; the others remove it
+    // in one view change, without waiting to detect a silence.
+    c.start(a);
+    c.start(b);
+    let all = c.agreed("all five again", |v| members(v).len() == NODES);
+    let leaver = c.running()[0];
+    let gone = node_id(&c, leaver);
+    let asked = Instant::now();
+    let status = c.terminate(leaver);
+    assert!(status.success(), "exit {status:?}\n{}", c.logs());
+    assert!(c.log(leaver).contains("left the view"), "{}", c.log(leaver));
+    let left = c.agreed("the view without the node that left", |v| !members(v).contains(&gone));
+    eprintln!("SIGTERM to agreed view: {:?}", asked.elapsed());
+    assert_eq!(epoch(&left), epoch(&all) + 1, "one view change\n{}", c.logs());
+    assert_eq!(members(&left).len(), NODES - 1);
 }
 
 /// `luciole demo` runs its processes, shows the view change of the node it kills and the

@@ -116,6 +116,30 @@ impl Cluster {
         child.wait().unwrap();
     }
 
+    /// Sends node `i` SIGTERM and waits (at most 10 s) for it to exit; its exit status.
+    pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut child = self.children[i].take().expect("running");
+        // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("node {} did not stop within 10 s of SIGTERM\n{}", i + 1, self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Node `i`'s log.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{}.log", i + 1)))
+            .unwrap_or_default()
+    }
+
     /// The process id of node `i`, if it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.children[i].as_ref().map(Child::id)

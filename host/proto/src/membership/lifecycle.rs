@@ -116,6 +116,18 @@ impl Membership {
         }
     }
 
+    /// Leaves the view, if it is a member ([`MemberNode::leave`]); a joiner just stops.
+    /// True when there is a view to leave.
+    pub fn leave(&mut self, now: Millis) -> bool {
+        match &mut self.phase {
+            Phase::Member(n) if !self.evicted => {
+                n.leave(now.0);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether it learned it was evicted.
     pub fn is_evicted(&self) -> bool {
         self.evicted

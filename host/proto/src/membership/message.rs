@@ -85,6 +85,9 @@ pub enum Message {
         /// The cut.
         cut: Cut,
     },
+    /// The sender leaves the view (its process is stopping): its observers alert at once
+    /// rather than wait for its silence. It speaks only for itself.
+    Leave,
 }
 
 /// A view as every member learns it: its members with what each brought into the view, and

@@ -328,6 +328,20 @@ impl Monitor {
         }
     }
 
+    /// `subject` said it leaves the view: alert now, as if its silence had stood and gone
+    /// unrebutted (it will not rebut). It stays accused, so a node that changed its mind and
+    /// rebuts at a raised incarnation is withdrawn as usual.
+    pub fn handle_leave(&mut self, now_ms: u64, subject: MemberId) {
+        let Some(w) = self.watches.get_mut(&subject) else { return };
+        if w.accused.is_some_and(|a| a.alerted) {
+            return;
+        }
+        let incarnation = self.known.get(&subject).copied().unwrap_or_default();
+        w.accused =
+            Some(Accusation { since_ms: now_ms, incarnation, alerted: true, recovering: None });
+        self.out.extend(alerts(self.me, subject, &w.rings, Change::Down, incarnation));
+    }
+
     /// Some member accused `subject`. If it is this member, and the accusation is not already
     /// refuted by a higher incarnation, rebut it.
     pub fn handle_accusation(&mut self, subject: MemberId, incarnation: Incarnation) {

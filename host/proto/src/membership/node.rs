@@ -99,6 +99,9 @@ pub struct MemberNode {
     flush_at: Option<u64>,
     config: MonitorConfig,
     evicted: bool,
+    /// This member leaves: when it next tells the members so (it answers no probe and rebuts
+    /// no accusation meanwhile).
+    leaving_at: Option<u64>,
     /// Joiners this member vouched for in this view: welcomed once a view admits them.
     /// With what each told it it brings.
     vouched: BTreeMap<MemberId, MemberInfo>,
@@ -158,6 +161,7 @@ impl MemberNode {
             rings,
             monitor,
             evicted: false,
+            leaving_at: None,
             vouched: BTreeMap::new(),
             welcomes: Welcomes::default(),
             previous: (Epoch(0), Vec::new()),
@@ -216,7 +220,10 @@ impl MemberNode {
         }
         let member = self.is_member(from);
         match envelope.message {
-            Message::Probe if member => self.send(from, Message::Ack(self.monitor.incarnation())),
+            Message::Probe if member && self.leaving_at.is_none() => {
+                self.send(from, Message::Ack(self.monitor.incarnation()))
+            }
+            Message::Leave if member => self.monitor.handle_leave(now_ms, from),
             Message::Ack(inc) => self.monitor.handle_ack(now_ms, from, inc),
             Message::Accuse { subject, incarnation } if member => {
                 self.monitor.handle_accusation(subject, incarnation)
@@ -261,6 +268,7 @@ impl MemberNode {
                 self.learn(now_ms, from, rank, cut)
             }
             Message::Probe
+            | Message::Leave
             | Message::Accuse { .. }
             | Message::Suspect(_)
             | Message::Vote(_)
@@ -397,10 +405,31 @@ impl MemberNode {
         }
     }
 
+    /// This member leaves the view (its process is stopping): it tells every member, again
+    /// every [`VIEW_REASK_MS`] until a view without it is installed, and from now on answers
+    /// no probe and rebuts no accusation, so its observers alert at once and the next view
+    /// removes it without waiting for the silence that accuses. The driver waits for
+    /// [`Event::Evicted`] (or gives up after a while: with no quorum nothing is decided).
+    pub fn leave(&mut self, now_ms: u64) {
+        if !self.evicted && self.leaving_at.is_none() {
+            self.leaving_at = Some(now_ms);
+            self.handle_timeout(now_ms);
+        }
+    }
+
+    /// Whether [`MemberNode::leave`] was called.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving_at.is_some()
+    }
+
     /// Time passed.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         if self.evicted {
             return;
+        }
+        if self.leaving_at.is_some_and(|t| t <= now_ms) {
+            self.leaving_at = Some(now_ms + VIEW_REASK_MS);
+            self.broadcast(Message::Leave);
         }
         self.monitor.handle_timeout(now_ms);
         self.drain_monitor(now_ms);
@@ -435,7 +464,8 @@ impl MemberNode {
         if self.evicted {
             return None;
         }
-        [self.monitor.poll_timeout(), self.classic_at, self.flush_at, self.propose_at.map(|p| p.0)]
+        let propose = self.propose_at.map(|p| p.0);
+        [self.monitor.poll_timeout(), self.classic_at, self.flush_at, propose, self.leaving_at]
             .into_iter()
             .flatten()
             .min()
@@ -562,6 +592,8 @@ impl MemberNode {
                 MonitorOutput::Accuse { subject, incarnation } => {
                     self.send(subject, Message::Accuse { subject, incarnation })
                 }
+                // A member that leaves lets its observers' alerts stand.
+                MonitorOutput::Rebut(_) if self.leaving_at.is_some() => {}
                 MonitorOutput::Rebut(inc) => {
                     let observers: BTreeSet<MemberId> =
                         self.rings.observers_of(self.me).into_iter().map(|(_, o)| o).collect();

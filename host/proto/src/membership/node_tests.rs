@@ -295,9 +295,11 @@ fn a_cut_is_proposed_once_the_tally_has_been_quiet() {
     assert_eq!(votes(&mut n), 0);
     n.handle_timeout(60 + quiet);
     assert_eq!(votes(&mut n), 2, "a vote for the cut to each other member");
-    // The same alerts again change nothing and propose nothing.
+    // The same alerts again change nothing and schedule no proposal. (The classic timer may
+    // fire later — a view of three cannot remove a member in the fast round — and send the
+    // same vote again; that is not a new proposal.)
     deliver(&mut n, 70 + quiet, &alerts);
-    n.handle_timeout(70 + 2 * quiet);
+    assert_eq!(n.propose_at, None);
     assert_eq!(votes(&mut n), 0);
 }
 
@@ -443,4 +445,71 @@ fn standing_alerts_go_again_while_nothing_is_decided_but_not_about_a_subject_hea
     assert_eq!(alerts_sent(&mut n), withdrawn);
     n.coordinate(4 * silence);
     assert!(alerts_sent(&mut n).is_empty(), "withdrawn");
+}
+
+#[test]
+fn a_member_that_leaves_tells_everyone_and_its_observers_alert_at_once() {
+    let members: Vec<MemberId> = (1..=4).map(|i| MemberId(i * 11)).collect();
+    let rings = Rings::new(&members, rings_for(4));
+    let leaver = members[3];
+    let observer = down_alerts(&rings, leaver)[0].observer;
+    let mut l = node_of(leaver, members.clone());
+    sent(&mut l);
+    l.leave(10);
+    assert!(l.is_leaving());
+    let told: Vec<MemberId> = sent(&mut l)
+        .into_iter()
+        .filter(|(_, e)| e.message == Message::Leave)
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(told, members[..3].to_vec(), "every other member");
+    // It answers no probe and rebuts no accusation any more; it says it leaves again later.
+    l.handle_message(20, observer, at(1, Message::Probe));
+    l.handle_message(
+        21,
+        observer,
+        at(1, Message::Accuse { subject: leaver, incarnation: Incarnation(0) }),
+    );
+    let after = sent(&mut l);
+    assert!(
+        after.iter().all(|(_, e)| !matches!(e.message, Message::Ack(_) | Message::Rebut(_))),
+        "{after:?}"
+    );
+    l.handle_timeout(10 + VIEW_REASK_MS);
+    assert!(sent(&mut l).iter().any(|(_, e)| e.message == Message::Leave));
+    // Its observer alerts at once (with the next batch), without waiting for the silence.
+    let mut o = node_of(observer, members.clone());
+    sent(&mut o);
+    o.handle_message(10, leaver, at(1, Message::Leave));
+    o.handle_timeout(10 + MonitorConfig::default().alert_batch_ms);
+    let alerts: Vec<Alert> = sent(&mut o)
+        .into_iter()
+        .filter_map(|(_, e)| match e.message {
+            Message::Alerts { alerts, .. } => Some(alerts),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        !alerts.is_empty()
+            && alerts.iter().all(|a| a.subject == leaver && a.change == Change::Down)
+    );
+    // A Leave speaks only for its sender: from a non-member it is refused, and it never
+    // makes an observer alert about anyone else.
+    let mut p = node_of(observer, members.clone());
+    p.handle_message(10, MemberId(999), at(1, Message::Leave));
+    assert_eq!(p.refused(), 1);
+    let other = members.iter().copied().find(|m| *m != observer && *m != leaver).unwrap();
+    p.handle_message(11, other, at(1, Message::Leave));
+    p.handle_timeout(11 + MonitorConfig::default().alert_batch_ms);
+    let about: Vec<MemberId> = sent(&mut p)
+        .into_iter()
+        .filter_map(|(_, e)| match e.message {
+            Message::Alerts { alerts, .. } => Some(alerts),
+            _ => None,
+        })
+        .flatten()
+        .map(|a| a.subject)
+        .collect();
+    assert!(about.iter().all(|s| *s == other), "{about:?}");
 }

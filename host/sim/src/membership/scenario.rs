@@ -78,6 +78,9 @@ pub enum Scenario {
     Joins,
     /// Nothing goes wrong for `--duration-ms`: the steady-state traffic.
     Quiet,
+    /// A member leaves the view on purpose (its process stopping) and stops 2 s later: it
+    /// must be removed, and nobody else.
+    Leave,
     /// One member cannot send to `--observers` of its observers (the other way works) for
     /// `--heal-ms`; 3 s in, another member crashes and must be removed. That member may stay
     /// or go; nobody else may.
@@ -210,6 +213,8 @@ enum Action {
     Forge(MemberId),
     /// `attacker` sends a forged welcome to a joiner.
     ForgeWelcome(MemberId, MemberId),
+    /// The member leaves the view (`Membership::leave`).
+    Leave(MemberId),
 }
 
 /// A scenario's faults and what must hold after them.
@@ -372,6 +377,11 @@ fn plan(scenario: Scenario, sim: &mut Sim<Member>, ids: &[MemberId], s: Settings
             p.end = at + s.duration_ms;
         }
         Scenario::Quiet => p.end = at + s.duration_ms,
+        Scenario::Leave => {
+            p.failed = pick(sim, ids, 1, &[]);
+            p.actions.push((at, Action::Leave(p.failed[0])));
+            p.actions.push((at + 2_000, Action::Crash(p.failed[0])));
+        }
         Scenario::Joins => unreachable!("run_with handles it"),
         Scenario::OneWay | Scenario::PartialJoin | Scenario::Flaps => {
             plan_freeze(scenario, sim, ids, s, &mut p, window)
@@ -524,6 +534,9 @@ fn act(sim: &mut Sim<Member>, ids: &[MemberId], action: Action) -> Result<(), St
         }
         Action::Forge(attacker) => forge::everything(sim, attacker),
         Action::ForgeWelcome(attacker, joiner) => forge::welcome_to_joiner(sim, attacker, joiner),
+        Action::Leave(m) => {
+            sim.poke(m, |node, now| node.core.leave(now));
+        }
     }
     Ok(())
 }
