@@ -160,7 +160,9 @@ impl Cluster {
         loop {
             let views: Vec<Option<Value>> =
                 self.running().iter().map(|&i| self.status(i).map(|s| s["view"].clone())).collect();
+            // Before its first view a node reports none (null): nothing to agree on yet.
             if let Some(Some(first)) = views.first()
+                && !first.is_null()
                 && views.iter().all(|v| v.as_ref() == Some(first))
                 && ok(first)
             {
