@@ -16,6 +16,7 @@ pub mod ids;
 pub mod limits;
 pub mod membership;
 pub mod migration;
+pub mod order;
 pub mod placement;
 pub mod rand;
 pub mod view;
