@@ -19,6 +19,7 @@ pub mod migration;
 pub mod order;
 pub mod placement;
 pub mod rand;
+pub mod skew;
 pub mod view;
 pub mod wal;
 pub mod world;
