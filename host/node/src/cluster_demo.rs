@@ -210,17 +210,35 @@ async fn watch(
     }
 }
 
+/// The first 8 characters of an id, or all of it if shorter (a node that has just started
+/// reports an empty id for a moment).
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
 fn one_line(s: &Status) -> String {
     let view = s.view.as_ref().map_or("no view yet".to_string(), |v| {
-        format!("epoch {:>2}  {} members  view {}", v.epoch, v.members.len(), &v.id[..8])
+        format!("epoch {:>2}  {} members  view {}", v.epoch, v.members.len(), short(&v.id))
     });
-    let coordinator = s.coordinator.as_deref().map_or("-", |c| &c[..8]);
+    let coordinator = s.coordinator.as_deref().map_or("-", short);
     let by = s.policies.first().map_or(String::new(), |p| format!(" by {}", p.active));
     format!(
         "{}  {view}  coordinator {coordinator}{by}  bubbles here {:>2}/{}  {}",
-        &s.node[..8],
+        short(&s.node),
         s.bubbles_here.len(),
         s.bubbles_total,
         if s.quorum { "quorum" } else { s.phase.as_str() }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_line_of_a_node_that_has_just_started_does_not_panic() {
+        // For a moment after start a node reports no id; the demo printed `&id[..8]`.
+        let line = one_line(&Status { coordinator: Some("ab".into()), ..Status::default() });
+        assert!(line.contains("no view yet") && line.contains("coordinator ab"), "{line}");
+    }
 }
