@@ -127,7 +127,32 @@ pub struct PolicySlot<K: Kind> {
     changes: Mutex<()>,
     quarantine: Mutex<HashMap<[u8; 32], String>>,
     stats: SlotStats,
+    /// Declines go to the log at the default level, at most one line per [`DECLINE_LOG_EVERY`].
+    decline_log: Mutex<RateLimit>,
     _kind: PhantomData<K>,
+}
+
+/// At most one log line per slot about declines in this long (the line says how many).
+pub const DECLINE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Counts events and says when one may be logged: the first at once, then at most one per
+/// period, with how many happened since the last one logged.
+#[derive(Debug, Default)]
+struct RateLimit {
+    logged_at: Option<Instant>,
+    since: u64,
+}
+
+impl RateLimit {
+    /// An event at `now`: the number of events to report, if a line is due.
+    fn hit(&mut self, now: Instant, every: Duration) -> Option<u64> {
+        self.since += 1;
+        if self.logged_at.is_some_and(|t| now.saturating_duration_since(t) < every) {
+            return None;
+        }
+        self.logged_at = Some(now);
+        Some(std::mem::take(&mut self.since))
+    }
 }
 
 impl<K: Kind> std::fmt::Debug for PolicySlot<K> {
@@ -153,6 +178,7 @@ impl<K: Kind> PolicySlot<K> {
             changes: Mutex::new(()),
             quarantine: Mutex::new(HashMap::new()),
             stats: SlotStats::default(),
+            decline_log: Mutex::default(),
             _kind: PhantomData,
         }
     }
@@ -287,7 +313,18 @@ impl<K: Kind> PolicySlot<K> {
                 Ok(Err(message)) => {
                     self.stats.declined.fetch_add(1, Relaxed);
                     let message = crate::instance::truncate(&message, POLICY_MESSAGE_BYTES_MAX);
-                    tracing::debug!(kind = %K::KIND, policy = %instance.meta().label(), reason = message, "policy declined");
+                    let due = self
+                        .decline_log
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .hit(Instant::now(), DECLINE_LOG_EVERY);
+                    if let Some(declines) = due {
+                        // At the default level, so an author sees their policy's errors (a
+                        // JavaScript exception becomes a decline); rate-limited per slot.
+                        tracing::warn!(kind = %K::KIND, policy = %instance.meta().label(), reason = message, declines, "policy declined; the next version in line answered (at most one such line per slot every 10 s)");
+                    } else {
+                        tracing::debug!(kind = %K::KIND, policy = %instance.meta().label(), reason = message, "policy declined");
+                    }
                     declined.push((instance.meta().label(), message.to_string()));
                 }
                 Err(fault) => {
@@ -332,5 +369,22 @@ impl<K: Kind> PolicySlot<K> {
         let keep = |i: &Option<Arc<Instance>>| i.clone().filter(|i| i.meta().digest != meta.digest);
         let mut rest = [keep(&old.active), keep(&old.last_good)].into_iter().flatten();
         self.lineup.store(Arc::new(Lineup { active: rest.next(), last_good: rest.next() }));
+    }
+}
+
+#[cfg(test)]
+mod rate_limit_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_event_is_logged_then_one_line_per_period_with_the_count() {
+        let mut r = RateLimit::default();
+        let t0 = Instant::now();
+        let every = Duration::from_secs(10);
+        assert_eq!(r.hit(t0, every), Some(1), "the first at once");
+        assert_eq!(r.hit(t0 + Duration::from_secs(1), every), None);
+        assert_eq!(r.hit(t0 + Duration::from_secs(9), every), None);
+        assert_eq!(r.hit(t0 + Duration::from_secs(10), every), Some(3), "three since");
+        assert_eq!(r.hit(t0 + Duration::from_secs(30), every), Some(1));
     }
 }
