@@ -26,6 +26,18 @@ fn votes(n: &mut MemberNode) -> usize {
     sent(n).into_iter().filter(|(_, e)| matches!(e.message, Message::Vote(_))).count()
 }
 
+/// Every alert `n` sent since it was last drained, in the order sent.
+fn alerts_sent(n: &mut MemberNode) -> Vec<Alert> {
+    sent(n)
+        .into_iter()
+        .filter_map(|(_, e)| match e.message {
+            Message::Alerts { alerts, .. } => Some(alerts),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 /// Every alert about `subject` going down, one per ring.
 fn down_alerts(rings: &Rings, subject: MemberId) -> Vec<Alert> {
     Alert::from_every_observer(rings, subject, Change::Down, Incarnation(0))
@@ -410,14 +422,7 @@ fn standing_alerts_go_again_while_nothing_is_decided_but_not_about_a_subject_hea
     let a = down_alerts(&rings, d)[0].observer;
     let mine: Vec<Alert> = down_alerts(&rings, d).into_iter().filter(|x| x.observer == a).collect();
     let alerts_sent = |n: &mut MemberNode| -> Vec<Alert> {
-        let mut out: Vec<Alert> = sent(n)
-            .into_iter()
-            .filter_map(|(_, e)| match e.message {
-                Message::Alerts { alerts, .. } => Some(alerts),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let mut out = alerts_sent(n);
         out.sort_by_key(|x| x.ring);
         out.dedup();
         out
@@ -482,14 +487,7 @@ fn a_member_that_leaves_tells_everyone_and_its_observers_alert_at_once() {
     sent(&mut o);
     o.handle_message(10, leaver, at(1, Message::Leave));
     o.handle_timeout(10 + MonitorConfig::default().alert_batch_ms);
-    let alerts: Vec<Alert> = sent(&mut o)
-        .into_iter()
-        .filter_map(|(_, e)| match e.message {
-            Message::Alerts { alerts, .. } => Some(alerts),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let alerts = alerts_sent(&mut o);
     assert!(
         !alerts.is_empty()
             && alerts.iter().all(|a| a.subject == leaver && a.change == Change::Down)
@@ -502,14 +500,6 @@ fn a_member_that_leaves_tells_everyone_and_its_observers_alert_at_once() {
     let other = members.iter().copied().find(|m| *m != observer && *m != leaver).unwrap();
     p.handle_message(11, other, at(1, Message::Leave));
     p.handle_timeout(11 + MonitorConfig::default().alert_batch_ms);
-    let about: Vec<MemberId> = sent(&mut p)
-        .into_iter()
-        .filter_map(|(_, e)| match e.message {
-            Message::Alerts { alerts, .. } => Some(alerts),
-            _ => None,
-        })
-        .flatten()
-        .map(|a| a.subject)
-        .collect();
+    let about: Vec<MemberId> = alerts_sent(&mut p).into_iter().map(|a| a.subject).collect();
     assert!(about.iter().all(|s| *s == other), "{about:?}");
 }
