@@ -17,6 +17,7 @@ mod config;
 mod decide;
 mod demo;
 mod policy;
+mod policy_test;
 mod run;
 mod status;
 mod traffic;
@@ -118,6 +119,23 @@ enum PolicyCommand {
         #[arg(long)]
         no_cache: bool,
     },
+    /// Run a coordinator or placement component against built-in inputs (1 to 1,000 members,
+    /// zero capacities, labels, up to 10,000 bubbles) and print every call: its answer, who
+    /// answered, faults, declines (with the policy's message) and time. Exits non-zero on any
+    /// fault or decline; a violation of the safety checks is a fault.
+    Test {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Also run the built-in policy on each input and mark where the answers differ.
+        #[arg(long)]
+        compare_builtin: bool,
+        /// Where compiled artifacts are kept [default: ~/.cache/luciole/artifacts].
+        #[arg(long, conflicts_with = "no_cache")]
+        cache_dir: Option<PathBuf>,
+        /// Compile without reading or filling the artifact cache.
+        #[arg(long)]
+        no_cache: bool,
+    },
     /// Wrap a core module built with the guest SDK for wasm32-unknown-unknown into a component.
     Componentize {
         /// The core module (target/wasm32-unknown-unknown/…/NAME.wasm).
@@ -186,6 +204,14 @@ fn main() -> ExitCode {
                 (None, false) => policy::Cache::Default,
             };
             policy::check(&file, cache)
+        }
+        Command::Policy(PolicyCommand::Test { file, compare_builtin, cache_dir, no_cache }) => {
+            let cache = match (&cache_dir, no_cache) {
+                (_, true) => policy::Cache::None,
+                (Some(dir), false) => policy::Cache::Dir(dir),
+                (None, false) => policy::Cache::Default,
+            };
+            policy_test::test(&file, cache, compare_builtin)
         }
         Command::Policy(PolicyCommand::Componentize { input, output }) => {
             policy::componentize(&input, &output)

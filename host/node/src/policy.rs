@@ -38,18 +38,23 @@ pub fn default_cache() -> Option<ArtifactCache> {
     }
 }
 
+/// The artifact cache `cache` names, if any.
+pub fn open_cache(cache: Cache<'_>) -> anyhow::Result<Option<ArtifactCache>> {
+    Ok(match cache {
+        Cache::Dir(dir) => Some(ArtifactCache::new(dir)?),
+        Cache::Default => default_cache(),
+        Cache::None => None,
+    })
+}
+
 /// Prints what a component is, and fails with one line if the node would refuse it. With a
 /// cache directory, a compiled component is kept there and later checks (and nodes and demos
 /// using the same directory) load it instead of compiling again.
 pub fn check(file: &Path, cache: Cache<'_>) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let info = inspect::inspect(&bytes).with_context(|| file.display().to_string())?;
-    let cache = match cache {
-        Cache::Dir(dir) => Some(ArtifactCache::new(dir)?),
-        Cache::Default => default_cache(),
-        Cache::None => None,
-    };
-    let engine = PolicyEngine::new(EngineConfig { cache, ..EngineConfig::default() })?;
+    let engine =
+        PolicyEngine::new(EngineConfig { cache: open_cache(cache)?, ..EngineConfig::default() })?;
     let started = Instant::now();
     let loaded = engine.load(&bytes).with_context(|| file.display().to_string())?;
     let load_time = started.elapsed();

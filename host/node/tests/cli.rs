@@ -290,3 +290,34 @@ fn the_local_demo_swaps_a_migration_policy_and_names_who_decided() {
     assert!(stdout.contains(", by standard@0.1.0"), "{stdout}");
     assert!(stdout.contains("capacities "), "{stdout}");
 }
+
+/// `policy test` runs a component against the built-in inputs and prints each call; a good
+/// one passes and agrees with the built-in where it should, a declining one fails with its
+/// message shown, a component that breaks the rules fails with the fault, and a migration
+/// component is pointed elsewhere.
+#[test]
+fn policy_test_prints_every_call_and_fails_on_faults_and_declines() {
+    let out = luciole(&["policy", "test", &plugin("placement-rendezvous"), "--compare-builtin"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for want in ["3 members, one at capacity 0, 16 bubbles", "100 members, 10000 bubbles"] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    // The reference rendezvous placement is the built-in's twin.
+    assert!(stdout.contains("5 calls, 0 fault(s), 0 decline(s), 0 differ from the built-in"));
+
+    let out = luciole(&["policy", "test", &plugin("hostile-decline")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("DECLINED no opinion on views this large"), "{stdout}");
+    assert!(text(&out.stderr).contains("decline(s)"));
+
+    let out = luciole(&["policy", "test", &plugin("hostile-bad-index")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAULT"), "{stdout}");
+
+    let out = luciole(&["policy", "test", &plugin("migration-standard")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("luciole-sim --cluster"), "{}", text(&out.stderr));
+}
