@@ -198,19 +198,10 @@ fn main() -> ExitCode {
             cluster_demo::run(&args.cluster, policies)
         }
         Command::Policy(PolicyCommand::Check { file, cache_dir, no_cache }) => {
-            let cache = match (&cache_dir, no_cache) {
-                (_, true) => policy::Cache::None,
-                (Some(dir), false) => policy::Cache::Dir(dir),
-                (None, false) => policy::Cache::Default,
-            };
-            policy::check(&file, cache)
+            policy::check(&file, policy::Cache::from_flags(cache_dir.as_deref(), no_cache))
         }
         Command::Policy(PolicyCommand::Test { file, compare_builtin, cache_dir, no_cache }) => {
-            let cache = match (&cache_dir, no_cache) {
-                (_, true) => policy::Cache::None,
-                (Some(dir), false) => policy::Cache::Dir(dir),
-                (None, false) => policy::Cache::Default,
-            };
+            let cache = policy::Cache::from_flags(cache_dir.as_deref(), no_cache);
             policy_test::test(&file, cache, compare_builtin)
         }
         Command::Policy(PolicyCommand::Componentize { input, output }) => {

@@ -1,10 +1,14 @@
 //! `luciole policy check` and `luciole policy componentize`.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use luciole_wasm::{ArtifactCache, EngineConfig, PolicyEngine, PolicyKind, PolicySlot, inspect};
+use luciole_wasm::{
+    ArtifactCache, EngineConfig, Inspection, LoadedPolicy, PolicyEngine, PolicyKind, PolicySlot,
+    inspect,
+};
 
 /// Which artifact cache a command uses.
 #[derive(Debug, Clone, Copy)]
@@ -38,26 +42,57 @@ pub fn default_cache() -> Option<ArtifactCache> {
     }
 }
 
-/// The artifact cache `cache` names, if any.
-pub fn open_cache(cache: Cache<'_>) -> anyhow::Result<Option<ArtifactCache>> {
-    Ok(match cache {
-        Cache::Dir(dir) => Some(ArtifactCache::new(dir)?),
-        Cache::Default => default_cache(),
-        Cache::None => None,
-    })
+impl<'a> Cache<'a> {
+    /// The cache the `--cache-dir` and `--no-cache` flags of a `policy` command choose.
+    pub fn from_flags(cache_dir: Option<&'a Path>, no_cache: bool) -> Self {
+        match (cache_dir, no_cache) {
+            (_, true) => Cache::None,
+            (Some(dir), false) => Cache::Dir(dir),
+            (None, false) => Cache::Default,
+        }
+    }
+
+    fn open(self) -> anyhow::Result<Option<ArtifactCache>> {
+        Ok(match self {
+            Cache::Dir(dir) => Some(ArtifactCache::new(dir)?),
+            Cache::Default => default_cache(),
+            Cache::None => None,
+        })
+    }
+}
+
+/// A component as a `policy` command loads it: what it declares, and how long loading took.
+pub struct Loaded {
+    /// What inspecting its bytes found (kind, API version, imports, exports, size).
+    pub info: Inspection,
+    /// The compiled component.
+    pub policy: Arc<LoadedPolicy>,
+    /// Compiling (or loading the cached artifact), linking and describing it.
+    pub took: Duration,
+}
+
+/// Reads and inspects `file`; unless `kind_ok` refuses its kind, compiles it (through
+/// `cache`). Every error names the file.
+pub fn load(
+    file: &Path,
+    cache: Cache<'_>,
+    kind_ok: impl FnOnce(PolicyKind) -> anyhow::Result<()>,
+) -> anyhow::Result<Loaded> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let info = inspect::inspect(&bytes).with_context(|| file.display().to_string())?;
+    kind_ok(info.kind).with_context(|| file.display().to_string())?;
+    let engine =
+        PolicyEngine::new(EngineConfig { cache: cache.open()?, ..EngineConfig::default() })?;
+    let started = Instant::now();
+    let policy = engine.load(&bytes).with_context(|| file.display().to_string())?;
+    Ok(Loaded { info, policy, took: started.elapsed() })
 }
 
 /// Prints what a component is, and fails with one line if the node would refuse it. With a
 /// cache directory, a compiled component is kept there and later checks (and nodes and demos
 /// using the same directory) load it instead of compiling again.
 pub fn check(file: &Path, cache: Cache<'_>) -> anyhow::Result<()> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let info = inspect::inspect(&bytes).with_context(|| file.display().to_string())?;
-    let engine =
-        PolicyEngine::new(EngineConfig { cache: open_cache(cache)?, ..EngineConfig::default() })?;
-    let started = Instant::now();
-    let loaded = engine.load(&bytes).with_context(|| file.display().to_string())?;
-    let load_time = started.elapsed();
+    let Loaded { info, policy: loaded, took: load_time } = load(file, cache, |_| Ok(()))?;
     let meta = loaded.meta();
     let smoke = match info.kind {
         PolicyKind::Coordinator => {

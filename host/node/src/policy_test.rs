@@ -15,11 +15,10 @@ use luciole_proto::placement::{Assignment, Bubble};
 use luciole_proto::rand::SplitMix64;
 use luciole_proto::{BubbleId, Epoch, Label, Member, MemberId, View};
 use luciole_wasm::{
-    Answer, AnsweredBy, Coordinator, EngineConfig, Placement, PolicyEngine, PolicyKind, PolicySlot,
-    PolicyView, inspect,
+    Answer, AnsweredBy, Coordinator, Kind, Placement, PolicyKind, PolicySlot, PolicyView,
 };
 
-use crate::policy::{Cache, open_cache};
+use crate::policy::{Cache, Loaded, load};
 
 /// One input: a view (members with capacities and labels) and, for placement, the bubbles.
 struct Case {
@@ -29,8 +28,9 @@ struct Case {
 }
 
 /// The built-in input sets: one member; three with one at zero capacity; labels; 100 members
-/// with 10,000 bubbles, 1,000 with 1,000. Deterministic (seeded), so runs compare.
-fn cases(kind: PolicyKind) -> anyhow::Result<Vec<Case>> {
+/// with 10,000 bubbles, 1,000 with 1,000 (no bubbles unless `with_bubbles`). Deterministic
+/// (seeded), so runs compare.
+fn cases(with_bubbles: bool) -> anyhow::Result<Vec<Case>> {
     let mut rng = SplitMix64::new(0x5eed);
     let mut view = |n: usize, zero: usize, labelled: bool| -> anyhow::Result<View> {
         let members = (0..n)
@@ -47,8 +47,11 @@ fn cases(kind: PolicyKind) -> anyhow::Result<Vec<Case>> {
             .collect::<Vec<Member>>();
         Ok(View::new(Epoch(1), members)?)
     };
-    let bubbles = |n: u64| (0..n).map(|i| Bubble::new(BubbleId(i))).collect::<Vec<_>>();
-    let mut out = vec![
+    let bubbles = |n: u64| {
+        let n = if with_bubbles { n } else { 0 };
+        (0..n).map(|i| Bubble::new(BubbleId(i))).collect::<Vec<_>>()
+    };
+    Ok(vec![
         Case { name: "1 member".into(), view: view(1, 0, false)?, bubbles: bubbles(16) },
         Case {
             name: "3 members, one at capacity 0".into(),
@@ -64,13 +67,7 @@ fn cases(kind: PolicyKind) -> anyhow::Result<Vec<Case>> {
         // (10,000 bubbles on 1,000 members is beyond the default fuel of the reference
         // placements: ten million rendezvous hashes.)
         Case { name: "1,000 members".into(), view: view(1_000, 0, true)?, bubbles: bubbles(1_000) },
-    ];
-    if kind == PolicyKind::Coordinator {
-        for c in &mut out {
-            c.bubbles.clear();
-        }
-    }
-    Ok(out)
+    ])
 }
 
 /// What one call gave, for the report.
@@ -105,67 +102,75 @@ fn outcome<T>(
 
 /// Runs `file` against the built-in inputs of its kind and prints each call.
 pub fn test(file: &Path, cache: Cache<'_>, compare_builtin: bool) -> anyhow::Result<()> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let info = inspect::inspect(&bytes).with_context(|| file.display().to_string())?;
-    let engine =
-        PolicyEngine::new(EngineConfig { cache: open_cache(cache)?, ..EngineConfig::default() })?;
-    let loaded = engine.load(&bytes).with_context(|| file.display().to_string())?;
-    let label = format!("{} {}", loaded.meta().name, loaded.meta().version);
-    let outcomes: Vec<(String, Outcome)> = match info.kind {
-        PolicyKind::Coordinator => {
-            let slot = PolicySlot::<Coordinator>::new();
-            slot.swap(&loaded).with_context(|| format!("{}: smoke call", file.display()))?;
-            let builtin = PolicySlot::<Coordinator>::new();
-            let mut out = Vec::new();
-            for case in cases(info.kind)? {
-                let view = PolicyView::new(case.view.clone());
-                let current = case.view.members().last().map(|m| m.id);
-                for (what, current) in [("no previous", None), ("previous = last member", current)]
-                {
-                    let started = Instant::now();
-                    let answer = slot.choose(&view, current);
-                    let took = started.elapsed();
-                    let chosen = answer.value;
-                    let differs =
-                        compare_builtin.then(|| builtin.choose(&view, current).value != chosen);
-                    let summary = format!("coordinator {:032x}", chosen.0)[..24].to_string();
-                    out.push((
-                        format!("{}, {what}", case.name),
-                        outcome(answer, took, summary, differs),
-                    ));
-                }
-            }
-            out
-        }
-        PolicyKind::Placement => {
-            let slot = PolicySlot::<Placement>::new();
-            slot.swap(&loaded).with_context(|| format!("{}: smoke call", file.display()))?;
-            let builtin = PolicySlot::<Placement>::new();
-            let mut out = Vec::new();
-            for case in cases(info.kind)? {
-                let view = PolicyView::new(case.view.clone());
-                let started = Instant::now();
-                let answer = slot.place(&view, &case.bubbles, &[]);
-                let took = started.elapsed();
-                let summary = placement_summary(&answer.value);
-                let differs = compare_builtin.then(|| {
-                    let theirs = builtin.place(&view, &case.bubbles, &[]).value;
-                    theirs != answer.value
-                });
-                let name = format!("{}, {} bubbles", case.name, case.bubbles.len());
-                out.push((name, outcome(answer, took, summary, differs)));
-            }
-            out
-        }
+    // A migration component is refused from its declared kind, before it is compiled.
+    let loaded = load(file, cache, |kind| match kind {
         PolicyKind::Migration => anyhow::bail!(
-            "{}: `policy test` covers coordinator and placement components so far; check a \
+            "`policy test` covers coordinator and placement components so far; check a \
              migration component with `luciole policy check`, and run it through the migration \
              core with `luciole-sim --cluster crashes --policy {}`",
-            file.display(),
             file.display()
         ),
+        _ => Ok(()),
+    })?;
+    let label = format!("{} {}", loaded.policy.meta().name, loaded.policy.meta().version);
+    let outcomes = match loaded.info.kind {
+        PolicyKind::Coordinator => coordinators(armed(file, &loaded)?, compare_builtin)?,
+        PolicyKind::Placement => placements(armed(file, &loaded)?, compare_builtin)?,
+        PolicyKind::Migration => unreachable!("refused by `load` above"),
     };
     report(file, &label, &outcomes)
+}
+
+/// A slot with the component swapped in (which makes its smoke call).
+fn armed<K: Kind>(file: &Path, loaded: &Loaded) -> anyhow::Result<PolicySlot<K>> {
+    let slot = PolicySlot::<K>::new();
+    slot.swap(&loaded.policy).with_context(|| format!("{}: smoke call", file.display()))?;
+    Ok(slot)
+}
+
+/// Each coordinator input, with no previous coordinator and with the last member as it.
+fn coordinators(
+    slot: PolicySlot<Coordinator>,
+    compare_builtin: bool,
+) -> anyhow::Result<Vec<(String, Outcome)>> {
+    // A slot with nothing swapped in answers with the built-in.
+    let builtin = PolicySlot::<Coordinator>::new();
+    let mut out = Vec::new();
+    for case in cases(false)? {
+        let view = PolicyView::new(case.view.clone());
+        let last = case.view.members().last().map(|m| m.id);
+        for (what, current) in [("no previous", None), ("previous = last member", last)] {
+            let started = Instant::now();
+            let answer = slot.choose(&view, current);
+            let took = started.elapsed();
+            let chosen = answer.value;
+            let differs = compare_builtin.then(|| builtin.choose(&view, current).value != chosen);
+            let summary = format!("coordinator {}", &chosen.to_string()[..12]);
+            out.push((format!("{}, {what}", case.name), outcome(answer, took, summary, differs)));
+        }
+    }
+    Ok(out)
+}
+
+/// Each placement input, from no current placement.
+fn placements(
+    slot: PolicySlot<Placement>,
+    compare_builtin: bool,
+) -> anyhow::Result<Vec<(String, Outcome)>> {
+    let builtin = PolicySlot::<Placement>::new();
+    let mut out = Vec::new();
+    for case in cases(true)? {
+        let view = PolicyView::new(case.view.clone());
+        let started = Instant::now();
+        let answer = slot.place(&view, &case.bubbles, &[]);
+        let took = started.elapsed();
+        let summary = placement_summary(&answer.value);
+        let differs =
+            compare_builtin.then(|| builtin.place(&view, &case.bubbles, &[]).value != answer.value);
+        let name = format!("{}, {} bubbles", case.name, case.bubbles.len());
+        out.push((name, outcome(answer, took, summary, differs)));
+    }
+    Ok(out)
 }
 
 /// How many members got bubbles, and the most any one got.
