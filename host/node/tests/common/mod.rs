@@ -179,12 +179,7 @@ impl Cluster {
     }
 
     pub fn logs(&self) -> String {
-        (1..=self.children.len())
-            .map(|i| {
-                let p = self.dir.path().join(format!("node-{i}.log"));
-                format!("--- node {i}\n{}", std::fs::read_to_string(p).unwrap_or_default())
-            })
-            .collect()
+        (0..self.children.len()).map(|i| format!("--- node {}\n{}", i + 1, self.log(i))).collect()
     }
 }
 
