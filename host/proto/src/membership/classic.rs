@@ -12,10 +12,11 @@
 //! for it (no member votes for its own removal), so a value whose votes and non-subject silent
 //! members together fall short of the fast quorum was not decided and binds nobody — without
 //! this, the survivors' vote to remove two members cut off by a partition bound every later
-//! round to a cut those two refuse, while a third member had died (chaos seed 193). Otherwise it is free, and proposes the cut its own detector
-//! supports now, if any; it never invents a value (a union of the promised cuts could remove
-//! members that no member's tally holds down together, such as both halves of a healed
-//! partition). With nothing to propose it waits for the next attempt. A value
+//! round to a cut those two refuse, while a fifth member had died (whole-cluster chaos seed
+//! 193; with this rule seeds 198 and 685 settle). Otherwise it is free, and proposes the cut
+//! its own detector supports now, if any; it never invents a value (a union of the promised
+//! cuts could remove members that no member's tally holds down together, such as both halves
+//! of a healed partition). With nothing to propose it waits for the next attempt. A value
 //! accepted by a majority at one rank is decided.
 //!
 //! This is pure state for one epoch; [`super::node::MemberNode`] sends what it returns.
