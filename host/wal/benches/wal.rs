@@ -332,8 +332,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// `appenders` tokio tasks (on `--workers` worker threads) appending `size`-byte records and awaiting
-/// each: how the node appends.
+/// `appenders` tokio tasks (on `--workers` worker threads) appending `size`-byte records and
+/// awaiting each: how the node appends.
 fn wal_tasks(dir: &Path, size: usize, appenders: usize, duration: Duration) -> (Run, f64) {
     let log_dir = dir.join(format!("tasks-{size}-{appenders}"));
     let wal = Arc::new(Wal::open(FileStorage::new(&log_dir).unwrap(), config()).unwrap().wal);

@@ -313,18 +313,7 @@ impl<K: Kind> PolicySlot<K> {
                 Ok(Err(message)) => {
                     self.stats.declined.fetch_add(1, Relaxed);
                     let message = crate::instance::truncate(&message, POLICY_MESSAGE_BYTES_MAX);
-                    let due = self
-                        .decline_log
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .hit(Instant::now(), DECLINE_LOG_EVERY);
-                    if let Some(declines) = due {
-                        // At the default level, so an author sees their policy's errors (a
-                        // JavaScript exception becomes a decline); rate-limited per slot.
-                        tracing::warn!(kind = %K::KIND, policy = %instance.meta().label(), reason = message, declines, "policy declined; the next version in line answered (at most one such line per slot every 10 s)");
-                    } else {
-                        tracing::debug!(kind = %K::KIND, policy = %instance.meta().label(), reason = message, "policy declined");
-                    }
+                    self.log_decline(instance, message);
                     declined.push((instance.meta().label(), message.to_string()));
                 }
                 Err(fault) => {
@@ -335,6 +324,27 @@ impl<K: Kind> PolicySlot<K> {
         }
         self.stats.by_builtin.fetch_add(1, Relaxed);
         Answer { value: builtin(), by: AnsweredBy::Builtin, faults, declined }
+    }
+
+    /// Logs a decline: at the default level, so an author sees their policy's errors (a
+    /// JavaScript exception becomes a decline), at most once per [`DECLINE_LOG_EVERY`] per
+    /// slot, saying how many since; the others at debug level.
+    fn log_decline(&self, instance: &Instance, message: &str) {
+        let mut log = self.decline_log.lock().unwrap_or_else(|p| p.into_inner());
+        let (kind, policy) = (K::KIND, instance.meta().label());
+        match log.hit(Instant::now(), DECLINE_LOG_EVERY) {
+            Some(declines) => tracing::warn!(
+                kind = %kind,
+                policy = %policy,
+                reason = message,
+                declines,
+                "policy declined; the next version in line answered (at most one such line per \
+                 slot every 10 s)"
+            ),
+            None => {
+                tracing::debug!(kind = %kind, policy = %policy, reason = message, "policy declined")
+            }
+        }
     }
 
     fn quarantine_reason(&self, digest: &[u8; 32]) -> Option<String> {
