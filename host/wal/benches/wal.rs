@@ -37,6 +37,14 @@ mod floors;
 use luciole_proto::wal::format::frame_bytes;
 use luciole_wal::{FileStorage, RecordType, Wal, WalConfig};
 
+/// `value` of `flag` as a number, or a one-line error and exit 2 (see --help).
+fn number<T: std::str::FromStr>(value: &str, flag: &str) -> T {
+    value.parse().unwrap_or_else(|_| {
+        eprintln!("error: {flag} takes a number, got {value:?} (see --help)");
+        std::process::exit(2)
+    })
+}
+
 /// The log's settings: the defaults, but for `gather_us_max` and `segment_bytes` when
 /// `--gather` (µs) and `--segment-mib` give them.
 fn config() -> WalConfig {
@@ -44,10 +52,10 @@ fn config() -> WalConfig {
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
     let mut config = WalConfig::default();
     if let Some(g) = flag("--gather") {
-        config.gather_us_max = g.parse().expect("--gather takes microseconds");
+        config.gather_us_max = number(g, "--gather");
     }
     if let Some(m) = flag("--segment-mib") {
-        config.segment_bytes = m.parse::<u64>().expect("--segment-mib takes MiB") << 20;
+        config.segment_bytes = number::<u64>(m, "--segment-mib") << 20;
     }
     config
 }
@@ -324,7 +332,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .iter()
         .position(|a| a == "--workers")
         .and_then(|i| args.get(i + 1))
-        .map_or(2, |w| w.parse().expect("--workers takes a number"));
+        .map_or(2, |w| number(w, "--workers"));
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -444,6 +452,10 @@ fn check_args(args: &[String]) {
                 eprintln!("error: {a} needs a value (see --help)");
                 std::process::exit(2);
             }
+            // The single numbers, checked before any row runs (the lists are checked as read).
+            if ["--runs", "--gather", "--segment-mib", "--workers"].contains(&a) {
+                number::<u64>(&args[i + 1], a);
+            }
             i += 2;
             continue;
         }
@@ -463,17 +475,7 @@ fn main() {
         args.iter()
             .position(|a| a == flag)
             .and_then(|i| args.get(i + 1))
-            .map(|v| {
-                v.split(',')
-                    .filter(|x| !x.is_empty())
-                    .map(|x| {
-                        x.parse().unwrap_or_else(|_| {
-                            eprintln!("error: {flag} takes numbers, got {x:?} (see --help)");
-                            std::process::exit(2)
-                        })
-                    })
-                    .collect()
-            })
+            .map(|v| v.split(',').filter(|x| !x.is_empty()).map(|x| number(x, flag)).collect())
             .unwrap_or_else(|| default.to_vec())
     };
     let sizes = list("--sizes", &[64, 256, 4096]);
