@@ -2,7 +2,9 @@
 //! membership bytes per second per node on the wire at steady state (counted by the transport,
 //! framing included), and each node's resident memory at idle.
 //!
-//! `cargo bench -p luciole-node --bench cluster [-- --kills N --steady-s S]`
+//! `cargo bench -p luciole-node --bench cluster [-- --kills N --steady-s S --idle-probe-ms MS]`:
+//! by default the nodes' own settings (a view of five probes every 100 ms); `--idle-probe-ms`
+//! makes this view of five probe idly with that period.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -13,10 +15,10 @@ use common::{Cluster, get, members, node_id};
 
 const NODES: usize = 5;
 
-fn args() -> (usize, u64, u64) {
+fn args() -> (usize, u64, Option<u64>) {
     let mut kills = 20;
     let mut steady_s = 10;
-    let mut idle = 0;
+    let mut idle = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -25,11 +27,12 @@ fn args() -> (usize, u64, u64) {
                 steady_s = it.next().and_then(|v| v.parse().ok()).expect("--steady-s S")
             }
             "--idle-probe-ms" => {
-                idle = it.next().and_then(|v| v.parse().ok()).expect("--idle-probe-ms MS")
+                idle = Some(it.next().and_then(|v| v.parse().ok()).expect("--idle-probe-ms MS"))
             }
             "--help" | "-h" => {
                 println!(
-                    "cluster [--kills N (20)] [--steady-s S (10)] [--idle-probe-ms MS (0: off)]"
+                    "cluster [--kills N (20)] [--steady-s S (10)] [--idle-probe-ms MS (idle \
+                     probing in this view of five; default: the nodes' defaults)]"
                 );
                 std::process::exit(0);
             }
@@ -63,9 +66,18 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 
 fn main() {
     let (kills, steady_s, idle) = args();
-    let mut c = Cluster::init_with(NODES, NODES, &["--idle-probe-ms", &idle.to_string()]);
+    let flags = idle.map(|ms| ms.to_string());
+    let flags: Vec<&str> = match &flags {
+        Some(ms) => vec!["--idle-probe-ms", ms, "--idle-from-members", "1"],
+        None => vec![],
+    };
+    let mut c = Cluster::init_with(NODES, NODES, &flags);
     c.agreed("the founding view", |v| members(v).len() == NODES);
-    println!("{NODES} node processes on loopback (release build), 2-core VM, idle probe {idle} ms");
+    let probing = match idle {
+        Some(ms) => format!("idle probing every {ms} ms"),
+        None => "the default probing (every 100 ms in a view of five)".into(),
+    };
+    println!("{NODES} node processes on loopback (release build), 2-core VM, {probing}");
 
     // Steady state: what each node sends and receives, per second, over `steady_s`.
     std::thread::sleep(Duration::from_secs(2));

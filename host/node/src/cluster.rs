@@ -42,9 +42,21 @@ pub struct InitArgs {
     #[arg(long, value_name = "FILE.wasm")]
     pub placement: Option<PathBuf>,
     /// Suspicion-triggered probing's idle period in ms, written into every node's config
-    /// (experimental; 0 = off).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    /// (0 = off: every subject probed every 100 ms in views of any size).
+    #[arg(
+        long,
+        default_value_t = luciole_proto::membership::monitor::IDLE_PROBE_MS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(0..=60_000)
+    )]
     pub idle_probe_ms: u64,
+    /// The smallest view that probes idly (smaller views probe every 100 ms), written into
+    /// every node's config.
+    #[arg(
+        long,
+        default_value_t = luciole_proto::membership::monitor::IDLE_FROM_MEMBERS_DEFAULT,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000)
+    )]
+    pub idle_from_members: usize,
 }
 
 /// What `init` wrote for one node.
@@ -104,7 +116,10 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
                 key: "key.pem".into(),
             },
             policy: policy.clone(),
-            membership: crate::config::MembershipConfig { idle_probe_ms: args.idle_probe_ms },
+            membership: crate::config::MembershipConfig {
+                idle_probe_ms: args.idle_probe_ms,
+                idle_from_members: args.idle_from_members,
+            },
         };
         let path = dir.join("node.toml");
         let text = format!(

@@ -89,7 +89,8 @@ pub fn run(
         name: "demo".into(),
         coordinator: policies.0,
         placement: policies.1,
-        idle_probe_ms: 0,
+        idle_probe_ms: luciole_proto::membership::monitor::IDLE_PROBE_MS_DEFAULT,
+        idle_from_members: luciole_proto::membership::monitor::IDLE_FROM_MEMBERS_DEFAULT,
     };
     for i in 0..args.nodes {
         let (quic, status) = (init.base_port + i, init.status_port + i);

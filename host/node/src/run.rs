@@ -48,8 +48,9 @@ pub struct RunArgs {
     /// `bubbles` (default 16), `[tls]` `ca`/`cert`/`key` (PEM), `[policy]`
     /// `coordinator`/`placement` (.wasm; default the built-ins) and `cache_dir` (compiled
     /// components; default ~/.cache/luciole/artifacts), `[membership]` `idle_probe_ms`
-    /// (suspicion-triggered probing, experimental, 0 = off; the same on every node). Relative paths are relative
-    /// to the file.
+    /// (suspicion-triggered probing's idle period, default 1250, 0 = off) and
+    /// `idle_from_members` (the smallest view that probes idly, default 20), the same on every
+    /// node. Relative paths are relative to the file.
     #[arg(long)]
     pub config: PathBuf,
 }

@@ -40,11 +40,16 @@ struct Args {
     #[arg(long, default_value_t = Settings::default().probe_ms,
         value_parser = clap::value_parser!(u64).range(10..=60_000))]
     probe_ms: u64,
-    /// Suspicion-triggered probing (experimental; 0 = off, the default): a subject that
-    /// answered is probed again only after this many ms; a missed answer makes its observers
-    /// probe it every --probe-ms.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    /// Suspicion-triggered probing in views of at least --idle-from-members members (0 = off):
+    /// a subject that answered is probed again only after this many ms; a missed answer makes
+    /// its observers probe it every --probe-ms.
+    #[arg(long, default_value_t = Settings::default().idle_probe_ms,
+        value_parser = clap::value_parser!(u64).range(0..=60_000))]
     idle_probe_ms: u64,
+    /// The smallest view that probes idly; smaller views probe every subject every --probe-ms.
+    #[arg(long, default_value_t = Settings::default().idle_from_members,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    idle_from_members: usize,
     /// Observers a node cannot send to (`one-way`), or a joiner reaches (`partial-join`).
     #[arg(long, default_value_t = Settings::default().observers)]
     observers: usize,
@@ -118,6 +123,7 @@ fn main() {
             split_percent: args.split_percent,
             flap_percent: args.flap_percent,
             idle_probe_ms: args.idle_probe_ms,
+            idle_from_members: args.idle_from_members,
         };
         let wall = std::time::Instant::now();
         match run_with(args.scenario, nodes as usize, seed, settings) {

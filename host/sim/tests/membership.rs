@@ -371,11 +371,13 @@ fn a_joiner_whose_observers_are_all_one_member_still_gets_in() {
 /// over 20 seeds; BENCHMARKS.md.)
 #[test]
 fn suspicion_triggered_probing_detects_a_crash_in_one_change_at_a_tenth_of_the_traffic() {
-    let idle = Settings { idle_probe_ms: 1_250, ..Settings::default() };
+    // The default from 20 members on.
+    let idle = Settings::default();
+    assert!(idle.idle_probe_ms > 0 && idle.idle_from_members <= 20);
     each_with(Scenario::Crash, 20, seeds(), idle, one_change_within(1_500));
     let quiet = Settings { duration_ms: 20_000, ..idle };
     each_with(Scenario::Quiet, 20, 1..3, quiet, |o| {
-        let fast = Settings { duration_ms: 20_000, ..Settings::default() };
+        let fast = Settings { duration_ms: 20_000, idle_probe_ms: 0, ..Settings::default() };
         let base = run_with(Scenario::Quiet, 20, 1, fast)?;
         let (idle_rate, base_rate) = (o.msgs_per_s.0, base.msgs_per_s.0);
         if o.view_changes == 0 && idle_rate * 5.0 < base_rate {

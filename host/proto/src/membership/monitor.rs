@@ -34,6 +34,16 @@ use crate::ids::MemberId;
 )]
 pub struct Incarnation(pub u64);
 
+/// The default idle period of suspicion-triggered probing, ms: at 1,000 members steady traffic
+/// is about a tenth of probing every 100 ms (BENCHMARKS.md, *Suspicion-triggered probing*).
+pub const IDLE_PROBE_MS_DEFAULT: u64 = 1_250;
+
+/// The smallest view that probes idly by default. With the idle period above, the simulator's
+/// crash → view median is 1,139 ms at 5 members, 920 ms at 8 and 855–915 ms from 11 to 100
+/// (20 seeds each); below 20 members fast probing costs at most ~3 KB/s per member, and the
+/// fault-class sweeps ran both ways at 20.
+pub const IDLE_FROM_MEMBERS_DEFAULT: usize = 20;
+
 /// Monitoring settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MonitorConfig {
@@ -62,14 +72,19 @@ pub struct MonitorConfig {
     pub unstable_ms_max: u64,
     /// Longest a joiner stays in a view's tally without being admitted, in ms.
     pub join_ms_max: u64,
-    /// Suspicion-triggered probing, off when 0: a subject that answered is probed again only
-    /// after this many ms; one that has not answered a probe within `probe_period_ms` is
-    /// probed every period from then on, accused after `silence_ms` without an answer, and
-    /// its other observers are told to probe it now ([`MonitorOutput::Suspect`]), so that
-    /// they accuse it together. Steady traffic falls with the idle period; detection starts
-    /// at the first observer to miss an answer. Experimental: the simulator's sweeps ran with
-    /// it off.
+    /// Suspicion-triggered probing in views of at least `idle_from_members` members, off
+    /// when 0: a subject that answered is probed again only after this many ms; one that has
+    /// not answered a probe within `probe_period_ms` is probed every period from then on,
+    /// accused after `silence_ms` without an answer, and its other observers are told to
+    /// probe it now ([`MonitorOutput::Suspect`]), so that they accuse it together. Steady
+    /// traffic falls with the idle period; detection starts at the first observer to miss an
+    /// answer, which comes later in the period the fewer observers a subject has.
     pub idle_probe_ms: u64,
+    /// The smallest view that probes idly (when `idle_probe_ms` is set); smaller views probe
+    /// every subject every period. Every member computes the same from the same view
+    /// ([`MonitorConfig::for_view`]). Small views are where a subject has few observers (so a
+    /// crash is first missed late in the idle period) and where fast probing costs little.
+    pub idle_from_members: usize,
 }
 
 impl MonitorConfig {
@@ -85,6 +100,13 @@ impl MonitorConfig {
     pub fn contact_ms(&self) -> u64 {
         self.silence_ms() + self.idle_probe_ms
     }
+
+    /// The settings a view of `members` members runs with: idle probing off below
+    /// `idle_from_members`.
+    #[must_use]
+    pub fn for_view(self, members: usize) -> Self {
+        if members < self.idle_from_members { Self { idle_probe_ms: 0, ..self } } else { self }
+    }
 }
 
 impl Default for MonitorConfig {
@@ -99,7 +121,8 @@ impl Default for MonitorConfig {
             cut_quiet_ms: 100,
             unstable_ms_max: 1_000,
             join_ms_max: 5_000,
-            idle_probe_ms: 0,
+            idle_probe_ms: IDLE_PROBE_MS_DEFAULT,
+            idle_from_members: IDLE_FROM_MEMBERS_DEFAULT,
         }
     }
 }
@@ -153,7 +176,10 @@ struct Accusation {
 pub struct Monitor {
     me: MemberId,
     incarnation: Incarnation,
+    /// The settings as given, and the size of the installed view (which decides whether it
+    /// probes idly: [`Monitor::config`]).
     config: MonitorConfig,
+    members: usize,
     watches: BTreeMap<MemberId, Watch>,
     known: BTreeMap<MemberId, Incarnation>,
     out: VecDeque<MonitorOutput>,
@@ -172,6 +198,7 @@ impl Monitor {
             me,
             incarnation,
             config,
+            members: 0,
             watches: BTreeMap::new(),
             known: BTreeMap::new(),
             out: VecDeque::new(),
@@ -185,13 +212,20 @@ impl Monitor {
         self.incarnation
     }
 
+    /// The settings the installed view runs: those given, as fits its size
+    /// ([`MonitorConfig::for_view`]).
+    pub fn config(&self) -> MonitorConfig {
+        self.config.for_view(self.members)
+    }
+
     /// A new view: watch the subjects its rings give this member, each from `now_ms`.
     pub fn install(&mut self, rings: &Rings, now_ms: u64) {
+        self.members = rings.members().count();
         let mut by_subject: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
         for (ring, subject) in rings.subjects_of(self.me) {
             by_subject.entry(subject).or_default().push(ring);
         }
-        let (me, idle) = (self.me, self.config.idle_probe_ms);
+        let (me, idle) = (self.me, self.config().idle_probe_ms);
         self.watches = by_subject
             .into_iter()
             .map(|(s, rings)| {
@@ -216,7 +250,7 @@ impl Monitor {
     /// member cut off from the rest still talks to them and learns of the view that removed it
     /// once the cut heals).
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        let c = self.config;
+        let c = self.config();
         let mut withdrawn = Vec::new();
         for (&subject, w) in &mut self.watches {
             let idle = c.idle_probe_ms > 0;
@@ -293,7 +327,7 @@ impl Monitor {
     /// with the ack.
     pub fn handle_ack(&mut self, now_ms: u64, from: MemberId, incarnation: Incarnation) {
         self.learn(from, incarnation);
-        let idle = self.config.idle_probe_ms;
+        let idle = self.config().idle_probe_ms;
         let Some(w) = self.watches.get_mut(&from) else { return };
         match w.accused {
             None if idle > 0 => {
@@ -312,10 +346,10 @@ impl Monitor {
     /// (Suspicion-triggered probing) another observer of `subject` missed an answer from it:
     /// probe it now, unless a probe is already out.
     pub fn handle_suspect(&mut self, now_ms: u64, subject: MemberId) {
-        if self.config.idle_probe_ms == 0 {
+        if self.config().idle_probe_ms == 0 {
             return;
         }
-        let c = self.config;
+        let c = self.config();
         let Some(w) = self.watches.get_mut(&subject) else { return };
         if w.accused.is_none() && w.awaiting_since.is_none() {
             // The subject already missed an answer elsewhere: accuse after two periods of our
@@ -398,7 +432,7 @@ impl Monitor {
     /// When [`Monitor::handle_timeout`] must next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        let c = self.config;
+        let c = self.config();
         let silence_ms = c.silence_ms();
         self.watches
             .values()
@@ -456,6 +490,7 @@ fn alerts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::membership::rings::rings_for;
 
     fn setup() -> (Vec<MemberId>, Rings, Monitor) {
         let members: Vec<MemberId> = (1..=12).map(|i| MemberId(i * 977)).collect();
@@ -636,11 +671,16 @@ mod tests {
         assert!(matches!(about(drain(&mut m))[..], [MonitorOutput::Probe(_)]));
     }
 
-    /// A monitor with suspicion-triggered probing, idle period 1 s, watching one subject.
+    /// A monitor with suspicion-triggered probing, idle period 1 s, watching one subject (idle
+    /// in a view of two: the test's own threshold).
     fn idle_setup() -> (MemberId, Monitor) {
         let members: Vec<MemberId> = (1..=2).map(|i| MemberId(i * 977)).collect();
         let rings = Rings::new(&members, 1);
-        let config = MonitorConfig { idle_probe_ms: 1_000, ..MonitorConfig::default() };
+        let config = MonitorConfig {
+            idle_probe_ms: 1_000,
+            idle_from_members: 2,
+            ..MonitorConfig::default()
+        };
         let m = Monitor::new(members[0], Incarnation(0), config, &rings, 0);
         (members[1], m)
     }
@@ -705,10 +745,48 @@ mod tests {
         let out = run(&mut m, s, 1_510, 2_500, false);
         let accused = out.iter().find(|(_, o)| matches!(o, MonitorOutput::Accuse { .. }));
         assert_eq!(accused.map(|(t, _)| *t), Some(1_710), "two periods of its own silence");
-        // Off by default: a suspicion changes nothing.
+        // Off in a view of 12 by default: a suspicion changes nothing.
         let (_, rings, mut plain) = setup();
         let (_, subject) = rings.subjects_of(MemberId(977))[0];
         plain.handle_suspect(5, subject);
         assert!(drain(&mut plain).is_empty());
+    }
+
+    #[test]
+    fn views_from_the_threshold_on_probe_idly_and_smaller_ones_every_period() {
+        let config = MonitorConfig::default();
+        let probes_in_10_s = |n: u128| {
+            let members: Vec<MemberId> = (1..=n).map(|i| MemberId(i * 977)).collect();
+            let rings = Rings::new(&members, rings_for(members.len()));
+            let mut m = Monitor::new(members[0], Incarnation(0), config, &rings, 0);
+            let mut probes = 0;
+            for now in (0..10_000).step_by(10) {
+                m.handle_timeout(now);
+                for o in drain(&mut m) {
+                    if let MonitorOutput::Probe(s) = o {
+                        probes += 1;
+                        m.handle_ack(now, s, Incarnation(0));
+                    }
+                }
+            }
+            let subjects: std::collections::BTreeSet<MemberId> =
+                rings.subjects_of(members[0]).into_iter().map(|(_, s)| s).collect();
+            (probes / subjects.len(), m.config())
+        };
+        let n = config.idle_from_members as u128;
+        let (small, small_config) = probes_in_10_s(n - 1);
+        let (large, large_config) = probes_in_10_s(n);
+        // Probes per subject in 10 s.
+        assert_eq!(small, 100, "every subject every 100 ms below the threshold");
+        assert!((7..=9).contains(&large), "{large}: every subject every 1,250 ms from it on");
+        assert_eq!(small_config.idle_probe_ms, 0);
+        assert_eq!(small_config.contact_ms(), config.silence_ms());
+        assert_eq!(large_config.contact_ms(), config.silence_ms() + config.idle_probe_ms);
+        // The view changes size: the monitor follows it.
+        let members: Vec<MemberId> = (1..=n).map(|i| MemberId(i * 977)).collect();
+        let mut m = Monitor::new(members[0], Incarnation(0), config, &Rings::new(&members, 10), 0);
+        assert_eq!(m.config().idle_probe_ms, config.idle_probe_ms);
+        m.install(&Rings::new(&members[..3], 2), 0);
+        assert_eq!(m.config().idle_probe_ms, 0);
     }
 }

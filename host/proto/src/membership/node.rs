@@ -97,6 +97,8 @@ pub struct MemberNode {
     /// Alerts waiting for the next batch, and when it goes.
     pending: Vec<Alert>,
     flush_at: Option<u64>,
+    /// The settings as given (the monitor runs them as fits the view:
+    /// [`MonitorConfig::for_view`]).
     config: MonitorConfig,
     evicted: bool,
     /// This member leaves: when it next tells the members so (it answers no probe and rebuts
@@ -652,7 +654,7 @@ impl MemberNode {
     /// decided; an alert whose subject answers again (a healed partition) does not, or it
     /// would hand the other side reports that its own observers never had.
     fn standing_alerts(&self, now_ms: u64) -> Vec<Alert> {
-        let silence = self.config.contact_ms();
+        let silence = self.monitor.config().contact_ms();
         let silent =
             |s: &MemberId| self.contact.get(s).is_none_or(|&t| now_ms.saturating_sub(t) >= silence);
         let standing = self.sent_alerts.values().filter(|a| a.change == Change::Down);
@@ -791,7 +793,7 @@ impl MemberNode {
 
     /// Re-evaluates [`MemberNode::has_quorum`] and says when it changes.
     fn update_quorum(&mut self, now_ms: u64) {
-        let window = self.config.contact_ms();
+        let window = self.monitor.config().contact_ms();
         let heard = self.contact.values().filter(|&&t| now_ms.saturating_sub(t) < window).count();
         let quorum = heard * 2 > self.contact.len() || self.contact.is_empty();
         let quorum = quorum && !self.vouched_minority;

@@ -123,21 +123,24 @@ pub struct Settings {
     /// Suspicion-triggered probing's idle period, ms; 0 is off
     /// ([`MonitorConfig::idle_probe_ms`]).
     pub idle_probe_ms: u64,
+    /// The smallest view that probes idly ([`MonitorConfig::idle_from_members`]).
+    pub idle_from_members: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        let probe_ms = MonitorConfig::default().probe_period_ms;
+        let m = MonitorConfig::default();
         Self {
             crashes: 3,
             bad: 1,
             duration_ms: 60_000,
-            probe_ms,
+            probe_ms: m.probe_period_ms,
             observers: 4,
             heal_ms: 2_000,
             split_percent: 50,
             flap_percent: 5,
-            idle_probe_ms: 0,
+            idle_probe_ms: m.idle_probe_ms,
+            idle_from_members: m.idle_from_members,
         }
     }
 }
@@ -148,6 +151,7 @@ impl Settings {
         MonitorConfig {
             probe_period_ms: self.probe_ms,
             idle_probe_ms: self.idle_probe_ms,
+            idle_from_members: self.idle_from_members,
             ..MonitorConfig::default()
         }
     }
@@ -158,7 +162,7 @@ pub fn replay(scenario: Scenario, nodes: usize, seed: u64, settings: Settings) -
     let name = clap::ValueEnum::to_possible_value(&scenario).expect("every scenario is named");
     let s = settings;
     format!(
-        "cargo run --release -p luciole-sim -- --scenario {} --nodes {nodes} --seed {seed} --crashes {} --bad {} --duration-ms {} --probe-ms {} --observers {} --heal-ms {} --split-percent {} --flap-percent {} --idle-probe-ms {}",
+        "cargo run --release -p luciole-sim -- --scenario {} --nodes {nodes} --seed {seed} --crashes {} --bad {} --duration-ms {} --probe-ms {} --observers {} --heal-ms {} --split-percent {} --flap-percent {} --idle-probe-ms {} --idle-from-members {}",
         name.get_name(),
         s.crashes,
         s.bad,
@@ -168,7 +172,8 @@ pub fn replay(scenario: Scenario, nodes: usize, seed: u64, settings: Settings) -
         s.heal_ms,
         s.split_percent,
         s.flap_percent,
-        s.idle_probe_ms
+        s.idle_probe_ms,
+        s.idle_from_members
     )
 }
 
