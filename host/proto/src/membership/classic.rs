@@ -89,6 +89,28 @@ impl Classic {
         }
     }
 
+    /// The round state of a member that restarted in the view of `members` with what it had
+    /// promised and accepted there (read back from stable storage: an acceptor that forgot
+    /// them could promise or accept against what it told a coordinator before).
+    pub fn restored(
+        members: Vec<MemberId>,
+        me: MemberId,
+        promised: Rank,
+        accepted: Accepted,
+    ) -> Self {
+        let mut c = Self::new(members, me);
+        c.highest_round = promised.round.max(1);
+        c.promised = promised;
+        c.accepted = accepted;
+        c
+    }
+
+    /// The highest rank this member promised (or accepted at): [`Rank::FAST`] once it voted
+    /// in the fast round.
+    pub fn promised(&self) -> Rank {
+        self.promised
+    }
+
     /// This member proposes `cut` in the fast round. False when it may not any more: it
     /// promised a classic coordinator, or already accepted a value (its fast vote must then
     /// not be sent).

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use crate::core::{Core, Millis};
 use crate::membership::join::Joiner;
 use crate::membership::monitor::MonitorConfig;
-use crate::membership::node::{Envelope, Event, MemberNode, ViewChange};
+use crate::membership::node::{Durable, Envelope, Event, MemberNode, ViewChange};
 use crate::{Epoch, MemberId, MemberInfo};
 
 /// How often a joiner asks its seed again, ms.
@@ -131,6 +131,16 @@ impl Membership {
     /// Whether it learned it was evicted.
     pub fn is_evicted(&self) -> bool {
         self.evicted
+    }
+
+    /// What must be on stable storage before this node's next transmit leaves
+    /// ([`MemberNode::poll_persist`]): call after every `handle_*`, write it durably, then
+    /// send. A joiner keeps nothing (it acts in no view yet).
+    pub fn poll_persist(&mut self) -> Option<Durable> {
+        match &mut self.phase {
+            Phase::Member(n) => n.poll_persist(),
+            Phase::Joining(_) => None,
+        }
     }
 
     /// Moves a joiner that was admitted into its first view, and gathers the member's events.

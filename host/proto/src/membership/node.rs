@@ -33,7 +33,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::classic::{Classic, Rank};
+use super::classic::{Accepted, Classic, Rank};
 use super::cut::{
     Alert, Change, Cut, CutDetector, JOINERS_PENDING_MAX, Tally, Timing, Watermarks, fits,
 };
@@ -76,6 +76,25 @@ pub enum Event {
     QuorumLost,
     /// It can again.
     QuorumRegained,
+}
+
+/// What a member keeps on stable storage to stay a Paxos acceptor across a restart: the
+/// newest view it installed, or learned it is not in, and what it promised and accepted for
+/// the change after it. An acceptor that forgot them after a restart could accept against a
+/// promise, or hide a vote a coordinator must count, so a restarted member either resumes
+/// with them ([`MemberNode::resume`]) or joins again into a newer view only.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Durable {
+    /// The view's epoch.
+    pub epoch: Epoch,
+    /// The view this member last installed (when `evicted`, the one before `epoch`).
+    pub view: ViewChange,
+    /// The view `epoch` does not contain this member: it may only join again.
+    pub evicted: bool,
+    /// The highest rank it promised in `epoch` ([`Rank::FAST`] once it voted).
+    pub promised: Rank,
+    /// What it accepted there: its fast vote, or a classic acceptance.
+    pub accepted: Accepted,
 }
 
 /// One member's protocol state.
@@ -132,6 +151,8 @@ pub struct MemberNode {
     refused: u64,
     transmits: VecDeque<(MemberId, Envelope)>,
     events: VecDeque<Event>,
+    /// What [`MemberNode::poll_persist`] last handed out: epoch, evicted, promise, acceptance.
+    persisted: Option<(Epoch, bool, Rank, Accepted)>,
 }
 
 impl MemberNode {
@@ -178,9 +199,69 @@ impl MemberNode {
             refused: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            persisted: None,
         };
         node.reset_contact(now_ms);
         node
+    }
+
+    /// `me` restarted and takes up its place in the view it kept on stable storage, with what
+    /// it promised and accepted there, from `now_ms`. `None` when it cannot: it was evicted,
+    /// or the view is not valid or does not contain it (it must join again, into a newer
+    /// view). Its monitoring, tally and the others' votes start empty: the members send their
+    /// standing alerts and acceptances again while nothing is decided, and a member that moved
+    /// on shows it the newer view, which it installs as any member behind does (learning it
+    /// was removed, if it was).
+    pub fn resume(
+        me: MemberId,
+        durable: Durable,
+        config: MonitorConfig,
+        now_ms: u64,
+    ) -> Option<Self> {
+        let Durable { epoch, view, evicted, promised, accepted } = durable;
+        if evicted || !view.is_valid() || view.members.binary_search(&me).is_err() {
+            return None;
+        }
+        let mut node = Self::new(me, epoch, view, config, now_ms);
+        let members = node.view.members.clone();
+        node.classic = Classic::restored(members, me, promised, accepted.clone());
+        node.persisted = Some((epoch, false, promised, accepted.clone()));
+        if let Some((Rank::FAST, cut)) = accepted {
+            // Its fast vote counts as it did before (in a view of one, it decides).
+            match node.round.vote(epoch, me, cut) {
+                Ok(Some(decided)) => {
+                    let decided = decided.clone();
+                    node.decide(now_ms, decided);
+                }
+                Ok(None) => node.arm_classic(now_ms, false),
+                Err(_) => {}
+            }
+        }
+        Some(node)
+    }
+
+    /// What must be on stable storage before anything this member says next leaves: its view
+    /// and acceptor state, when they changed since the last call. Call it after every
+    /// `handle_*`, and write what it returns (durably) before sending what
+    /// [`MemberNode::poll_transmit`] gives: a promise, vote or acceptance must not be seen
+    /// by anyone before it would survive a crash.
+    pub fn poll_persist(&mut self) -> Option<Durable> {
+        let (promised, accepted) = (self.classic.promised(), self.classic.accepted());
+        let same = self.persisted.as_ref().is_some_and(|(e, ev, p, a)| {
+            (*e, *ev, *p) == (self.epoch, self.evicted, promised) && a.as_ref() == accepted
+        });
+        if same {
+            return None;
+        }
+        let accepted = accepted.cloned();
+        self.persisted = Some((self.epoch, self.evicted, promised, accepted.clone()));
+        Some(Durable {
+            epoch: self.epoch,
+            view: self.view.clone(),
+            evicted: self.evicted,
+            promised,
+            accepted,
+        })
     }
 
     /// This node's id.

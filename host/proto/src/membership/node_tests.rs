@@ -505,3 +505,105 @@ fn a_member_that_leaves_tells_everyone_and_its_observers_alert_at_once() {
     let about: Vec<MemberId> = alerts_sent(&mut p).into_iter().map(|a| a.subject).collect();
     assert!(about.iter().all(|s| *s == other), "{about:?}");
 }
+
+#[test]
+fn what_an_acceptor_promised_and_accepted_is_handed_out_for_stable_storage_when_it_changes() {
+    let [a, b, c] = ids()[..] else { unreachable!() };
+    let mut n = node(a);
+    let first = n.poll_persist().expect("the first view is kept");
+    assert_eq!(
+        (first.epoch, first.evicted, first.promised, first.accepted),
+        (Epoch(1), false, Rank::NONE, None)
+    );
+    assert_eq!(first.view, n.view.clone());
+    n.handle_message(1, b, at(1, Message::Probe));
+    assert_eq!(n.poll_persist(), None, "nothing changed");
+    // A promise to b's rank: kept before the Promise leaves.
+    let rank = Rank { round: 2, node: 1 };
+    n.handle_message(2, b, at(1, Message::Prepare(rank)));
+    let kept = n.poll_persist().expect("a promise is kept");
+    assert_eq!((kept.promised, kept.accepted), (rank, None));
+    assert!(sent(&mut n).iter().any(|(_, e)| matches!(e.message, Message::Promise { .. })));
+    // An acceptance at that rank.
+    let rings = Rings::new(&ids(), rings_for(3));
+    deliver(&mut n, 3, &down_alerts(&rings, c)[..1]);
+    let cut = Cut { down: vec![c], ..Cut::default() };
+    n.handle_message(4, b, at(1, Message::Accept { rank, cut: cut.clone() }));
+    let kept = n.poll_persist().expect("an acceptance is kept");
+    assert_eq!(kept.accepted, Some((rank, cut.clone())));
+    assert_eq!(n.poll_persist(), None);
+    // b accepted too: a majority, so the next view is installed, and kept with nothing
+    // promised in it.
+    n.handle_message(5, b, at(1, Message::Accepted { rank, cut }));
+    assert_eq!(n.view().0, Epoch(2));
+    let kept = n.poll_persist().expect("the new view is kept");
+    assert_eq!((kept.epoch, kept.promised, kept.accepted), (Epoch(2), Rank::NONE, None));
+    assert_eq!(kept.view.members, vec![a, b]);
+}
+
+#[test]
+fn a_restarted_member_resumes_with_its_vote_and_promise_and_refuses_what_they_forbid() {
+    // Four members; a votes to remove d in the fast round, promises b's classic rank, and
+    // crashes. Restarted from what it kept, it answers a coordinator with its vote (which the
+    // coordinator must count), refuses a lower rank and does not vote for another cut.
+    let members: Vec<MemberId> = (1..=4).map(|i| MemberId(i * 11)).collect();
+    let [a, b, c, d] = members[..] else { unreachable!() };
+    let rings = Rings::new(&members, rings_for(4));
+    let alerts: Vec<Alert> =
+        down_alerts(&rings, d).into_iter().filter(|x| x.observer != d).collect();
+    let quiet = MonitorConfig::default().cut_quiet_ms;
+    let mut n = node_of(a, members.clone());
+    deliver(&mut n, 10, &alerts);
+    n.handle_timeout(10 + quiet);
+    let vote = Cut { down: vec![d], ..Cut::default() };
+    assert_eq!(votes(&mut n), 3, "a voted to remove d");
+    let rank = Rank { round: 3, node: 1 };
+    n.handle_message(20 + quiet, b, at(1, Message::Prepare(rank)));
+    let mut kept = None;
+    while let Some(d) = n.poll_persist() {
+        kept = Some(d);
+    }
+    let kept = kept.expect("kept");
+    assert_eq!((kept.promised, kept.accepted.clone()), (rank, Some((Rank::FAST, vote.clone()))));
+
+    let mut r =
+        MemberNode::resume(a, kept.clone(), MonitorConfig::default(), 5_000).expect("resumes");
+    assert_eq!(r.view(), (Epoch(1), &members[..]));
+    assert_eq!(r.poll_persist(), None, "what it resumed from is on disk already");
+    // A lower rank is refused; a higher one is promised, with the fast vote.
+    r.handle_message(5_001, c, at(1, Message::Prepare(Rank { round: 2, node: 2 })));
+    assert!(sent(&mut r).iter().all(|(_, e)| !matches!(e.message, Message::Promise { .. })));
+    let higher = Rank { round: 4, node: 2 };
+    r.handle_message(5_002, c, at(1, Message::Prepare(higher)));
+    let promises: Vec<Message> = sent(&mut r)
+        .into_iter()
+        .filter(|(to, e)| *to == c && matches!(e.message, Message::Promise { .. }))
+        .map(|(_, e)| e.message)
+        .collect();
+    assert_eq!(
+        promises,
+        vec![Message::Promise { rank: higher, accepted: Some((Rank::FAST, vote.clone())) }]
+    );
+    // It counts its own vote: with b's and c's, the fast round decides.
+    r.handle_message(5_003, b, at(1, Message::Vote(vote.clone())));
+    r.handle_message(5_004, c, at(1, Message::Vote(vote)));
+    assert_eq!(r.view(), (Epoch(2), &[a, b, c][..]));
+
+    // Evicted, or not in the view it kept: it must join again.
+    let evicted = Durable { evicted: true, ..kept.clone() };
+    assert!(MemberNode::resume(a, evicted, MonitorConfig::default(), 0).is_none());
+    assert!(MemberNode::resume(MemberId(99), kept, MonitorConfig::default(), 0).is_none());
+}
+
+#[test]
+fn a_member_that_learns_it_was_removed_keeps_that_it_may_only_join_again() {
+    let [a, b, c] = ids()[..] else { unreachable!() };
+    let mut n = node(a);
+    n.poll_persist();
+    let next = change(vec![b, c], vec![], vec![a]);
+    n.handle_message(10, b, at(2, Message::Welcome(next.clone())));
+    n.handle_message(11, c, at(2, Message::Welcome(next)));
+    let kept = n.poll_persist().expect("kept");
+    assert!(kept.evicted && kept.epoch == Epoch(2));
+    assert!(MemberNode::resume(a, kept, MonitorConfig::default(), 0).is_none());
+}
