@@ -200,6 +200,19 @@ fn fifty_nodes_join_one_seed_in_few_views() {
 }
 
 #[test]
+fn a_joiner_admitted_before_it_can_confirm_its_view_neither_is_removed_nor_waits_forever() {
+    // Seed 149: a joiner learned of its first view late, did not answer probes meanwhile and
+    // was removed again. Seed 2: the welcomes it got named different views (more joins
+    // followed), and its one seed's alone never confirmed one.
+    for seed in [149, 2] {
+        joins(20, seed, 60_000).unwrap_or_else(|e| {
+            let replay = replay(Scenario::Joins, 20, seed, Settings::default());
+            panic!("seed {seed}: {e}\nreplay: {replay}")
+        });
+    }
+}
+
+#[test]
 fn a_run_replays_exactly_from_its_seed() {
     // Same seed, same run: the views installed and the times they were installed.
     let run = |seed| {

@@ -2,7 +2,7 @@
 //! timeline, runs, judges the views installed against what the scenario calls for, then stops
 //! the faults and requires the live nodes to settle on one view of themselves.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use luciole_proto::membership::monitor::MonitorConfig;
 use luciole_proto::membership::rings::{Rings, rings_for};
@@ -694,9 +694,21 @@ pub fn joins(n: usize, seed: u64, limit_ms: u64) -> Result<JoinsOutcome, String>
     while !all_in(&sim) {
         if sim.now_ms >= limit_ms {
             let inside = sim.nodes.values().filter(|m| m.view().is_some()).count();
+            let mut views: BTreeMap<Option<usize>, usize> = BTreeMap::new();
+            for m in sim.nodes.values() {
+                *views.entry(m.view().map(<[MemberId]>::len)).or_default() += 1;
+            }
+            let views: Vec<String> = views
+                .iter()
+                .map(|(v, k)| match v {
+                    Some(v) => format!("{k} with a view of {v}"),
+                    None => format!("{k} without a view"),
+                })
+                .collect();
             return Err(format!(
-                "after {limit_ms} ms only {inside} of {} nodes have a view, none with everyone",
-                n + 1
+                "after {limit_ms} ms {inside} of {} nodes have a view, none with everyone ({})",
+                n + 1,
+                views.join(", ")
             ));
         }
         step_ms += 10;
