@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod acceptor;
 mod cluster;
 mod cluster_demo;
 mod config;

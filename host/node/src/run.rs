@@ -176,7 +176,10 @@ impl Node {
             _ => None,
         };
         let founding = founders.filter(|f| f.iter().any(|(id, _)| *id == self.me));
-        let first = if let Some(founders) = founding {
+        let acceptor = self.config.data_dir.join(crate::acceptor::FILE);
+        let first = if let Some(core) = self.resume(&acceptor) {
+            core
+        } else if let Some(founders) = founding {
             self.founder(founders)?
         } else {
             let seeds = tokio::select! {
@@ -198,7 +201,7 @@ impl Node {
         // or the grace runs out.
         let mut leaving: Option<tokio::time::Instant> = None;
         loop {
-            if self.flush(&mut core, &marker) {
+            if self.flush(&mut core, &marker, &acceptor)? {
                 if leaving.is_some() {
                     eprintln!("{}: left the view", short(self.me));
                     break;
@@ -255,6 +258,41 @@ impl Node {
     fn instant_of(&self, t: Millis) -> tokio::time::Instant {
         let at = self.clock + Duration::from_millis(t.0);
         tokio::time::Instant::from_std(at)
+    }
+
+    /// A node that restarted while a member: it takes up its place in the view it kept
+    /// ([`crate::acceptor`]), with what it promised and accepted there, unless it learned it
+    /// was removed, its own entry no longer matches its config, or the file is damaged (then
+    /// it joins again, into a newer view only).
+    fn resume(&mut self, path: &Path) -> Option<Membership> {
+        let state = match crate::acceptor::read(path) {
+            Ok(state) => state?,
+            Err(e) => {
+                eprintln!(
+                    "{}: ignoring {}: {e:#}; joining again instead",
+                    short(self.me),
+                    path.display()
+                );
+                return None;
+            }
+        };
+        if state.epoch < self.last_epoch {
+            return None;
+        }
+        let mine = state.view.info_of(self.me);
+        if mine.is_some_and(|i| *i != self.info) {
+            eprintln!(
+                "{}: this node's settings changed since view {}: joining again with them",
+                short(self.me),
+                state.epoch.0
+            );
+            return None;
+        }
+        let (epoch, n) = (state.epoch, state.view.members.len());
+        let config = self.config.membership.monitor();
+        let node = MemberNode::resume(self.me, state, config, self.now().0)?;
+        eprintln!("{}: resuming in view {} ({n} member(s))", short(self.me), epoch.0);
+        Some(Membership::member(node, config))
     }
 
     /// A member of the founding view; its own entry there must match its config.
@@ -342,8 +380,23 @@ impl Node {
         }
     }
 
-    /// Sends what the core wants sent and acts on its events; true when it was evicted.
-    fn flush(&mut self, core: &mut Membership, marker: &Path) -> bool {
+    /// Makes the core's acceptor state durable, sends what the core wants sent and acts on
+    /// its events; true when it was evicted. An error when the state cannot be written: the
+    /// node must stop rather than send a promise or vote it could forget.
+    fn flush(
+        &mut self,
+        core: &mut Membership,
+        marker: &Path,
+        acceptor: &Path,
+    ) -> anyhow::Result<bool> {
+        while let Some(state) = core.poll_persist() {
+            crate::acceptor::write(acceptor, &state).with_context(|| {
+                format!(
+                    "writing {} (the membership state must be durable before the node speaks)",
+                    acceptor.display()
+                )
+            })?;
+        }
         while let Some((to, envelope)) = core.poll_transmit() {
             let addr = core
                 .addr_of(to)
@@ -391,7 +444,7 @@ impl Node {
             }
             s.membership_refused = self.refused_before + core.node().map_or(0, MemberNode::refused);
         }
-        evicted
+        Ok(evicted)
     }
 
     fn installed(&mut self, epoch: Epoch, view: &ViewChange, marker: &Path) {

@@ -68,6 +68,12 @@ fn five_processes_agree_remove_a_killed_node_readmit_it_and_remove_two_in_one_ch
     c.start(victim);
     let back = c.agreed("the view with the restarted node", |v| members(v).len() == NODES);
     assert!(members(&back).contains(&coordinator));
+    // It came back as the acceptor it was, in the view it kept, learned that view was
+    // over for it, and joined again.
+    let log = c.log(victim);
+    for line in ["resuming in view", "evicted from the view; asking to join again"] {
+        assert!(log.contains(line), "{line:?} not in\n{log}");
+    }
 
     // Stop two at once: exactly one view change removes both.
     let (a, b) = (victim, (victim + 2) % NODES);

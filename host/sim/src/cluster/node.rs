@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use luciole_proto::membership::lifecycle::{Membership, MembershipEvent};
 use luciole_proto::membership::monitor::MonitorConfig;
-use luciole_proto::membership::node::{Envelope, MemberNode, ViewChange};
+use luciole_proto::membership::node::{Durable, Envelope, MemberNode, ViewChange};
 use luciole_proto::migration::{
     Event, Message, MigrationConfig, MigrationCore, MigrationPolicy, Outcome, Record,
 };
@@ -127,6 +127,10 @@ pub struct ClusterNode {
     /// The newest view epoch it installed, kept on its disk (written before it acts in that
     /// view): after a restart or an eviction it joins again only into a newer view.
     last_epoch: Epoch,
+    /// Its membership's acceptor state as last handed out, kept on its disk (written before
+    /// anything it says next leaves, as the node does): a restart resumes with it in that
+    /// view, if it is still in it ([`MemberNode::resume`]).
+    durable: Option<Durable>,
     /// Every other member of every view it installed: whom to ask to join again.
     known: std::collections::BTreeSet<MemberId>,
     /// Down until this local time.
@@ -218,6 +222,7 @@ impl ClusterNode {
             rejoin_at: None,
             known,
             last_epoch: Epoch(1),
+            durable: None,
             down_until: None,
             planned: None,
             crash_due: None,
@@ -351,9 +356,18 @@ impl ClusterNode {
 
     fn restart(&mut self, now: Millis) {
         self.down_until = None;
-        let seeds = self.seeds();
-        self.say(now, format_args!("restarts, joining through {seeds:?}"));
-        self.membership = Some(self.joiner(seeds, now));
+        let resumed = self.durable.clone().and_then(|d| {
+            let epoch = d.epoch;
+            Some((epoch, MemberNode::resume(self.me, d, self.monitor, now.0)?))
+        });
+        if let Some((epoch, node)) = resumed {
+            self.say(now, format_args!("restarts, resuming in view {}", epoch.0));
+            self.membership = Some(Membership::member(node, self.monitor));
+        } else {
+            let seeds = self.seeds();
+            self.say(now, format_args!("restarts, joining through {seeds:?}"));
+            self.membership = Some(self.joiner(seeds, now));
+        }
         if !self.pending.is_empty() {
             self.next_io = Some(now);
         }
@@ -443,6 +457,9 @@ impl ClusterNode {
             return;
         }
         if let Some(m) = self.membership.as_mut() {
+            while let Some(d) = m.poll_persist() {
+                self.durable = Some(d);
+            }
             while let Some(e) = m.poll_event() {
                 match e {
                     MembershipEvent::Evicted => {
