@@ -71,6 +71,7 @@ mod tests {
             evicted: false,
             promised: Rank { round: 3, node: 1 },
             accepted: Some((Rank::FAST, cut)),
+            reported: vec![MemberId(2)],
         }
     }
 

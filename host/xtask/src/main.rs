@@ -136,7 +136,7 @@ fn ci(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The migration model check must catch deliberately broken cores: each `mutant-*` feature of
+/// The model checks must catch deliberately broken cores: each `mutant-*` feature of
 /// luciole-proto builds one, and its test passes only if the checker finds a broken property
 /// (with the bounds that reach the bug). Returns the tests passed.
 fn mutants() -> anyhow::Result<u64> {
@@ -156,6 +156,11 @@ fn mutants() -> anyhow::Result<u64> {
         cmd.envs(env.iter().copied());
         passed += test_counted(&mut cmd)?.0;
     }
+    eprintln!("==> agreement model check against mutant-classic-binding");
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "luciole-proto", "--features", "mutant-classic-binding"]);
+    cmd.args(["--test", "agreement_model", "--", "--nocapture"]);
+    passed += test_counted(&mut cmd)?.0;
     Ok(passed)
 }
 

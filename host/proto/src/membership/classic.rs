@@ -13,7 +13,10 @@
 //! members together fall short of the fast quorum was not decided and binds nobody — without
 //! this, the survivors' vote to remove two members cut off by a partition bound every later
 //! round to a cut those two refuse, while a fifth member had died (whole-cluster chaos seed
-//! 193; with this rule seeds 198 and 685 settle). Otherwise it is free, and proposes the cut
+//! 193; with this rule seeds 198 and 685 settle). The same reasoning holds for the value of
+//! the highest classic rank: it binds only if the promises reporting it and the silent
+//! members it does not remove make a majority (a decided value is the value of every later
+//! rank, so if it is not this one, nothing was decided). Otherwise it is free, and proposes the cut
 //! its own detector supports now, if any; it never invents a value (a union of the promised
 //! cuts could remove members that no member's tally holds down together, such as both halves
 //! of a healed partition). With nothing to propose it waits for the next attempt. A value
@@ -54,7 +57,7 @@ pub type Accepted = Option<(Rank, Cut)>;
 const RANKS_KEPT: usize = 4;
 
 /// One member's classic-round state for one epoch: acceptor, coordinator and learner.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Classic {
     members: Vec<MemberId>,
     me: u32,
@@ -242,15 +245,29 @@ impl Classic {
 /// `None` when it is free (no value may have been decided).
 fn choose(members: &[MemberId], promises: &BTreeMap<MemberId, Accepted>) -> Option<Cut> {
     let highest = promises.values().flatten().map(|(r, _)| *r).max()?;
+    let silent: Vec<MemberId> =
+        members.iter().copied().filter(|m| !promises.contains_key(m)).collect();
     if highest > Rank::FAST {
-        return promises.values().flatten().find(|(r, _)| *r == highest).map(|(_, c)| c.clone());
+        // The value of the highest classic rank binds, unless it cannot have been decided at
+        // any rank: if some value was decided, every proposal at a later rank is that value,
+        // so it is this one, and a majority accepted it at one rank. Of the promises, only
+        // those that report this value can be among them (one that reports another, or
+        // nothing, accepted nothing of it that counted); of the silent members, only those it
+        // does not remove (no member accepts its own removal). Short of a majority, nothing
+        // was decided and the coordinator is free. Without this, a value two members of a
+        // view of four accepted while a third was away bound every later round once its
+        // subject was back: it refuses its own removal and the third had no report of it
+        // (whole-cluster chaos seeds 137 and 238, after restarts began to resume).
+        let value = promises.values().flatten().find(|(r, _)| *r == highest).map(|(_, c)| c)?;
+        let reporting = promises.values().flatten().filter(|(_, c)| c == value).count();
+        let could = silent.iter().filter(|m| value.down.binary_search(m).is_err()).count();
+        let could = if cfg!(feature = "mutant-classic-binding") { 0 } else { could };
+        return (reporting + could > members.len() / 2).then(|| value.clone());
     }
     let mut tally: BTreeMap<&Cut, usize> = BTreeMap::new();
     for (_, c) in promises.values().flatten() {
         *tally.entry(c).or_default() += 1;
     }
-    let silent: Vec<MemberId> =
-        members.iter().copied().filter(|m| !promises.contains_key(m)).collect();
     let quorum = fast_quorum(members.len());
     // A value may have been decided in the fast round if its votes among the promises and
     // every silent member's could make a fast quorum; a silent member the cut removes does not
@@ -305,12 +322,39 @@ mod tests {
     }
 
     #[test]
-    fn the_highest_classic_acceptance_wins_over_fast_votes() {
+    fn the_highest_classic_acceptance_wins_over_fast_votes_when_it_may_have_been_decided() {
+        let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
+        let (r1, r2) = (Rank { round: 2, node: 1 }, Rank { round: 3, node: 2 });
+        let c = |r: Rank, d: &[u128]| Some((r, cut(d)));
+        // n = 5, majority 3. {4} reported by two promises, and the silent 5 could have
+        // accepted it (4 never accepts its own removal): 3, so it binds.
+        let p = promises(&[(1, f(&[5])), (2, c(r2, &[4])), (3, c(r2, &[4]))]);
+        assert_eq!(choose(&members(5), &p), Some(cut(&[4])));
+        // At different ranks too: a value decided at one rank is proposed at every later one.
+        let p = promises(&[(1, c(r1, &[4])), (2, c(r2, &[4])), (3, None)]);
+        assert_eq!(choose(&members(5), &p), Some(cut(&[4])));
+        let none = promises(&[(1, None), (2, None), (3, None)]);
+        assert_eq!(choose(&members(5), &none), None);
+    }
+
+    #[test]
+    fn a_classic_acceptance_that_cannot_have_been_decided_binds_nobody() {
+        // n = 5. {4} accepted at a classic rank by one promise only; the others report
+        // something else; of the silent 4 and 5 only 5 could have accepted it: 1 + 1 < 3.
+        // Nothing was decided (a decided value would be the highest rank's), so the
+        // coordinator is free, even though fast votes for {5} are among the promises.
         let f = |c: &[u128]| Some((Rank::FAST, cut(c)));
         let r = Rank { round: 3, node: 2 };
-        let p = promises(&[(1, f(&[8])), (2, f(&[8])), (3, Some((r, cut(&[6])))), (4, None)]);
-        assert_eq!(choose(&members(5), &p), Some(cut(&[6])));
-        assert_eq!(choose(&members(5), &promises(&[(1, None), (2, None), (3, None)])), None);
+        let p = promises(&[(1, f(&[5])), (2, f(&[5])), (3, Some((r, cut(&[4]))))]);
+        assert_eq!(choose(&members(5), &p), None);
+        // View of four, the chaos pattern: 1 and 2 accepted {3} at a classic rank while 4 was
+        // away; 3 is back and refuses its own removal, 4 promised without having accepted it.
+        // 2 + 0 (the silent 3 is its subject) < 3: free.
+        let p = promises(&[(1, Some((r, cut(&[3])))), (2, Some((r, cut(&[3])))), (4, None)]);
+        assert_eq!(choose(&members(4), &p), None);
+        // Had 4 been silent instead (and 3 promised), 4 might have accepted it: it binds.
+        let p = promises(&[(1, Some((r, cut(&[3])))), (2, Some((r, cut(&[3])))), (3, None)]);
+        assert_eq!(choose(&members(4), &p), Some(cut(&[3])), "4 silent: it may have");
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub enum VoteError {
 }
 
 /// The votes of one fast round: the round that decides the view after `epoch`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FastRound {
     epoch: Epoch,
     members: Vec<MemberId>,

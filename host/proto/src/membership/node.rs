@@ -95,6 +95,10 @@ pub struct Durable {
     pub promised: Rank,
     /// What it accepted there: its fast vote, or a classic acceptance.
     pub accepted: Accepted,
+    /// The members it reported down in `epoch` (sorted): after a restart its tally is empty,
+    /// and these still count as reported when it is asked to accept a cut removing them
+    /// (its alerts may have been the only ones about them).
+    pub reported: Vec<MemberId>,
 }
 
 /// One member's protocol state.
@@ -136,6 +140,8 @@ pub struct MemberNode {
     previous_sent: BTreeMap<MemberId, u64>,
     /// The newest alert this member sent in this epoch about each (subject, ring) it observes.
     sent_alerts: BTreeMap<(MemberId, usize), Alert>,
+    /// The members it reported down in this epoch (kept across a restart: [`Durable`]).
+    reported: BTreeSet<MemberId>,
     /// The newest epoch this member asked peers' views for, when, and whom.
     asked_epoch: Epoch,
     asked_at_ms: u64,
@@ -151,8 +157,9 @@ pub struct MemberNode {
     refused: u64,
     transmits: VecDeque<(MemberId, Envelope)>,
     events: VecDeque<Event>,
-    /// What [`MemberNode::poll_persist`] last handed out: epoch, evicted, promise, acceptance.
-    persisted: Option<(Epoch, bool, Rank, Accepted)>,
+    /// What [`MemberNode::poll_persist`] last handed out: epoch, evicted, promise, acceptance,
+    /// how many members it had reported down (a set that only grows within an epoch).
+    persisted: Option<(Epoch, bool, Rank, Accepted, usize)>,
 }
 
 impl MemberNode {
@@ -190,6 +197,7 @@ impl MemberNode {
             previous: (Epoch(0), Vec::new()),
             previous_sent: BTreeMap::new(),
             sent_alerts: BTreeMap::new(),
+            reported: BTreeSet::new(),
             asked_epoch: epoch,
             asked_at_ms: 0,
             asked: BTreeSet::new(),
@@ -218,14 +226,15 @@ impl MemberNode {
         config: MonitorConfig,
         now_ms: u64,
     ) -> Option<Self> {
-        let Durable { epoch, view, evicted, promised, accepted } = durable;
+        let Durable { epoch, view, evicted, promised, accepted, reported } = durable;
         if evicted || !view.is_valid() || view.members.binary_search(&me).is_err() {
             return None;
         }
         let mut node = Self::new(me, epoch, view, config, now_ms);
         let members = node.view.members.clone();
         node.classic = Classic::restored(members, me, promised, accepted.clone());
-        node.persisted = Some((epoch, false, promised, accepted.clone()));
+        node.reported = reported.into_iter().collect();
+        node.persisted = Some((epoch, false, promised, accepted.clone(), node.reported.len()));
         if let Some((Rank::FAST, cut)) = accepted {
             // Its fast vote counts as it did before (in a view of one, it decides).
             match node.round.vote(epoch, me, cut) {
@@ -247,20 +256,23 @@ impl MemberNode {
     /// by anyone before it would survive a crash.
     pub fn poll_persist(&mut self) -> Option<Durable> {
         let (promised, accepted) = (self.classic.promised(), self.classic.accepted());
-        let same = self.persisted.as_ref().is_some_and(|(e, ev, p, a)| {
-            (*e, *ev, *p) == (self.epoch, self.evicted, promised) && a.as_ref() == accepted
+        let reported = self.reported.len();
+        let same = self.persisted.as_ref().is_some_and(|(e, ev, p, a, r)| {
+            (*e, *ev, *p, *r) == (self.epoch, self.evicted, promised, reported)
+                && a.as_ref() == accepted
         });
         if same {
             return None;
         }
         let accepted = accepted.cloned();
-        self.persisted = Some((self.epoch, self.evicted, promised, accepted.clone()));
+        self.persisted = Some((self.epoch, self.evicted, promised, accepted.clone(), reported));
         Some(Durable {
             epoch: self.epoch,
             view: self.view.clone(),
             evicted: self.evicted,
             promised,
             accepted,
+            reported: self.reported.iter().copied().collect(),
         })
     }
 
@@ -579,14 +591,23 @@ impl MemberNode {
             && cut.info.iter().all(|i| i.check().is_ok())
     }
 
-    /// Whether this member may vote for or accept `cut`: valid, it stays, every subject was
-    /// reported to its own tally in this view (a coordinator cannot remove or admit anyone
-    /// whom no observer reported), and every node admitted brings what its observers relayed.
+    /// Whether this member may vote for or accept `cut`: valid, it stays, and either it
+    /// accepted this very cut before in this epoch (a restarted member resumes with its vote
+    /// and an empty tally: the vote is its evidence, and without it a value bound to that
+    /// vote could never gather a majority) or every subject was reported to its own tally in
+    /// this view (a coordinator cannot remove or admit anyone whom no observer reported) and
+    /// every node admitted brings what its observers relayed.
     fn acceptable(&self, cut: &Cut) -> bool {
+        let own = self.classic.accepted().is_some_and(|(_, c)| c == cut);
         self.valid(cut)
             && cut.down.binary_search(&self.me).is_err()
-            && cut.down.iter().all(|s| self.detector.reported(*s))
-            && cut.join.iter().zip(&cut.info).all(|(s, i)| self.detector.joiner_info(*s) == Some(i))
+            && (own
+                || cut.down.iter().all(|s| self.detector.reported(*s) || self.reported.contains(s))
+                    && cut
+                        .join
+                        .iter()
+                        .zip(&cut.info)
+                        .all(|(s, i)| self.detector.joiner_info(*s) == Some(i)))
     }
 
     /// The cut this member's tally supports now, if it may propose it; notes whether the tally
@@ -712,6 +733,9 @@ impl MemberNode {
         self.broadcast_alerts(&pending);
         for alert in pending.iter().filter(|a| a.change != Change::Join) {
             self.sent_alerts.insert((alert.subject, alert.ring), *alert);
+            if alert.change == Change::Down {
+                self.reported.insert(alert.subject);
+            }
         }
         let vouched = self.vouched.clone();
         self.alerts(now_ms, &pending, &vouched);
@@ -837,6 +861,7 @@ impl MemberNode {
         self.previous = (self.epoch, self.own_acceptances());
         self.previous_sent.clear();
         self.sent_alerts.clear();
+        self.reported.clear();
         self.epoch = epoch;
         if view.members.binary_search(&self.me).is_err() {
             self.evicted = true;

@@ -584,6 +584,14 @@ fn a_restarted_member_resumes_with_its_vote_and_promise_and_refuses_what_they_fo
         promises,
         vec![Message::Promise { rank: higher, accepted: Some((Rank::FAST, vote.clone())) }]
     );
+    // Its tally is empty, but it accepts the cut it voted for when a coordinator proposes it
+    // (the vote is its evidence), and nothing else without a report.
+    let other = Cut { down: vec![b], ..Cut::default() };
+    r.handle_message(5_003, c, at(1, Message::Accept { rank: higher, cut: other }));
+    assert!(sent(&mut r).is_empty(), "no report of b");
+    r.handle_message(5_003, c, at(1, Message::Accept { rank: higher, cut: vote.clone() }));
+    let accepted = Message::Accepted { rank: higher, cut: vote.clone() };
+    assert!(sent(&mut r).iter().any(|(_, e)| e.message == accepted));
     // It counts its own vote: with b's and c's, the fast round decides.
     r.handle_message(5_003, b, at(1, Message::Vote(vote.clone())));
     r.handle_message(5_004, c, at(1, Message::Vote(vote)));
@@ -606,4 +614,46 @@ fn a_member_that_learns_it_was_removed_keeps_that_it_may_only_join_again() {
     let kept = n.poll_persist().expect("kept");
     assert!(kept.evicted && kept.epoch == Epoch(2));
     assert!(MemberNode::resume(a, kept, MonitorConfig::default(), 0).is_none());
+}
+
+#[test]
+fn the_members_a_member_reported_down_are_kept_and_count_as_reported_after_a_restart() {
+    // a observes d, reports it down and votes to remove it: the list of members it reported
+    // down goes to stable storage with the rest.
+    let members: Vec<MemberId> = (1..=4).map(|i| MemberId(i * 11)).collect();
+    let d = members[3];
+    let rings = Rings::new(&members, rings_for(4));
+    let a = rings.observers_of(d)[0].1;
+    let b = *members.iter().find(|m| **m != a && **m != d).unwrap();
+    let others: Vec<MemberId> = members.iter().copied().filter(|m| *m != a && *m != d).collect();
+    let mut n = node_of(a, members.clone());
+    let theirs: Vec<Alert> =
+        down_alerts(&rings, d).into_iter().filter(|x| x.observer != a).collect();
+    let mut now = 0;
+    while votes(&mut n) == 0 {
+        now += 10;
+        assert!(now < 5_000, "a never voted");
+        for &m in &others {
+            n.handle_message(now, m, at(1, Message::Ack(Incarnation(0))));
+        }
+        if now == 600 {
+            deliver(&mut n, now, &theirs);
+        }
+        n.handle_timeout(now);
+    }
+    let kept = std::iter::from_fn(|| n.poll_persist()).last().expect("kept");
+    assert_eq!(kept.reported, vec![d]);
+    let coordinated = |round| Rank { round, node: members.binary_search(&b).unwrap() as u32 };
+    // Restarted, with an empty tally, it still counts d as reported by itself: it accepts a
+    // cut removing d even without its vote (taken out of what it kept, to tell the two
+    // rules apart).
+    let unvoted = Durable { promised: Rank::NONE, accepted: None, ..kept };
+    let mut r =
+        MemberNode::resume(a, unvoted, MonitorConfig::default(), now + 10).expect("resumes");
+    let mut cut = Cut { down: vec![d], ..Cut::default() };
+    cut.down.sort();
+    let rank = coordinated(4);
+    r.handle_message(now + 11, b, at(1, Message::Accept { rank, cut: cut.clone() }));
+    let accepted = Message::Accepted { rank, cut };
+    assert!(sent(&mut r).iter().any(|(_, e)| e.message == accepted));
 }
