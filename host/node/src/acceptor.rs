@@ -72,6 +72,7 @@ mod tests {
             promised: Rank { round: 3, node: 1 },
             accepted: Some((Rank::FAST, cut)),
             reported: vec![MemberId(2)],
+            previous: vec![],
         }
     }
 

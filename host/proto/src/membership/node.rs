@@ -99,6 +99,10 @@ pub struct Durable {
     /// and these still count as reported when it is asked to accept a cut removing them
     /// (its alerts may have been the only ones about them).
     pub reported: Vec<MemberId>,
+    /// Its own acceptances in the epoch before `epoch` (its fast vote, its classic
+    /// acceptance), to send again to members still there: a decision only this member
+    /// learned, before a restart, reaches the others only through them.
+    pub previous: Vec<Message>,
 }
 
 /// One member's protocol state.
@@ -226,7 +230,7 @@ impl MemberNode {
         config: MonitorConfig,
         now_ms: u64,
     ) -> Option<Self> {
-        let Durable { epoch, view, evicted, promised, accepted, reported } = durable;
+        let Durable { epoch, view, evicted, promised, accepted, reported, previous } = durable;
         if evicted || !view.is_valid() || view.members.binary_search(&me).is_err() {
             return None;
         }
@@ -234,6 +238,7 @@ impl MemberNode {
         let members = node.view.members.clone();
         node.classic = Classic::restored(members, me, promised, accepted.clone());
         node.reported = reported.into_iter().collect();
+        node.previous = (Epoch(epoch.0.saturating_sub(1)), previous);
         node.persisted = Some((epoch, false, promised, accepted.clone(), node.reported.len()));
         if let Some((Rank::FAST, cut)) = accepted {
             // Its fast vote counts as it did before (in a view of one, it decides).
@@ -273,6 +278,7 @@ impl MemberNode {
             promised,
             accepted,
             reported: self.reported.iter().copied().collect(),
+            previous: self.previous.1.clone(),
         })
     }
 
@@ -408,6 +414,7 @@ impl MemberNode {
                 if !self.is_member(from) {
                     self.send(from, Message::Stale);
                 } else if envelope.epoch == self.previous.0 {
+                    self.accept_decided(from, envelope);
                     self.resend_previous(now_ms, from);
                 }
             }
@@ -472,6 +479,23 @@ impl MemberNode {
         let epoch = self.previous.0;
         for message in self.previous.1.clone() {
             self.transmits.push_back((to, Envelope { epoch, message }));
+        }
+    }
+
+    /// A coordinator of the previous epoch proposes the cut that made this view: accept it
+    /// there, at that rank, and tell the coordinator. The cut was chosen, so every proposal
+    /// at a later rank is that cut, and accepting it again cannot choose anything else. It
+    /// lets members that missed the decision reach it without this member's old
+    /// acceptances, which they may no longer count (they keep only the newest ranks, and a
+    /// member that restarted after deciding may be the only one that learned it).
+    fn accept_decided(&mut self, from: MemberId, envelope: &Envelope) {
+        let Message::Accept { rank, cut } = &envelope.message else { return };
+        let made = cut.down == self.view.left
+            && cut.join == self.view.joined
+            && cut.join.iter().zip(&cut.info).all(|(j, i)| self.view.info_of(*j) == Some(i));
+        if made {
+            let message = Message::Accepted { rank: *rank, cut: cut.clone() };
+            self.transmits.push_back((from, Envelope { epoch: envelope.epoch, message }));
         }
     }
 

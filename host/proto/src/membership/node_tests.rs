@@ -410,6 +410,15 @@ fn a_member_that_missed_the_deciding_votes_learns_them_again_when_one_member_mov
     };
     nb.handle_message(t, c, resent);
     assert_eq!(nb.view(), (Epoch(2), &[a, b, c][..]), "b learned the decision");
+    // A coordinator of epoch 1 proposes the cut that made a's view: a, in epoch 2, accepts it
+    // there (it was chosen) and tells the coordinator; another cut it does not.
+    let rank = Rank { round: 9, node: 2 };
+    na.handle_message(t, c, at(1, Message::Accept { rank, cut: cut.clone() }));
+    let accepted = at(1, Message::Accepted { rank, cut: cut.clone() });
+    assert!(sent(na).contains(&(c, accepted)));
+    let other = Cut { down: vec![c], ..Cut::default() };
+    na.handle_message(t + VIEW_REASK_MS, c, at(1, Message::Accept { rank, cut: other }));
+    assert!(sent(na).iter().all(|(_, e)| !matches!(e.message, Message::Accepted { .. })));
 }
 
 #[test]
