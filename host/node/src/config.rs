@@ -25,7 +25,10 @@ pub struct NodeConfig {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<SocketAddr>,
-    /// Directory for this node's state (created if missing).
+    /// Directory for this node's state (created if missing): `member` (its id and the newest
+    /// view it installed) and `acceptor` (what it promised and accepted in its view, so that
+    /// a restart resumes there). Keep it across restarts; a node whose directory is lost
+    /// joins again as a new member would.
     pub data_dir: PathBuf,
     /// Relative hosting capacity announced to the cluster; 0 hosts nothing.
     #[serde(default = "one")]
