@@ -341,6 +341,15 @@ fn a_tally_that_keeps_changing_proposes_within_five_quiet_periods() {
     assert!(at <= 5 * quiet, "proposed at {at} ms");
 }
 
+/// Four members, and the alerts of every observer but `d` itself reporting `d` down.
+fn four_with_d_down() -> (Vec<MemberId>, Vec<Alert>) {
+    let members: Vec<MemberId> = (1..=4).map(|i| MemberId(i * 11)).collect();
+    let rings = Rings::new(&members, rings_for(4));
+    let d = members[3];
+    let alerts = down_alerts(&rings, d).into_iter().filter(|x| x.observer != d).collect();
+    (members, alerts)
+}
+
 #[test]
 fn a_member_that_missed_the_deciding_votes_learns_them_again_when_one_member_moved_on() {
     // Four members; d is reported down to a, b and c, who all vote to remove it (a fast
@@ -348,11 +357,8 @@ fn a_member_that_missed_the_deciding_votes_learns_them_again_when_one_member_mov
     // welcome alone cannot convince b (two confirmations are needed in a view of four), so b
     // learns the decision the way it would have: from a's vote, sent again when b speaks in
     // the old epoch, and from c's, which c sends again when its classic timer fires.
-    let members: Vec<MemberId> = (1..=4).map(|i| MemberId(i * 11)).collect();
+    let (members, alerts) = four_with_d_down();
     let [a, b, c, d] = members[..] else { unreachable!() };
-    let rings = Rings::new(&members, rings_for(4));
-    let alerts: Vec<Alert> =
-        down_alerts(&rings, d).into_iter().filter(|x| x.observer != d).collect();
     let quiet = MonitorConfig::default().cut_quiet_ms;
     let mut nodes: Vec<MemberNode> =
         [a, b, c].iter().map(|&m| node_of(m, members.clone())).collect();
@@ -555,11 +561,8 @@ fn a_restarted_member_resumes_with_its_vote_and_promise_and_refuses_what_they_fo
     // Four members; a votes to remove d in the fast round, promises b's classic rank, and
     // crashes. Restarted from what it kept, it answers a coordinator with its vote (which the
     // coordinator must count), refuses a lower rank and does not vote for another cut.
-    let members: Vec<MemberId> = (1..=4).map(|i| MemberId(i * 11)).collect();
+    let (members, alerts) = four_with_d_down();
     let [a, b, c, d] = members[..] else { unreachable!() };
-    let rings = Rings::new(&members, rings_for(4));
-    let alerts: Vec<Alert> =
-        down_alerts(&rings, d).into_iter().filter(|x| x.observer != d).collect();
     let quiet = MonitorConfig::default().cut_quiet_ms;
     let mut n = node_of(a, members.clone());
     deliver(&mut n, 10, &alerts);
