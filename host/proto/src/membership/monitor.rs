@@ -176,10 +176,10 @@ struct Accusation {
 pub struct Monitor {
     me: MemberId,
     incarnation: Incarnation,
-    /// The settings as given, and the size of the installed view (which decides whether it
-    /// probes idly: [`Monitor::config`]).
+    /// The settings as given, and as the installed view runs them (idle probing by its
+    /// size: [`MonitorConfig::for_view`]), set at each install.
+    given: MonitorConfig,
     config: MonitorConfig,
-    members: usize,
     watches: BTreeMap<MemberId, Watch>,
     known: BTreeMap<MemberId, Incarnation>,
     out: VecDeque<MonitorOutput>,
@@ -197,8 +197,8 @@ impl Monitor {
         let mut m = Self {
             me,
             incarnation,
+            given: config,
             config,
-            members: 0,
             watches: BTreeMap::new(),
             known: BTreeMap::new(),
             out: VecDeque::new(),
@@ -215,17 +215,17 @@ impl Monitor {
     /// The settings the installed view runs: those given, as fits its size
     /// ([`MonitorConfig::for_view`]).
     pub fn config(&self) -> MonitorConfig {
-        self.config.for_view(self.members)
+        self.config
     }
 
     /// A new view: watch the subjects its rings give this member, each from `now_ms`.
     pub fn install(&mut self, rings: &Rings, now_ms: u64) {
-        self.members = rings.members().count();
+        self.config = self.given.for_view(rings.members().count());
         let mut by_subject: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
         for (ring, subject) in rings.subjects_of(self.me) {
             by_subject.entry(subject).or_default().push(ring);
         }
-        let (me, idle) = (self.me, self.config().idle_probe_ms);
+        let (me, idle) = (self.me, self.config.idle_probe_ms);
         self.watches = by_subject
             .into_iter()
             .map(|(s, rings)| {
@@ -250,7 +250,7 @@ impl Monitor {
     /// member cut off from the rest still talks to them and learns of the view that removed it
     /// once the cut heals).
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        let c = self.config();
+        let c = self.config;
         let mut withdrawn = Vec::new();
         for (&subject, w) in &mut self.watches {
             let idle = c.idle_probe_ms > 0;
@@ -327,7 +327,7 @@ impl Monitor {
     /// with the ack.
     pub fn handle_ack(&mut self, now_ms: u64, from: MemberId, incarnation: Incarnation) {
         self.learn(from, incarnation);
-        let idle = self.config().idle_probe_ms;
+        let idle = self.config.idle_probe_ms;
         let Some(w) = self.watches.get_mut(&from) else { return };
         match w.accused {
             None if idle > 0 => {
@@ -346,10 +346,10 @@ impl Monitor {
     /// (Suspicion-triggered probing) another observer of `subject` missed an answer from it:
     /// probe it now, unless a probe is already out.
     pub fn handle_suspect(&mut self, now_ms: u64, subject: MemberId) {
-        if self.config().idle_probe_ms == 0 {
+        if self.config.idle_probe_ms == 0 {
             return;
         }
-        let c = self.config();
+        let c = self.config;
         let Some(w) = self.watches.get_mut(&subject) else { return };
         if w.accused.is_none() && w.awaiting_since.is_none() {
             // The subject already missed an answer elsewhere: accuse after two periods of our
@@ -432,7 +432,7 @@ impl Monitor {
     /// When [`Monitor::handle_timeout`] must next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        let c = self.config();
+        let c = self.config;
         let silence_ms = c.silence_ms();
         self.watches
             .values()
