@@ -23,11 +23,20 @@ const MAGIC: &[u8; 8] = b"LUCACC01";
 /// Writes `state` durably to `path`.
 pub fn write(path: &Path, state: &Durable) -> std::io::Result<()> {
     let payload = postcard::to_allocvec(state).map_err(std::io::Error::other)?;
+    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    replace_durably(path, &bytes)
+}
+
+/// Replaces the file at `path` with `bytes` so that a crash leaves the old content or the
+/// new: written to a temporary file beside it, synced, renamed into place, the directory
+/// synced.
+pub fn replace_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("new");
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(MAGIC)?;
-    f.write_all(&crc32c::crc32c(&payload).to_le_bytes())?;
-    f.write_all(&payload)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {

@@ -553,14 +553,6 @@ fn last_epoch(marker: &Path) -> anyhow::Result<Epoch> {
 /// place, the directory synced) before it acts in that view: a node that restarts must not be
 /// welcomed back into a view whose agreement it may have voted in and forgotten.
 fn write_marker(marker: &Path, me: MemberId, epoch: Epoch) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = marker.with_extension("new");
-    let mut f = std::fs::File::create(&tmp)?;
-    write!(f, "{:032x}\nepoch {}\n", me.0, epoch.0)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, marker)?;
-    if let Some(dir) = marker.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    let text = format!("{:032x}\nepoch {}\n", me.0, epoch.0);
+    crate::acceptor::replace_durably(marker, text.as_bytes())
 }
