@@ -332,6 +332,27 @@ impl<P: MigrationPolicy> MigrationCore<P> {
         Ok(())
     }
 
+    /// Sets the bubble and state of `entity`, which this member must be
+    /// [acting](Self::acting) on, **without logging them**: for what changes too often to log
+    /// and may be lost (a moving entity's position as it crosses into another bubble hosted
+    /// here). Ownership is untouched; a restart finds the state and bubble last logged (by
+    /// its spawn, arrival or [`Self::update`]), and a later [`Self::request`] carries what was
+    /// set here.
+    pub fn relocate(
+        &mut self,
+        entity: EntityId,
+        bubble: BubbleId,
+        state: Vec<u8>,
+    ) -> Result<(), Fence> {
+        if !self.acting(entity) {
+            return Err(if self.active() { Fence::NotOwner } else { Fence::NoQuorum });
+        }
+        let o = self.owned.get_mut(&entity).expect("acting on it");
+        o.bubble = bubble;
+        o.state = state;
+        Ok(())
+    }
+
     /// Starts moving `entity` into `target_bubble` on `target`. Refused (with nothing
     /// changed) unless this member is active, owns the entity and it is not moving, the
     /// target is another member of the view, and the policy admits.

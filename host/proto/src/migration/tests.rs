@@ -151,6 +151,31 @@ fn a_move_commits_once_and_the_entity_carries_its_state_and_next_epoch() {
 }
 
 #[test]
+fn a_relocation_is_carried_by_the_next_move_and_forgotten_by_a_restart() {
+    let mut c = Cluster::new(2);
+    let logged = c.durable[0].len();
+    c.cores[0].relocate(E, BubbleId(2), b"moved".to_vec()).unwrap();
+    c.settle();
+    assert_eq!(c.durable[0].len(), logged, "a relocation logs nothing");
+    assert_eq!(c.cores[0].owned()[&E].bubble, BubbleId(2));
+    // A restart finds what was logged: the spawn's bubble and state.
+    c.crash(0, &[0, 1], 1);
+    assert_eq!(c.cores[0].owned()[&E].bubble, BubbleId(0));
+    assert_eq!(c.cores[0].owned()[&E].state, b"state");
+    // Relocated again, the next move carries the new state from the new bubble.
+    c.cores[0].relocate(E, BubbleId(3), b"moved".to_vec()).unwrap();
+    let id_ = c.cores[0].request(c.now, E, id(1), BubbleId(1)).unwrap();
+    assert_eq!(c.cores[0].outgoing()[&id_].migration.source_bubble, BubbleId(3));
+    c.settle();
+    assert_eq!(c.cores[1].owned()[&E].state, b"moved");
+    // Not owned (any more): refused, nothing changed.
+    assert_eq!(c.cores[0].relocate(E, BubbleId(0), Vec::new()), Err(Fence::NotOwner));
+    c.cores[1].handle_quorum(c.now, false);
+    assert_eq!(c.cores[1].relocate(E, BubbleId(0), Vec::new()), Err(Fence::NoQuorum));
+    assert_eq!(c.cores[1].owned()[&E].state, b"moved");
+}
+
+#[test]
 fn a_to_b_to_a_to_b_in_quick_succession_works() {
     let mut c = Cluster::new(2);
     for (from, to) in [(0, 1), (1, 0), (0, 1)] {
