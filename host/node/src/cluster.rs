@@ -9,7 +9,9 @@ use anyhow::Context;
 use luciole_proto::MemberId;
 use luciole_transport::ClusterCa;
 
-use crate::config::{BUBBLES_DEFAULT, Founder, Founders, NodeConfig, PolicyConfig, TlsConfig};
+use crate::config::{
+    Founder, Founders, MotionKind, NodeConfig, PolicyConfig, TlsConfig, WorldConfig,
+};
 
 /// Most nodes `cluster init` writes at once.
 pub const INIT_NODES_MAX: u16 = 1_000;
@@ -41,6 +43,25 @@ pub struct InitArgs {
     /// A placement component (.wasm) every node runs instead of the built-in.
     #[arg(long, value_name = "FILE.wasm")]
     pub placement: Option<PathBuf>,
+    /// A migration component (.wasm) every node runs instead of the built-in.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub migration: Option<PathBuf>,
+    /// Entities in the world, created evenly by the nodes when they first have a quorum
+    /// (node k gets ids from k × 2³²).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub entities: u64,
+    /// Bubbles along x, y and z: the world's grid of unit cubes.
+    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [4u32, 4, 4], value_name = "X,Y,Z")]
+    pub cells: Vec<u32>,
+    /// How entities move: `walk` (random walk) or `flock`.
+    #[arg(long, value_enum, default_value_t = Motion::Walk)]
+    pub motion: Motion,
+    /// Most distance an entity covers per second (bubbles are 1 wide).
+    #[arg(long, default_value_t = 0.3)]
+    pub speed: f64,
+    /// Bytes of opaque state per entity besides its motion.
+    #[arg(long, default_value_t = 256)]
+    pub payload_bytes: u32,
     /// Suspicion-triggered probing's idle period in ms, written into every node's config
     /// (0 = off: every subject probed every 100 ms in views of any size).
     #[arg(
@@ -57,6 +78,15 @@ pub struct InitArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000)
     )]
     pub idle_from_members: usize,
+}
+
+/// How entities move (for `--motion`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Motion {
+    /// A random walk.
+    Walk,
+    /// Entities of a bubble steer together.
+    Flock,
 }
 
 /// What `init` wrote for one node.
@@ -84,8 +114,29 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
     let policy = PolicyConfig {
         coordinator: args.coordinator.as_deref().map(absolute).transpose()?,
         placement: args.placement.as_deref().map(absolute).transpose()?,
+        migration: args.migration.as_deref().map(absolute).transpose()?,
         cache_dir: None,
     };
+    let cells: [u32; 3] = args
+        .cells
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--cells takes three numbers: X,Y,Z"))?;
+    let world = WorldConfig {
+        cells,
+        motion: match args.motion {
+            Motion::Walk => MotionKind::Walk,
+            Motion::Flock => MotionKind::Flock,
+        },
+        speed: args.speed,
+        payload_bytes: args.payload_bytes,
+        ..WorldConfig::default()
+    };
+    let share = |i: u64| {
+        let n = u64::from(args.nodes);
+        args.entities / n + u64::from(i < args.entities % n)
+    };
+    world.check()?;
     prepare_dir(&args.dir)?;
     let ca = ClusterCa::generate(&args.name)?;
     write_file(&args.dir.join("ca.pem"), ca.cert_pem().as_bytes(), false)?;
@@ -109,7 +160,11 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
             labels: [("node".to_string(), format!("{}", i + 1))].into(),
             seeds: addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| *a).collect(),
             founders: Some("../founders.toml".into()),
-            bubbles: BUBBLES_DEFAULT,
+            world: WorldConfig {
+                entities: share(i as u64),
+                entity_base: (i as u64 + 1) << 32,
+                ..world.clone()
+            },
             tls: TlsConfig {
                 ca: "../ca.pem".into(),
                 cert: "cert.pem".into(),

@@ -32,6 +32,9 @@ pub struct ClusterDemoArgs {
     /// Keep the cluster's directory (configs, certificates, logs) after the demo.
     #[arg(long)]
     pub keep: bool,
+    /// Entities in the world, created evenly by the nodes.
+    #[arg(long, default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub entities: u64,
 }
 
 /// Node processes, stopped when dropped.
@@ -89,6 +92,12 @@ pub fn run(
         name: "demo".into(),
         coordinator: policies.0,
         placement: policies.1,
+        migration: None,
+        entities: args.entities,
+        cells: vec![4, 4, 4],
+        motion: cluster::Motion::Walk,
+        speed: 0.3,
+        payload_bytes: 256,
         idle_probe_ms: luciole_proto::membership::monitor::IDLE_PROBE_MS_DEFAULT,
         idle_from_members: luciole_proto::membership::monitor::IDLE_FROM_MEMBERS_DEFAULT,
     };

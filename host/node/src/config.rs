@@ -8,11 +8,8 @@ use anyhow::Context;
 use luciole_proto::{Label, MemberId, MemberInfo};
 use serde::{Deserialize, Serialize};
 
-/// Bubbles placed when the file does not say.
-pub const BUBBLES_DEFAULT: u32 = 16;
-
 /// One node's settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// UDP address the QUIC endpoint binds.
@@ -26,9 +23,10 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<SocketAddr>,
     /// Directory for this node's state (created if missing): `member` (its id and the newest
-    /// view it installed) and `acceptor` (what it promised and accepted in its view, so that
-    /// a restart resumes there). Keep it across restarts; a node whose directory is lost
-    /// joins again as a new member would.
+    /// view it installed), `acceptor` (what it promised and accepted in its view, so that
+    /// a restart resumes there) and `wal/` (the write-ahead log of the entities it owns and
+    /// the migrations it takes part in). Keep it across restarts; a node whose directory is
+    /// lost joins again as a new member would, and the entities it owned are lost with it.
     pub data_dir: PathBuf,
     /// Relative hosting capacity announced to the cluster; 0 hosts nothing.
     #[serde(default = "one")]
@@ -44,9 +42,11 @@ pub struct NodeConfig {
     /// start joins through the seeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub founders: Option<PathBuf>,
-    /// Bubbles of the world (ids 0..bubbles), placed on the members by the placement policy.
-    #[serde(default = "bubbles")]
-    pub bubbles: u32,
+    /// The world: its grid of bubbles (placed on the members by the placement policy), the
+    /// entities this node creates, how they move. A cluster setting except `entities` and
+    /// `entity_base`.
+    #[serde(default)]
+    pub world: WorldConfig,
     /// Certificates.
     pub tls: TlsConfig,
     /// Policy components; the built-in defaults decide where none is given.
@@ -95,6 +95,109 @@ impl MembershipConfig {
     }
 }
 
+/// The world a cluster hosts, and this node's share of the entities it starts with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorldConfig {
+    /// Bubbles along x, y and z (each 1 to 64). Default 4 × 4 × 4.
+    pub cells: [u32; 3],
+    /// The side of one bubble. Default 1.
+    pub cell_size: f64,
+    /// Entities this node creates when it first is a member with a quorum (ids
+    /// `entity_base .. entity_base + entities`; created once, whatever restarts follow).
+    /// Default 0.
+    pub entities: u64,
+    /// The first id of this node's entities; the ranges of the nodes of a cluster must not
+    /// overlap (`cluster init` gives node k the base k × 2³²).
+    pub entity_base: u64,
+    /// `walk` (random walk) or `flock` (entities of a bubble steer together). Default `walk`.
+    pub motion: MotionKind,
+    /// Most distance an entity covers per second. Default 0.3.
+    pub speed: f64,
+    /// Bytes of opaque state each entity carries besides its motion. Default 256.
+    pub payload_bytes: u32,
+    /// The workload steps every entity every this many ms of wall-clock time. Default 100.
+    pub bucket_ms: u64,
+    /// An entity migrates once it is this far past its bubble's border (in units of the
+    /// world). Default 0.05.
+    pub margin: f64,
+    /// A peer whose clock is off by more than this many ms is reported as skewed. Default 50.
+    pub skew_tolerance_ms: u64,
+}
+
+/// How the workload moves entities.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MotionKind {
+    /// A random walk.
+    #[default]
+    Walk,
+    /// Flocking per bubble.
+    Flock,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        Self {
+            cells: [4, 4, 4],
+            cell_size: 1.0,
+            entities: 0,
+            entity_base: 0,
+            motion: MotionKind::Walk,
+            speed: 0.3,
+            payload_bytes: 256,
+            bucket_ms: 100,
+            margin: 0.05,
+            skew_tolerance_ms: luciole_proto::skew::TOLERANCE_MS_DEFAULT,
+        }
+    }
+}
+
+/// Most bytes of opaque state an entity may carry.
+pub const PAYLOAD_BYTES_MAX: u32 = 64 << 10;
+
+impl WorldConfig {
+    /// The grid, checked.
+    pub fn grid(&self) -> anyhow::Result<luciole_proto::world::Grid> {
+        luciole_proto::world::Grid::new(self.cells, self.cell_size)
+            .map_err(|e| anyhow::anyhow!("[world]: {e}"))
+    }
+
+    /// The workload's motion.
+    pub fn motion(&self) -> luciole_proto::world::Motion {
+        use luciole_proto::world::Motion;
+        match self.motion {
+            MotionKind::Walk => Motion::RandomWalk { speed: self.speed },
+            MotionKind::Flock => Motion::Flock { speed: self.speed },
+        }
+    }
+
+    /// Checks every setting.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.grid()?;
+        if !(self.speed.is_finite() && self.speed >= 0.0) {
+            anyhow::bail!("[world] speed must be a finite number ≥ 0, not {}", self.speed);
+        }
+        if !(self.margin.is_finite() && self.margin >= 0.0 && self.margin < self.cell_size) {
+            anyhow::bail!(
+                "[world] margin must be ≥ 0 and below the bubble's side ({}), not {}",
+                self.cell_size,
+                self.margin
+            );
+        }
+        if self.payload_bytes > PAYLOAD_BYTES_MAX {
+            anyhow::bail!("[world] payload_bytes is at most {PAYLOAD_BYTES_MAX}");
+        }
+        if !(10..=10_000).contains(&self.bucket_ms) {
+            anyhow::bail!("[world] bucket_ms must be 10 to 10000, not {}", self.bucket_ms);
+        }
+        if self.entity_base.checked_add(self.entities).is_none() {
+            anyhow::bail!("[world] entity_base + entities overflows");
+        }
+        Ok(())
+    }
+}
+
 /// The node's certificates, PEM.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +220,9 @@ pub struct PolicyConfig {
     /// A placement component (.wasm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<PathBuf>,
+    /// A migration component (.wasm): the decisions of the migration two-phase commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<PathBuf>,
     /// Where compiled components are kept, so a restart loads them instead of compiling
     /// [default: ~/.cache/luciole/artifacts].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,10 +231,6 @@ pub struct PolicyConfig {
 
 fn one() -> u32 {
     1
-}
-
-fn bubbles() -> u32 {
-    BUBBLES_DEFAULT
 }
 
 impl NodeConfig {
@@ -150,6 +252,7 @@ impl NodeConfig {
             .chain(self.founders.as_mut())
             .chain(self.policy.coordinator.as_mut())
             .chain(self.policy.placement.as_mut())
+            .chain(self.policy.migration.as_mut())
             .chain(self.policy.cache_dir.as_mut())
         {
             if p.is_relative() {
@@ -185,6 +288,7 @@ impl NodeConfig {
                  the founding view of a new cluster"
             );
         }
+        self.world.check()?;
         self.info().check().map_err(|e| anyhow::anyhow!("labels or address: {e}"))
     }
 }

@@ -9,7 +9,8 @@ use anyhow::Context;
 use luciole_proto::placement::{Assignment, Bubble};
 use luciole_proto::{BubbleId, MemberId, View};
 use luciole_wasm::{
-    Coordinator, EngineConfig, Kind, Placement, PolicyEngine, PolicySlot, PolicyView,
+    Coordinator, EngineConfig, Kind, Migration, MigrationDecider, Placement, PolicyEngine,
+    PolicySlot, PolicyView,
 };
 
 use crate::config::PolicyConfig;
@@ -19,6 +20,9 @@ use crate::status::{PolicyStatus, Shared};
 pub struct Policies {
     coordinator: PolicySlot<Coordinator>,
     placement: PolicySlot<Placement>,
+    /// The migration slot, only when a component was configured (the migration core runs
+    /// the built-in policy natively otherwise).
+    migration: Option<Arc<PolicySlot<Migration>>>,
     /// Loads the components; kept alive for the slots.
     engine: PolicyEngine,
 }
@@ -38,15 +42,29 @@ impl Policies {
             None => crate::policy::default_cache(),
         };
         let engine = PolicyEngine::new(EngineConfig { cache, ..EngineConfig::default() })?;
-        let policies =
-            Self { coordinator: PolicySlot::new(), placement: PolicySlot::new(), engine };
+        let mut policies = Self {
+            coordinator: PolicySlot::new(),
+            placement: PolicySlot::new(),
+            migration: None,
+            engine,
+        };
         if let Some(path) = &config.coordinator {
             load_into(&policies.engine, &policies.coordinator, path)?;
         }
         if let Some(path) = &config.placement {
             load_into(&policies.engine, &policies.placement, path)?;
         }
+        if let Some(path) = &config.migration {
+            let slot = Arc::new(PolicySlot::new());
+            load_into(&policies.engine, &slot, path)?;
+            policies.migration = Some(slot);
+        }
         Ok(policies)
+    }
+
+    /// The migration policy for the migration core, when a component was configured.
+    pub fn migration(&self) -> Option<MigrationDecider> {
+        self.migration.clone().map(MigrationDecider)
     }
 
     /// Runs the policies on each view sent until the sender is dropped, keeping `shared`'s
@@ -57,6 +75,7 @@ impl Policies {
         me: MemberId,
         bubbles: u32,
         shared: Arc<Shared>,
+        homes_out: tokio::sync::mpsc::UnboundedSender<crate::run::Placed>,
     ) {
         let bubbles: Vec<Bubble> =
             (0..u64::from(bubbles)).map(|b| Bubble::new(BubbleId(b))).collect();
@@ -76,6 +95,8 @@ impl Policies {
             let placed = self.placement.place(&view, &bubbles, &placement);
             let placement_us = started.elapsed().as_micros() as u64;
             placement = placed.value;
+            let homes = placement.iter().map(|a| (a.bubble, a.member)).collect();
+            let _ = homes_out.send((view.view().epoch(), homes));
             let here: Vec<u64> =
                 placement.iter().filter(|a| a.member == me).map(|a| a.bubble.0).collect();
             coordinator_total += coordinator_us;

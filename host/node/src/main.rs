@@ -17,11 +17,14 @@ mod cluster_demo;
 mod config;
 mod decide;
 mod demo;
+mod page;
 mod policy;
 mod policy_test;
 mod run;
 mod status;
 mod traffic;
+mod wire;
+mod world;
 
 /// luciole: a cluster node that hosts coordination policies as sandboxed WebAssembly components.
 #[derive(Parser, Debug)]

@@ -16,16 +16,23 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use luciole_proto::core::{Core, Millis};
 use luciole_proto::membership::lifecycle::{Membership, MembershipEvent, Phase};
-use luciole_proto::membership::node::{Envelope, MemberNode, ViewChange};
-use luciole_proto::{Epoch, MemberId, MemberInfo, View};
+use luciole_proto::membership::node::{MemberNode, ViewChange};
+use luciole_proto::{BubbleId, Epoch, MemberId, MemberInfo, View};
 use luciole_transport::frame::FRAME_BYTES_MAX_DEFAULT;
 use luciole_transport::{Endpoint, Inbound, MemberIdentity, Mesh};
 use tokio::sync::mpsc;
 
 use crate::config::NodeConfig;
 use crate::decide::Policies;
-use crate::status::{MemberStatus, Shared, ViewStatus};
+use crate::status::{MemberStatus, Request, Shared, ViewStatus};
 use crate::traffic;
+use crate::wire::Wire;
+use crate::world::World;
+
+/// Where each bubble is hosted in a view, as the placement policy decided.
+pub type Placed = (Epoch, BTreeMap<BubbleId, MemberId>);
+/// How often the entities part of the status is refreshed.
+const WORLD_STATUS_EVERY: Duration = Duration::from_millis(200);
 
 /// How long an evicted node waits before it asks to join again.
 pub const REJOIN_AFTER: Duration = Duration::from_secs(1);
@@ -91,10 +98,16 @@ pub struct Node {
     me: MemberId,
     info: MemberInfo,
     config: NodeConfig,
-    mesh: Mesh<Envelope>,
-    inbox: mpsc::Receiver<Inbound<Envelope>>,
+    mesh: Mesh<Wire>,
+    inbox: mpsc::Receiver<Inbound<Wire>>,
     shared: Arc<Shared>,
     views: std::sync::mpsc::Sender<View>,
+    placements: mpsc::UnboundedReceiver<Placed>,
+    requests: mpsc::Receiver<Request>,
+    /// The migration policy slot, if a component was configured.
+    migration: Option<luciole_wasm::MigrationDecider>,
+    /// A view installed that the entities have not been told of.
+    world_view: Option<View>,
     clock: Instant,
     /// Where members are, from the seeds and every view installed.
     known: BTreeMap<MemberId, SocketAddr>,
@@ -131,12 +144,16 @@ impl Node {
             tokio::spawn(crate::status::serve(listener, shared.clone()));
         }
         let (views, rx) = std::sync::mpsc::channel();
-        let bubbles = config.bubbles;
+        let bubbles = u32::try_from(config.world.grid()?.len()).context("too many bubbles")?;
         let for_policies = shared.clone();
+        let migration = policies.migration();
+        let (placed, placements) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("policies".into())
-            .spawn(move || policies.serve(rx, me, bubbles, for_policies))
+            .spawn(move || policies.serve(rx, me, bubbles, for_policies, placed))
             .context("starting the policy thread")?;
+        let (ask, requests) = mpsc::channel(16);
+        let _ = shared.requests.set(ask);
         let info = config.info();
         {
             let mut s = shared.status.lock().expect("fresh");
@@ -155,6 +172,10 @@ impl Node {
             inbox,
             shared,
             views,
+            placements,
+            requests,
+            migration,
+            world_view: None,
             clock,
             known,
             refused_before: 0,
@@ -169,6 +190,14 @@ impl Node {
     /// Runs until `stop` completes.
     pub async fn run(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(stop);
+        // The entities' log first: recovering it may take a while, and nothing the node says
+        // as a member may wait behind it.
+        let policy = self
+            .migration
+            .clone()
+            .map(|d| Box::new(d) as Box<dyn luciole_proto::migration::MigrationPolicy + Send>);
+        let mut world =
+            World::open(self.me, &self.config.data_dir, &self.config.world, policy, self.now())?;
         let marker = self.config.data_dir.join(MEMBER_MARKER);
         self.last_epoch = last_epoch(&marker)?;
         let founders = match (&self.config.founders, marker.exists()) {
@@ -196,23 +225,61 @@ impl Node {
             let (epoch, view) = (node.view().0, node.view_change().clone());
             self.installed(epoch, &view, &marker);
         }
+        let result = self.drive(&mut core, &mut world, &marker, &acceptor, &mut stop).await;
+        self.stop();
+        world.close()?;
+        result
+    }
+
+    /// The loop: messages, timers, durable records, placements and requests in; what the
+    /// cores want sent and made durable out.
+    async fn drive(
+        &mut self,
+        core: &mut Membership,
+        world: &mut World,
+        marker: &Path,
+        acceptor: &Path,
+        stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> anyhow::Result<()> {
         let mut rejoin_at: Option<tokio::time::Instant> = None;
         // Once stopping, a member leaves the view first: until a view without it is installed
         // or the grace runs out.
         let mut leaving: Option<tokio::time::Instant> = None;
+        let mut status_at = tokio::time::Instant::now();
         loop {
-            if self.flush(&mut core, &marker, &acceptor)? {
+            if self.flush(core, marker, acceptor)? {
                 if leaving.is_some() {
                     eprintln!("{}: left the view", short(self.me));
                     break;
                 }
                 rejoin_at = Some(tokio::time::Instant::now() + REJOIN_AFTER);
             }
+            let now = self.now();
+            if let Some(view) = self.world_view.take() {
+                world.handle_view(now, &view);
+            }
+            let quorum = matches!(core.phase(), Phase::Member(_))
+                && !core.is_evicted()
+                && core.node().is_some_and(MemberNode::has_quorum);
+            world.handle_quorum(now, quorum);
+            let known = &self.known;
+            world.flush(&self.mesh, |to| {
+                core.addr_of(to).and_then(|a| a.parse().ok()).or_else(|| known.get(&to).copied())
+            })?;
+            if status_at <= tokio::time::Instant::now() {
+                status_at = tokio::time::Instant::now() + WORLD_STATUS_EVERY;
+                let status = world.status(now);
+                if let Ok(mut s) = self.shared.status.lock() {
+                    s.world = Some(status);
+                }
+            }
             let wake = core.poll_timeout().map(|t| self.instant_of(t));
-            let wake = [wake, rejoin_at].into_iter().flatten().min();
+            let world_wake = Some(self.instant_of(world.poll_timeout()));
+            let wake = [wake, world_wake, rejoin_at].into_iter().flatten().min();
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            let syncing = world.syncing();
             tokio::select! {
-                _ = &mut stop, if leaving.is_none() => {
+                _ = &mut *stop, if leaving.is_none() => {
                     if !core.leave(self.now()) {
                         break;
                     }
@@ -228,25 +295,40 @@ impl Node {
                     );
                     break;
                 }
+                durable = world.durable(), if syncing => durable?,
                 inbound = self.inbox.recv() => {
                     let Some(m) = inbound else { break };
-                    let kind = traffic::kind(&m.message.message);
-                    self.shared.traffic.received(kind, m.bytes);
-                    if kind > 1 {
-                        tracing::debug!(from = %short(m.from), epoch = m.message.epoch.0, message = ?m.message.message, "in");
+                    match m.message {
+                        Wire::Membership(envelope) => {
+                            let kind = traffic::kind(&envelope.message);
+                            self.shared.traffic.received(kind, m.bytes);
+                            if kind > 1 {
+                                tracing::debug!(from = %short(m.from), epoch = envelope.epoch.0, message = ?envelope.message, "in");
+                            }
+                            core.handle_message(self.now(), m.from, envelope);
+                        }
+                        other => world.handle_message(self.now(), m.from, other),
                     }
-                    core.handle_message(self.now(), m.from, m.message);
                 }
+                Some((epoch, homes)) = self.placements.recv() => {
+                    world.place(self.now(), epoch, homes);
+                }
+                Some(request) = self.requests.recv() => match request {
+                    Request::Holdings(answer) => {
+                        let _ = answer.send(world.holdings());
+                    }
+                },
                 _ = tokio::time::sleep_until(wake.unwrap_or(far)) => {
                     if rejoin_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
                         rejoin_at = None;
-                        core = self.rejoiner(&core);
+                        *core = self.rejoiner(core);
                     }
-                    core.handle_timeout(self.now());
+                    let now = self.now();
+                    core.handle_timeout(now);
+                    world.handle_timeout(now);
                 }
             }
         }
-        self.stop();
         Ok(())
     }
 
@@ -408,10 +490,11 @@ impl Node {
             }
             // Probes and acks go as datagrams once a connection is open: a lost one is a missed
             // probe, which monitoring already counts on; everything else is ordered and reliable.
+            let wire = Wire::Membership(envelope);
             let sent = if kind <= 1 {
-                self.mesh.send_unreliable(to, addr, &envelope)
+                self.mesh.send_unreliable(to, addr, &wire)
             } else {
-                self.mesh.send(to, addr, &envelope)
+                self.mesh.send(to, addr, &wire)
             };
             if let Some(bytes) = sent {
                 self.shared.traffic.sent(kind, bytes);
@@ -469,6 +552,7 @@ impl Node {
         );
         match view.policy_view(epoch) {
             Ok(v) => {
+                self.world_view = Some(v.clone());
                 let _ = self.views.send(v);
             }
             Err(e) => eprintln!("{}: the view cannot go to the policies: {e}", short(self.me)),

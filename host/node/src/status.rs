@@ -10,13 +10,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use luciole_proto::membership::node::Envelope;
 use luciole_transport::{Mesh, MeshStats};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::traffic::Traffic;
+use crate::wire::Wire;
+use crate::world::{Holdings, WorldStatus};
+
+/// Longest the driver may take to answer a request for its holdings.
+const HOLDINGS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Longest a status client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -54,6 +58,9 @@ pub struct Status {
     pub membership_refused: u64,
     /// Seconds since the process started.
     pub uptime_s: u64,
+    /// The entities this node holds and its migrations (refreshed every 200 ms).
+    #[serde(default)]
+    pub world: Option<WorldStatus>,
 }
 
 /// An installed view.
@@ -109,13 +116,27 @@ pub struct Shared {
     /// Membership traffic by message kind.
     pub traffic: Traffic,
     /// The transport, whose counters are read on demand.
-    pub mesh: OnceLock<Mesh<Envelope>>,
+    pub mesh: OnceLock<Mesh<Wire>>,
+    /// Asks the driver for what only it can read.
+    pub requests: OnceLock<tokio::sync::mpsc::Sender<Request>>,
+}
+
+/// A question for the driver loop, answered on the channel it carries.
+#[derive(Debug)]
+pub enum Request {
+    /// Every entity held, for the conservation check.
+    Holdings(tokio::sync::oneshot::Sender<Holdings>),
 }
 
 impl Shared {
     /// Empty state.
     pub fn new() -> Self {
-        Self { status: Mutex::default(), traffic: Traffic::default(), mesh: OnceLock::new() }
+        Self {
+            status: Mutex::default(),
+            traffic: Traffic::default(),
+            mesh: OnceLock::new(),
+            requests: OnceLock::new(),
+        }
     }
 
     fn status(&self) -> Status {
@@ -124,6 +145,13 @@ impl Shared {
 
     fn mesh_stats(&self) -> MeshStats {
         self.mesh.get().map(Mesh::stats).unwrap_or_default()
+    }
+
+    async fn holdings(&self) -> Option<Holdings> {
+        let requests = self.requests.get()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        requests.send(Request::Holdings(tx)).await.ok()?;
+        tokio::time::timeout(HOLDINGS_TIMEOUT, rx).await.ok()?.ok()
     }
 }
 
@@ -160,7 +188,18 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             ("200 OK", "application/json", json)
         }
         (Some("GET"), Some("/metrics")) => ("200 OK", "text/plain; version=0.0.4", metrics(shared)),
-        (Some("GET"), _) => ("404 Not Found", "text/plain", "try /status or /metrics\n".into()),
+        (Some("GET"), Some("/entities")) => match shared.holdings().await {
+            Some(h) => {
+                ("200 OK", "application/json", serde_json::to_string(&h).unwrap_or_default())
+            }
+            None => ("503 Service Unavailable", "text/plain", "the node is not answering\n".into()),
+        },
+        (Some("GET"), Some("/" | "/index.html")) => {
+            ("200 OK", "text/html; charset=utf-8", crate::page::PAGE.to_string())
+        }
+        (Some("GET"), _) => {
+            ("404 Not Found", "text/plain", "try /, /status, /metrics or /entities\n".into())
+        }
         _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
     };
     let response = format!(

@@ -113,7 +113,7 @@ fn five_processes_agree_remove_a_killed_node_readmit_it_and_remove_two_in_one_ch
 fn the_cluster_demo_shows_a_kill_and_a_rejoin_and_stops_its_processes() {
     let base = common::free_base(3, 100);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_luciole"))
-        .args(["demo", "--nodes", "3", "--duration", "9", "--base-port", &base.to_string()])
+        .args(["demo", "--nodes", "3", "--duration", "12", "--base-port", &base.to_string()])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
