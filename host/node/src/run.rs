@@ -26,7 +26,7 @@ use crate::config::NodeConfig;
 use crate::decide::Policies;
 use crate::status::{MemberStatus, Request, Shared, ViewStatus};
 use crate::traffic;
-use crate::wire::Wire;
+use crate::wire::{Link, Wire};
 use crate::world::World;
 
 /// Where each bubble is hosted in a view, as the placement policy decided.
@@ -99,6 +99,7 @@ pub struct Node {
     info: MemberInfo,
     config: NodeConfig,
     mesh: Mesh<Wire>,
+    link: Link,
     inbox: mpsc::Receiver<Inbound<Wire>>,
     shared: Arc<Shared>,
     views: std::sync::mpsc::Sender<View>,
@@ -161,6 +162,10 @@ impl Node {
             s.addr = info.addr.clone();
             s.phase = "joining".into();
         }
+        let link = Link::new(mesh.clone());
+        if std::env::var_os("LUCIOLE_FAULT_SIGNALS").is_some_and(|v| v == "1") {
+            fault_signals(link.clone(), me)?;
+        }
         let clock = Instant::now();
         let known = BTreeMap::new();
         let last_epoch = Epoch(0);
@@ -169,6 +174,7 @@ impl Node {
             info,
             config,
             mesh,
+            link,
             inbox,
             shared,
             views,
@@ -263,7 +269,7 @@ impl Node {
                 && core.node().is_some_and(MemberNode::has_quorum);
             world.handle_quorum(now, quorum);
             let known = &self.known;
-            world.flush(&self.mesh, |to| {
+            world.flush(&self.link, |to| {
                 core.addr_of(to).and_then(|a| a.parse().ok()).or_else(|| known.get(&to).copied())
             })?;
             if status_at <= tokio::time::Instant::now() {
@@ -298,6 +304,9 @@ impl Node {
                 durable = world.durable(), if syncing => durable?,
                 inbound = self.inbox.recv() => {
                     let Some(m) = inbound else { break };
+                    if self.link.is_cut() {
+                        continue;
+                    }
                     match m.message {
                         Wire::Membership(envelope) => {
                             let kind = traffic::kind(&envelope.message);
@@ -492,9 +501,9 @@ impl Node {
             // probe, which monitoring already counts on; everything else is ordered and reliable.
             let wire = Wire::Membership(envelope);
             let sent = if kind <= 1 {
-                self.mesh.send_unreliable(to, addr, &wire)
+                self.link.send_unreliable(to, addr, &wire)
             } else {
-                self.mesh.send(to, addr, &wire)
+                self.link.send(to, addr, &wire)
             };
             if let Some(bytes) = sent {
                 self.shared.traffic.sent(kind, bytes);
@@ -581,6 +590,29 @@ impl Node {
             s.quorum = quorum;
         }
     }
+}
+
+/// With `LUCIOLE_FAULT_SIGNALS=1` (tests): SIGUSR1 cuts the node off from every peer, or
+/// reconnects it — a network partition with this node alone on its side.
+fn fault_signals(link: Link, me: MemberId) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut usr1 = signal(SignalKind::user_defined1()).context("listening for SIGUSR1")?;
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                let cut = link.toggle();
+                eprintln!(
+                    "{}: fault injection: {}",
+                    short(me),
+                    if cut { "cut off from every peer" } else { "reconnected" }
+                );
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (link, me);
+    Ok(())
 }
 
 fn member_status((id, info): (&MemberId, &MemberInfo)) -> MemberStatus {

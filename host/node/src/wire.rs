@@ -49,3 +49,57 @@ pub struct Summary {
     /// Migrations it committed as their source, in all.
     pub commits: u64,
 }
+
+/// The node's side of the network: the mesh, and a switch that cuts this node off from every
+/// peer (both ways) to simulate a network partition in tests. The switch is flipped only by
+/// SIGUSR1, and only when the node was started with `LUCIOLE_FAULT_SIGNALS=1`.
+#[derive(Clone, Debug)]
+pub struct Link {
+    mesh: luciole_transport::Mesh<Wire>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Link {
+    /// Over `mesh`, connected.
+    pub fn new(mesh: luciole_transport::Mesh<Wire>) -> Self {
+        Self { mesh, cut: Default::default() }
+    }
+
+    /// Whether the node is cut off.
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Cuts the node off, or reconnects it; returns whether it is now cut off.
+    pub fn toggle(&self) -> bool {
+        !self.cut.fetch_xor(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Queues `message` for `to` reliably and in order (see [`luciole_transport::Mesh::send`]);
+    /// `None` when dropped (or cut off).
+    pub fn send(
+        &self,
+        to: luciole_proto::MemberId,
+        addr: Option<std::net::SocketAddr>,
+        message: &Wire,
+    ) -> Option<usize> {
+        if self.is_cut() {
+            return None;
+        }
+        self.mesh.send(to, addr, message)
+    }
+
+    /// Sends `message` as a datagram when a connection is open (see
+    /// [`luciole_transport::Mesh::send_unreliable`]).
+    pub fn send_unreliable(
+        &self,
+        to: luciole_proto::MemberId,
+        addr: Option<std::net::SocketAddr>,
+        message: &Wire,
+    ) -> Option<usize> {
+        if self.is_cut() {
+            return None;
+        }
+        self.mesh.send_unreliable(to, addr, message)
+    }
+}

@@ -30,13 +30,12 @@ use luciole_proto::rand::SplitMix64;
 use luciole_proto::skew::{SkewEvent, SkewMonitor};
 use luciole_proto::world::{Body, Grid, Motion};
 use luciole_proto::{BubbleId, EntityId, Epoch, MemberId, View};
-use luciole_transport::Mesh;
 use luciole_wal::{FileStorage, Pending, RecordType, Wal, WalConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::config::WorldConfig;
 use crate::run::short;
-use crate::wire::{Summary, Wire};
+use crate::wire::{Link, Summary, Wire};
 
 /// Bytes of an entity's motion at the start of its state.
 pub const MOTION_BYTES: usize = 48;
@@ -577,7 +576,7 @@ impl World {
     /// trusted to be durable any more.
     pub fn flush(
         &mut self,
-        mesh: &Mesh<Wire>,
+        mesh: &Link,
         addr_of: impl Fn(MemberId) -> Option<SocketAddr>,
     ) -> anyhow::Result<()> {
         while let Some((seq, record)) = self.core.poll_persist() {

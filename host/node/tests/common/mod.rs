@@ -65,8 +65,9 @@ pub fn free_base(n: u16, status_offset: u16) -> u16 {
 impl Cluster {
     /// A cluster of `nodes` written by `luciole cluster init`, the first `start` of them
     /// started.
+    /// (No entities: these clusters test membership.)
     pub fn init(nodes: usize, start: usize) -> Self {
-        Self::init_with(nodes, start, &[])
+        Self::init_with(nodes, start, &["--entities", "0"])
     }
 
     /// [`Cluster::init`] with more `cluster init` arguments.
@@ -97,10 +98,16 @@ impl Cluster {
         self.dir.path().join(format!("c/node-{}/node.toml", i + 1))
     }
 
+    /// Starts node `i`; its log goes on in `node-I.log` (every life, in order). SIGUSR1 cuts
+    /// it off from its peers and reconnects it (`LUCIOLE_FAULT_SIGNALS`).
     pub fn start(&mut self, i: usize) {
-        let log =
-            std::fs::File::create(self.dir.path().join(format!("node-{}.log", i + 1))).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node-{}.log", i + 1)))
+            .unwrap();
         let child = luciole()
+            .env("LUCIOLE_FAULT_SIGNALS", "1")
             .args(["node", "run", "--config"])
             .arg(self.config(i))
             .stdout(Stdio::null())
@@ -132,6 +139,26 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends node `i` SIGUSR1: cuts it off from every peer, or reconnects it.
+    pub fn toggle_partition(&self, i: usize) {
+        let child = self.children[i].as_ref().expect("running");
+        // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) }, 0);
+    }
+
+    /// Runs `luciole check conservation` on the whole cluster; its exit code and JSON report.
+    pub fn conservation(&self, settle_s: u64) -> (i32, Option<Value>) {
+        let out = luciole()
+            .args(["check", "conservation", "--json", "--settle", &settle_s.to_string()])
+            .arg("--cluster")
+            .arg(self.dir.path().join("c"))
+            .output()
+            .unwrap();
+        let report = serde_json::from_slice(&out.stdout).ok();
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), report)
     }
 
     /// Node `i`'s log.

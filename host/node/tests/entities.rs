@@ -1,0 +1,149 @@
+//! Entities on real node processes: thousands of moving entities migrating between five
+//! nodes over QUIC, logged in each node's write-ahead log, while nodes are SIGKILLed and
+//! restarted or cut off from the others; `luciole check conservation` afterwards.
+//!
+//! `LUCIOLE_CHAOS_SECS` sets how long the kills go on (default 60; 600 for the long run) and
+//! `LUCIOLE_CHAOS_SEED` their schedule (printed, so a run can be repeated).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, members};
+use serde_json::Value;
+
+const NODES: usize = 5;
+const ENTITIES: u64 = 10_000;
+
+/// A small seeded generator for the fault schedule.
+struct Schedule(u64);
+
+impl Schedule {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.next() % (hi - lo + 1))
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Waits (at most `limit`) until conservation holds with every entity created; the report.
+fn conserved(c: &Cluster, what: &str, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let (code, report) = c.conservation(5);
+        if code == 0 {
+            let report = report.expect("a report");
+            eprintln!("{what}: {report}");
+            return report;
+        }
+        if started.elapsed() > limit {
+            panic!("{what}: conservation does not hold (exit {code}): {report:#?}\n{}", c.logs());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn total(c: &Cluster, field: &str) -> u64 {
+    c.running()
+        .iter()
+        .filter_map(|&i| c.status(i))
+        .map(|s| s["world"]["stats"][field].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn entities_migrate_exactly_once_while_nodes_are_killed_and_restarted() {
+    let secs = env_u64("LUCIOLE_CHAOS_SECS").unwrap_or(60);
+    let seed = env_u64("LUCIOLE_CHAOS_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            as u64
+    });
+    eprintln!("chaos: {secs} s of kills, LUCIOLE_CHAOS_SEED={seed}");
+    let mut rng = Schedule(seed);
+    let mut c = Cluster::init_with(NODES, NODES, &["--entities", &ENTITIES.to_string()]);
+    c.agreed("the founding view", |v| members(v).len() == NODES);
+    let before = conserved(&c, "created", Duration::from_secs(60));
+    assert_eq!(before["expected"], ENTITIES);
+
+    let started = Instant::now();
+    let mut kills = 0;
+    while started.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(rng.millis(1_500, 4_000));
+        let running = c.running();
+        let victim = running[(rng.next() % running.len() as u64) as usize];
+        c.kill(victim);
+        kills += 1;
+        eprintln!("{:>5.1} s: SIGKILL node {}", started.elapsed().as_secs_f64(), victim + 1);
+        std::thread::sleep(rng.millis(300, 2_500));
+        c.start(victim);
+    }
+    let committed_during = total(&c, "commits");
+    c.agreed("every node back in one view", |v| members(v).len() == NODES);
+    let after = conserved(&c, "after the kills", Duration::from_secs(60));
+    eprintln!("{kills} kills in {secs} s");
+    assert_eq!(after["expected"], ENTITIES);
+    assert_eq!(after["lost_count"], 0);
+    assert_eq!(after["duplicated_count"], 0);
+    assert_eq!(after["commits_logged"], after["moves_counted"]);
+    let moved =
+        after["moves_counted"].as_u64().unwrap() - before["moves_counted"].as_u64().unwrap();
+    assert!(moved > 1_000 * secs / 60, "only {moved} migrations in {secs} s");
+    assert!(committed_during > 0);
+    assert!(kills >= secs / 5, "{kills} kills");
+    // Every restart recovered its log and went on.
+    for i in 0..NODES {
+        let log = c.log(i);
+        assert!(!log.contains("error:"), "node {} failed:\n{log}", i + 1);
+    }
+}
+
+#[test]
+fn a_cut_off_member_stops_committing_the_majority_goes_on_and_conservation_holds_after_the_heal() {
+    let c = Cluster::init_with(NODES, NODES, &["--entities", "3000"]);
+    c.agreed("the founding view", |v| members(v).len() == NODES);
+    conserved(&c, "created", Duration::from_secs(60));
+    let minority = 4;
+    c.toggle_partition(minority);
+    // The majority removes it and goes on committing.
+    let started = Instant::now();
+    loop {
+        let s = c.status(0).expect("node 1 answers");
+        if members(&s["view"]).len() == NODES - 1 {
+            break;
+        }
+        assert!(started.elapsed() < common::STEP_DEADLINE, "no view without the minority");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The minority loses its quorum (it cannot tell its view is current) and commits nothing.
+    let started = Instant::now();
+    while c.status(minority).expect("the minority answers")["quorum"] == true {
+        assert!(started.elapsed() < common::STEP_DEADLINE, "the minority keeps its quorum");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let commits =
+        |c: &Cluster, i: usize| c.status(i).unwrap()["world"]["stats"]["commits"].as_u64().unwrap();
+    let majority = |c: &Cluster| (0..NODES - 1).map(|i| commits(c, i)).sum::<u64>();
+    let (minority_then, majority_then) = (commits(&c, minority), majority(&c));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(commits(&c, minority), minority_then, "the cut-off member committed");
+    assert!(majority(&c) > majority_then + 100, "the majority did not go on");
+    // Heal: it learns it was removed, joins again, and its entities are placed again.
+    c.toggle_partition(minority);
+    c.agreed("all five again", |v| members(v).len() == NODES);
+    let after = conserved(&c, "after the heal", Duration::from_secs(60));
+    assert_eq!(after["lost_count"], 0);
+    assert_eq!(after["duplicated_count"], 0);
+    let log = c.log(minority);
+    assert!(log.contains("evicted from the view; asking to join again"), "{log}");
+}
