@@ -48,6 +48,8 @@ pub struct Summary {
     pub per_bubble: Vec<(u64, u32)>,
     /// Migrations it committed as their source, in all.
     pub commits: u64,
+    /// Of them, in the last whole second.
+    pub commits_per_s: f64,
 }
 
 /// The node's side of the network: the mesh, and a switch that cuts this node off from every

@@ -560,6 +560,17 @@ impl World {
             entities: self.core.owned().len() as u64,
             per_bubble: self.per_bubble(),
             commits: self.stats.commits,
+            commits_per_s: self.commits_per_s(),
+        }
+    }
+
+    /// Commits as source in the last whole second.
+    fn commits_per_s(&self) -> f64 {
+        let second = wall_ms() / 1000;
+        match self.rate {
+            [_, (s, n)] if s + 1 == second => n as f64,
+            [(s, n), _] if s + 1 == second => n as f64,
+            _ => 0.0,
         }
     }
 
@@ -686,12 +697,7 @@ impl World {
         let wal = self.wal.stats();
         stats.wal_syncs = wal.writes - self.wal_base.writes;
         stats.wal_bytes = wal.bytes - self.wal_base.bytes;
-        let second = wall_ms() / 1000;
-        let commits_per_s = match self.rate {
-            [(s, n), _] if s + 1 == second => n as f64,
-            [_, (s, n)] if s + 1 == second => n as f64,
-            _ => 0.0,
-        };
+        let commits_per_s = self.commits_per_s();
         let bubbles = self.grid.len();
         let homes = if self.homes.is_empty() {
             Vec::new()

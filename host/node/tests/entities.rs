@@ -147,3 +147,68 @@ fn a_cut_off_member_stops_committing_the_majority_goes_on_and_conservation_holds
     let log = c.log(minority);
     assert!(log.contains("evicted from the view; asking to join again"), "{log}");
 }
+
+/// Loads `url` in headless Chromium, lets its scripts run for a few seconds, and returns the
+/// page as rendered. Chromium is Debian's `chromium` (`.ci/run` installs it), or the binary
+/// `LUCIOLE_CHROMIUM` names.
+fn rendered(url: &str) -> String {
+    let browser = std::env::var("LUCIOLE_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let out = std::process::Command::new(&browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000"])
+        .args(["--dump-dom", url])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {browser} ({e}): install Debian's chromium (apt-get install \
+                 chromium) or set LUCIOLE_CHROMIUM to a Chromium binary"
+            )
+        });
+    assert!(out.status.success(), "{browser}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The text of the element with id `id` in a rendered page.
+fn field(dom: &str, id: &str) -> String {
+    let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in\n{dom}"));
+    let rest = &dom[start..];
+    let open = rest.find('>').unwrap() + 1;
+    let close = rest[open..].find('<').unwrap();
+    rest[open..open + close].to_string()
+}
+
+#[test]
+fn each_node_serves_a_live_page_of_the_world_that_a_browser_renders_also_when_cut_off() {
+    let c = Cluster::init_with(3, 3, &["--entities", "1500"]);
+    let view = c.agreed("the founding view", |v| members(v).len() == 3);
+    conserved(&c, "created", Duration::from_secs(60));
+    let url = |i: usize| format!("http://{}/", c.status[i]);
+    let dom = rendered(&url(0));
+    assert_eq!(field(&dom, "epoch"), view["epoch"].to_string());
+    assert_eq!(field(&dom, "members"), "3");
+    assert_eq!(field(&dom, "quorum"), "yes");
+    let total: u64 = field(&dom, "entities-total").parse().unwrap();
+    // Peers' counts are up to a second old, so the sum is near the total, not exact.
+    assert!((1_300..=1_700).contains(&total), "{total} entities shown");
+    let rate: u64 = field(&dom, "rate").parse().unwrap();
+    assert!(rate > 0, "no migrations shown");
+    assert_eq!(dom.matches("data-bubble=").count(), 64, "a 4×4×4 grid");
+    let rows = dom.split("id=\"nodes\"").nth(1).unwrap().split("</table>").next().unwrap();
+    assert_eq!(rows.matches("<tr>").count(), 4, "a header and 3 members: {rows}");
+    assert!(dom.contains("<ul id=\"faults\"><li>none</li></ul>"), "faults shown:\n{dom}");
+
+    // Cut node 3 off: its page still renders, from its own state, and says what is wrong.
+    c.toggle_partition(2);
+    let started = Instant::now();
+    while c.status(2).unwrap()["quorum"] == true {
+        assert!(started.elapsed() < common::STEP_DEADLINE, "node 3 keeps its quorum");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dom = rendered(&url(2));
+    assert_eq!(field(&dom, "quorum"), "no");
+    assert!(dom.contains("this node has no quorum"), "{dom}");
+    // Peers go quiet on its page once their last word is 3 s old.
+    let started = Instant::now();
+    while !rendered(&url(2)).contains("not heard from") {
+        assert!(started.elapsed() < common::STEP_DEADLINE, "its peers never show as silent");
+    }
+}
