@@ -130,6 +130,14 @@ pub fn run(
         .map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], init.status_port + i)))
         .collect();
     let ids: Vec<String> = written.iter().map(|w| format!("{:032x}", w.id.0)).collect();
+    println!(
+        "{} entities move through a 4×4×4 grid of bubbles and migrate between the nodes. \
+         Watch it live in a browser: http://{}/ (every node serves its own view: ports {}..{})",
+        args.entities,
+        status[0],
+        init.status_port,
+        init.status_port + args.nodes - 1
+    );
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let outcome = runtime.block_on(watch(args, &mut nodes, &status, &ids));
     drop(nodes);
@@ -173,6 +181,30 @@ async fn watch(
         }
         let t = started.elapsed();
         if t >= total {
+            match crate::conservation::round(status).await {
+                Ok(all) => {
+                    let r = crate::conservation::check(&all);
+                    say!(
+                        "{}s: conservation {}: {} entities, {} lost, {} duplicated, {} migrations \
+                         committed, {} counted by ownership epochs{}",
+                        t.as_secs(),
+                        if r.clean() { "holds" } else { "not (yet) seen to hold" },
+                        r.expected,
+                        r.lost_count,
+                        r.duplicated_count,
+                        r.commits_logged,
+                        r.moves_counted,
+                        if r.clean() {
+                            ""
+                        } else {
+                            " (entities in motion; `luciole check conservation` repeats until it settles)"
+                        }
+                    );
+                }
+                Err(failed) => {
+                    say!("{}s: conservation not checked: {}", t.as_secs(), failed.join("; "))
+                }
+            }
             say!("{}s: done; stopping every node", t.as_secs());
             return Ok(());
         }
@@ -232,8 +264,11 @@ fn one_line(s: &Status) -> String {
     });
     let coordinator = s.coordinator.as_deref().map_or("-", short);
     let by = s.policies.first().map_or(String::new(), |p| format!(" by {}", p.active));
+    let world = s.world.as_ref().map_or(String::new(), |w| {
+        format!("  entities {:>5}  migrations {:>4}/s", w.entities, w.commits_per_s)
+    });
     format!(
-        "{}  {view}  coordinator {coordinator}{by}  bubbles here {:>2}/{}  {}",
+        "{}  {view}  coordinator {coordinator}{by}  bubbles here {:>2}/{}{world}  {}",
         short(&s.node),
         s.bubbles_here.len(),
         s.bubbles_total,

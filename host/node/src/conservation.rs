@@ -189,7 +189,7 @@ fn addresses(args: &ConservationArgs) -> anyhow::Result<Vec<SocketAddr>> {
 }
 
 /// One round: every node's holdings, or the nodes that did not answer.
-async fn round(addrs: &[SocketAddr]) -> Result<Vec<Holdings>, Vec<String>> {
+pub async fn round(addrs: &[SocketAddr]) -> Result<Vec<Holdings>, Vec<String>> {
     let mut all = Vec::with_capacity(addrs.len());
     let mut failed = Vec::new();
     for addr in addrs {
