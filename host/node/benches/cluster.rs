@@ -67,9 +67,10 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 fn main() {
     let (kills, steady_s, idle) = args();
     let flags = idle.map(|ms| ms.to_string());
+    // Membership alone: no entities.
     let flags: Vec<&str> = match &flags {
-        Some(ms) => vec!["--idle-probe-ms", ms, "--idle-from-members", "1"],
-        None => vec![],
+        Some(ms) => vec!["--entities", "0", "--idle-probe-ms", ms, "--idle-from-members", "1"],
+        None => vec!["--entities", "0"],
     };
     let mut c = Cluster::init_with(NODES, NODES, &flags);
     c.agreed("the founding view", |v| members(v).len() == NODES);

@@ -53,12 +53,16 @@ pub struct InitArgs {
     /// Bubbles along x, y and z: the world's grid of unit cubes.
     #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [4u32, 4, 4], value_name = "X,Y,Z")]
     pub cells: Vec<u32>,
-    /// How entities move: `walk` (random walk) or `flock`.
+    /// How entities move: `walk` (random walk), `flock`, or `shuttle` (no motion; every
+    /// entity migrated on as soon as it arrives: a benchmark of the migration path).
     #[arg(long, value_enum, default_value_t = Motion::Walk)]
     pub motion: Motion,
     /// Most distance an entity covers per second (bubbles are 1 wide).
     #[arg(long, default_value_t = 0.3)]
     pub speed: f64,
+    /// `--motion shuttle` only: most migrations each node keeps in flight as their source.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub shuttle_in_flight: u32,
     /// Bytes of opaque state per entity besides its motion.
     #[arg(long, default_value_t = 256)]
     pub payload_bytes: u32,
@@ -87,6 +91,8 @@ pub enum Motion {
     Walk,
     /// Entities of a bubble steer together.
     Flock,
+    /// No motion: each entity is migrated on as soon as it arrives (a benchmark).
+    Shuttle,
 }
 
 /// What `init` wrote for one node.
@@ -127,9 +133,11 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
         motion: match args.motion {
             Motion::Walk => MotionKind::Walk,
             Motion::Flock => MotionKind::Flock,
+            Motion::Shuttle => MotionKind::Shuttle,
         },
         speed: args.speed,
         payload_bytes: args.payload_bytes,
+        shuttle_in_flight: args.shuttle_in_flight,
         ..WorldConfig::default()
     };
     let share = |i: u64| {

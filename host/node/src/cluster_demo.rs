@@ -98,6 +98,7 @@ pub fn run(
         motion: cluster::Motion::Walk,
         speed: 0.3,
         payload_bytes: 256,
+        shuttle_in_flight: 96,
         idle_probe_ms: luciole_proto::membership::monitor::IDLE_PROBE_MS_DEFAULT,
         idle_from_members: luciole_proto::membership::monitor::IDLE_FROM_MEMBERS_DEFAULT,
     };

@@ -110,7 +110,9 @@ pub struct WorldConfig {
     /// The first id of this node's entities; the ranges of the nodes of a cluster must not
     /// overlap (`cluster init` gives node k the base k × 2³²).
     pub entity_base: u64,
-    /// `walk` (random walk) or `flock` (entities of a bubble steer together). Default `walk`.
+    /// `walk` (random walk), `flock` (entities of a bubble steer together) or `shuttle` (no
+    /// motion: each entity is migrated on to the next member as soon as it arrives, for
+    /// benchmarks). Default `walk`.
     pub motion: MotionKind,
     /// Most distance an entity covers per second. Default 0.3.
     pub speed: f64,
@@ -123,6 +125,8 @@ pub struct WorldConfig {
     pub margin: f64,
     /// A peer whose clock is off by more than this many ms is reported as skewed. Default 50.
     pub skew_tolerance_ms: u64,
+    /// `shuttle` only: most migrations a node keeps in flight as their source. Default 96.
+    pub shuttle_in_flight: u32,
 }
 
 /// How the workload moves entities.
@@ -134,6 +138,9 @@ pub enum MotionKind {
     Walk,
     /// Flocking per bubble.
     Flock,
+    /// No motion: every entity is sent on to the next member as soon as it arrives, as many
+    /// at once as the migration limits allow. A benchmark of the migration path, not a world.
+    Shuttle,
 }
 
 impl Default for WorldConfig {
@@ -149,6 +156,7 @@ impl Default for WorldConfig {
             bucket_ms: 100,
             margin: 0.05,
             skew_tolerance_ms: luciole_proto::skew::TOLERANCE_MS_DEFAULT,
+            shuttle_in_flight: 96,
         }
     }
 }
@@ -169,6 +177,7 @@ impl WorldConfig {
         match self.motion {
             MotionKind::Walk => Motion::RandomWalk { speed: self.speed },
             MotionKind::Flock => Motion::Flock { speed: self.speed },
+            MotionKind::Shuttle => Motion::RandomWalk { speed: 0.0 },
         }
     }
 
@@ -190,6 +199,13 @@ impl WorldConfig {
         }
         if !(10..=10_000).contains(&self.bucket_ms) {
             anyhow::bail!("[world] bucket_ms must be 10 to 10000, not {}", self.bucket_ms);
+        }
+        if !(1..=120).contains(&self.shuttle_in_flight) {
+            anyhow::bail!(
+                "[world] shuttle_in_flight must be 1 to 120 (a node admits at most 256 migrations \
+                 in flight, both roles), not {}",
+                self.shuttle_in_flight
+            );
         }
         if self.entity_base.checked_add(self.entities).is_none() {
             anyhow::bail!("[world] entity_base + entities overflows");

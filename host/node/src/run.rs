@@ -269,9 +269,15 @@ impl Node {
                 && core.node().is_some_and(MemberNode::has_quorum);
             world.handle_quorum(now, quorum);
             let known = &self.known;
-            world.flush(&self.link, |to| {
-                core.addr_of(to).and_then(|a| a.parse().ok()).or_else(|| known.get(&to).copied())
-            })?;
+            world.flush(
+                &self.link,
+                |to| {
+                    core.addr_of(to)
+                        .and_then(|a| a.parse().ok())
+                        .or_else(|| known.get(&to).copied())
+                },
+                now,
+            )?;
             if status_at <= tokio::time::Instant::now() {
                 status_at = tokio::time::Instant::now() + WORLD_STATUS_EVERY;
                 let status = world.status(now);

@@ -33,7 +33,7 @@ use luciole_proto::{BubbleId, EntityId, Epoch, MemberId, View};
 use luciole_wal::{FileStorage, Pending, RecordType, Wal, WalConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::config::WorldConfig;
+use crate::config::{MotionKind, WorldConfig};
 use crate::run::short;
 use crate::wire::{Link, Summary, Wire};
 
@@ -45,6 +45,8 @@ const BATCH_MESSAGES_MAX: usize = 512;
 const SPAWNS_PER_BUCKET: u64 = 1_000;
 /// How often a node sends its clock reading and summary to each member, ms.
 const PING_EVERY_MS: u64 = 1_000;
+/// Latency histogram buckets: bucket k holds latencies of 2^(k/8) - 1 to 2^((k+1)/8) - 1 µs.
+pub const LATENCY_BUCKETS: usize = 200;
 /// The log's directory inside the data directory.
 pub const WAL_DIR: &str = "wal";
 
@@ -130,6 +132,33 @@ pub struct WorldStats {
     pub duplicates: u64,
     /// Times a peer's clock was found off by more than the tolerance.
     pub skew_events: u64,
+    /// Latency of the migrations this node started and saw committed (from its request to
+    /// the target's confirmation that the entity is applied and logged): counts per bucket,
+    /// bucket k covering 2^(k/8) - 1 to 2^((k+1)/8) - 1 µs ([`latency_bucket`]).
+    pub latency_us_log8: Vec<u64>,
+}
+
+/// The latency bucket of `us` microseconds.
+pub fn latency_bucket(us: u64) -> usize {
+    (((us + 1) as f64).log2() * 8.0) as usize
+}
+
+/// The latency at quantile `q` (0..=1) of a histogram of [`latency_bucket`]s, µs (the upper
+/// edge of its bucket: at most 9 % above the true value); `None` when empty.
+pub fn latency_quantile(counts: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (k, n) in counts.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return Some((2f64.powf((k + 1) as f64 / 8.0) - 1.0).round() as u64);
+        }
+    }
+    None
 }
 
 /// One peer as this node last heard of it.
@@ -165,6 +194,10 @@ pub struct WorldStatus {
     pub homes: Vec<String>,
     /// Commits as source per second over the last second.
     pub commits_per_s: f64,
+    /// Median latency of this node's committed migrations since it started, µs.
+    pub latency_p50_us: Option<u64>,
+    /// 99th percentile of the same, µs.
+    pub latency_p99_us: Option<u64>,
     /// The other members, as they last told this node.
     pub peers: Vec<PeerWorld>,
     /// Counters.
@@ -228,6 +261,13 @@ pub struct World {
     rate: [(u64, u64); 2],
     stats: WorldStats,
     wal_base: luciole_wal::WalStats,
+    /// When each migration this node started was requested.
+    requested: HashMap<luciole_proto::MigrationId, std::time::Instant>,
+    /// `shuttle` workload: entities owned and idle, to send on.
+    idle: VecDeque<EntityId>,
+    /// `shuttle` workload: where to send them (a bubble of each other member), in turn.
+    targets: Vec<(MemberId, BubbleId)>,
+    turn: usize,
 }
 
 impl std::fmt::Debug for World {
@@ -317,7 +357,12 @@ impl World {
             rate: [(0, 0); 2],
             stats,
             wal_base,
+            requested: HashMap::new(),
+            idle: VecDeque::new(),
+            targets: Vec::new(),
+            turn: 0,
         };
+        w.stats.latency_us_log8 = vec![0; LATENCY_BUCKETS];
         w.schedule_bucket(now);
         Ok(w)
     }
@@ -354,6 +399,13 @@ impl World {
         }
         self.homes_epoch = epoch;
         self.homes = homes.clone();
+        let mut targets: BTreeMap<MemberId, BubbleId> = BTreeMap::new();
+        for (b, m) in &homes {
+            if *m != self.me {
+                targets.entry(*m).or_insert(*b);
+            }
+        }
+        self.targets = targets.into_iter().collect();
         self.core.place(now, homes);
     }
 
@@ -492,7 +544,7 @@ impl World {
     /// Moves every entity owned here and not moving by `dt_s` seconds; those that crossed
     /// into another bubble are relocated (hosted here) or migrated (hosted elsewhere).
     fn step(&mut self, now: Millis, dt_s: f64) {
-        if !self.core.active() {
+        if !self.core.active() || self.config.motion == MotionKind::Shuttle {
             return;
         }
         let mut moving: Vec<(EntityId, Body)> = Vec::with_capacity(self.bodies.len());
@@ -543,13 +595,54 @@ impl World {
                 }
                 Some(h) => {
                     let _ = self.core.relocate(e, from, state);
-                    if let Err(r) = self.core.request(now, e, h, bubble) {
-                        *self.stats.not_started.entry(reason_name(r)).or_default() += 1;
-                    }
+                    self.request(now, e, h, bubble);
                 }
                 None => {
                     let _ = self.core.relocate(e, from, state);
                 }
+            }
+        }
+    }
+
+    /// Starts moving `entity` to `bubble` on `target`, timing it.
+    fn request(
+        &mut self,
+        now: Millis,
+        entity: EntityId,
+        target: MemberId,
+        bubble: BubbleId,
+    ) -> bool {
+        match self.core.request(now, entity, target, bubble) {
+            Ok(id) => {
+                self.requested.insert(id, std::time::Instant::now());
+                true
+            }
+            Err(r) => {
+                *self.stats.not_started.entry(reason_name(r)).or_default() += 1;
+                false
+            }
+        }
+    }
+
+    /// `shuttle` workload: sends idle entities on to the other members, in turn, up to
+    /// `shuttle_in_flight` at once.
+    fn shuttle(&mut self, now: Millis) {
+        if self.config.motion != MotionKind::Shuttle
+            || self.targets.is_empty()
+            || !self.core.active()
+        {
+            return;
+        }
+        while self.core.outgoing().len() < self.config.shuttle_in_flight as usize {
+            let Some(e) = self.idle.pop_front() else { return };
+            if !self.core.acting(e) {
+                continue;
+            }
+            let (target, bubble) = self.targets[self.turn % self.targets.len()];
+            self.turn += 1;
+            if !self.request(now, e, target, bubble) {
+                self.idle.push_back(e);
+                return;
             }
         }
     }
@@ -589,7 +682,9 @@ impl World {
         &mut self,
         mesh: &Link,
         addr_of: impl Fn(MemberId) -> Option<SocketAddr>,
+        now: Millis,
     ) -> anyhow::Result<()> {
+        self.shuttle(now);
         while let Some((seq, record)) = self.core.poll_persist() {
             let commit = matches!(record, Record::Commit { .. });
             let arrival = matches!(record, Record::Committed { .. });
@@ -637,11 +732,28 @@ impl World {
                     self.stats.payload_mismatches += 1;
                 }
                 self.bodies.insert(entity, body);
+                if self.config.motion == MotionKind::Shuttle {
+                    self.idle.push_back(entity);
+                }
             }
             Event::Released { entity, .. } => {
                 self.bodies.remove(&entity);
             }
-            Event::Ended { role, outcome, reason, .. } => {
+            Event::Ended { migration, role, outcome, reason } => {
+                if role == Role::Source
+                    && let Some(at) = self.requested.remove(&migration.id)
+                    && outcome == Outcome::Commit
+                {
+                    let us = at.elapsed().as_micros() as u64;
+                    let k = latency_bucket(us).min(LATENCY_BUCKETS - 1);
+                    self.stats.latency_us_log8[k] += 1;
+                }
+                if role == Role::Source
+                    && outcome == Outcome::Abort
+                    && self.config.motion == MotionKind::Shuttle
+                {
+                    self.idle.push_back(migration.entity);
+                }
                 match (role, outcome) {
                     (Role::Source, Outcome::Commit) => {
                         self.stats.commits += 1;
@@ -719,6 +831,8 @@ impl World {
             per_bubble: self.per_bubble(),
             homes,
             commits_per_s,
+            latency_p50_us: latency_quantile(&self.stats.latency_us_log8, 0.5),
+            latency_p99_us: latency_quantile(&self.stats.latency_us_log8, 0.99),
             peers: self
                 .peers
                 .iter()
@@ -782,5 +896,41 @@ fn fence_name(f: luciole_proto::migration::Fence) -> &'static str {
         Fence::Stale => "stale",
         Fence::NotOwner => "not-owner",
         Fence::SameMember => "same-member",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_carries_its_motion_and_payload_and_damage_shows() {
+        let body = Body { pos: [0.5, 1.25, 3.0], vel: [-0.1, 0.0, 0.2] };
+        let id = EntityId(0x1_0000_0007);
+        let state = encode_state(&body, &payload_of(id, 256));
+        assert_eq!(state.len(), MOTION_BYTES + 256);
+        assert_eq!(decode_body(&state), Some(body));
+        assert_eq!(&state[MOTION_BYTES..], payload_of(id, 256));
+        assert_ne!(payload_of(id, 256), payload_of(EntityId(id.0 + 1), 256));
+        assert_eq!(decode_body(&state[..MOTION_BYTES - 1]), None, "too short");
+        let mut bad = state.clone();
+        bad[..8].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert_eq!(decode_body(&bad), None, "not finite");
+    }
+
+    #[test]
+    fn latency_quantiles_are_within_a_bucket_of_the_truth() {
+        let mut h = vec![0u64; LATENCY_BUCKETS];
+        assert_eq!(latency_quantile(&h, 0.5), None);
+        // 1..=1000 µs, once each.
+        for us in 1..=1000u64 {
+            h[latency_bucket(us)] += 1;
+        }
+        for (q, truth) in [(0.5, 500.0), (0.99, 990.0), (1.0, 1000.0)] {
+            let got = latency_quantile(&h, q).unwrap() as f64;
+            assert!(got >= truth && got <= truth * 1.1, "q{q}: {got} for {truth}");
+        }
+        assert_eq!(latency_bucket(0), 0);
+        assert!(latency_bucket(33_000_000) < LATENCY_BUCKETS, "33 s fits");
     }
 }
