@@ -101,8 +101,9 @@ enum ClusterCommand {
 #[derive(Subcommand, Debug)]
 enum NodeCommand {
     /// Run one node until Ctrl-C or SIGTERM: membership over QUIC with mutual TLS, every
-    /// installed view handed to the coordinator and placement policies, status and metrics
-    /// on the status address. On Ctrl-C or SIGTERM a member leaves the view first (its
+    /// installed view handed to the coordinator and placement policies, the entities it
+    /// hosts moving and migrating (each migration logged in its write-ahead log), and on the
+    /// status address `GET /status`, `/metrics`, `/entities` and the live page `/`. On Ctrl-C or SIGTERM a member leaves the view first (its
     /// observers remove it at once instead of detecting a silence; at most 3 s); SIGKILL is a
     /// crash. Log level: LUCIOLE_LOG (e.g. `info`, `luciole=debug`).
     Run(run::RunArgs),

@@ -52,12 +52,17 @@ pub struct RunArgs {
     /// `data_dir`, `capacity` (default 1), `labels` (a table), `seeds` (addresses of members
     /// to join through), `founders` (the founding view file: a node listed there that has never
     /// been a member starts in that view),
-    /// `bubbles` (default 16), `[tls]` `ca`/`cert`/`key` (PEM), `[policy]`
-    /// `coordinator`/`placement` (.wasm; default the built-ins) and `cache_dir` (compiled
-    /// components; default ~/.cache/luciole/artifacts), `[membership]` `idle_probe_ms`
-    /// (suspicion-triggered probing's idle period, default 1250, 0 = off) and
-    /// `idle_from_members` (the smallest view that probes idly, default 20), the same on every
-    /// node. Relative paths are relative to the file.
+    /// `[tls]` `ca`/`cert`/`key` (PEM), `[policy]` `coordinator`/`placement`/`migration`
+    /// (.wasm; default the built-ins) and `cache_dir` (compiled components; default
+    /// ~/.cache/luciole/artifacts), `[membership]` `idle_probe_ms` (suspicion-triggered
+    /// probing's idle period, default 1250, 0 = off) and `idle_from_members` (the smallest
+    /// view that probes idly, default 20), the same on every node; `[world]` `cells` (bubbles
+    /// along x, y, z; default [4, 4, 4]), `cell_size` (1), `motion` (`walk`, `flock` or
+    /// `shuttle`), `speed` (0.3 per second), `payload_bytes` (256), `bucket_ms` (100),
+    /// `margin` (0.05), `skew_tolerance_ms` (50), `shuttle_in_flight` (96), the same on every
+    /// node, and this node's `entities` (how many it creates; 0) and `entity_base` (their
+    /// first id). The data directory keeps `member`, `acceptor` and the write-ahead log
+    /// `wal/`. Relative paths are relative to the file.
     #[arg(long)]
     pub config: PathBuf,
 }
