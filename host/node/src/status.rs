@@ -231,6 +231,19 @@ pub fn metrics(shared: &Shared) -> String {
     gauge("luciole_quorum", "1 when the node can tell its view is current.", u64::from(s.quorum));
     gauge("luciole_bubbles_here", "Bubbles placed on this node.", s.bubbles_here.len() as u64);
     gauge("luciole_connections_open", "QUIC connections open.", m.connections_open);
+    if let Some(w) = &s.world {
+        gauge("luciole_entities", "Entities owned by this node.", w.entities);
+        gauge(
+            "luciole_entities_in_doubt",
+            "Arrivals waiting for their source's decision.",
+            w.in_doubt,
+        );
+        gauge(
+            "luciole_peers_skewed",
+            "Peers whose clock is off by more than the tolerance.",
+            w.peers.iter().filter(|p| p.skewed).count() as u64,
+        );
+    }
     gauge("luciole_uptime_seconds", "Seconds since the process started.", s.uptime_s);
     let _ = writeln!(
         out,
@@ -251,6 +264,49 @@ fn counters(out: &mut String, s: &Status, m: &MeshStats) {
         }
     };
     counter("luciole_views_installed_total", "Views installed.", &[("", s.views_installed)]);
+    if let Some(w) = &s.world {
+        let st = &w.stats;
+        counter(
+            "luciole_migrations_total",
+            "Migrations ended, by this node's role and outcome.",
+            &[
+                ("{role=\"source\",outcome=\"commit\"}", st.commits),
+                ("{role=\"source\",outcome=\"abort\"}", st.aborts),
+                ("{role=\"target\",outcome=\"commit\"}", st.arrivals),
+                ("{role=\"target\",outcome=\"abort\"}", st.target_aborts),
+            ],
+        );
+        let reasons: Vec<(String, u64)> =
+            st.by_reason.iter().map(|(k, v)| (format!("{{reason=\"{k}\"}}"), *v)).collect();
+        let reasons: Vec<(&str, u64)> = reasons.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        counter("luciole_migrations_ended_total", "Migrations ended, by reason.", &reasons);
+        counter(
+            "luciole_wal_syncs_total",
+            "Write-ahead log writes, each synced.",
+            &[("", st.wal_syncs)],
+        );
+        counter(
+            "luciole_wal_records_total",
+            "Write-ahead log records appended.",
+            &[("", st.wal_records)],
+        );
+        counter("luciole_wal_bytes_total", "Write-ahead log bytes written.", &[("", st.wal_bytes)]);
+        counter(
+            "luciole_migration_messages_total",
+            "Migration messages by direction; gaps found by numbers, duplicates dropped.",
+            &[
+                ("{kind=\"out\"}", st.messages_out),
+                ("{kind=\"in\"}", st.messages_in),
+                ("{kind=\"gap\"}", st.gaps),
+                ("{kind=\"duplicate\"}", st.duplicates),
+            ],
+        );
+        counter(
+            "luciole_clock_skew_events_total",
+            "Times a peer's clock was found off by more than the tolerance.",
+            &[("", st.skew_events)],
+        );
+    }
     counter(
         "luciole_connections_total",
         "Connections by outcome.",
@@ -391,6 +447,56 @@ pub fn summary(s: &Status) -> String {
             out,
             "policy      {:<11} {}{digest}  calls {} faults {} builtin answers {}",
             p.kind, p.active, p.calls, p.faults, p.by_builtin
+        );
+    }
+    if let Some(w) = &s.world {
+        let st = &w.stats;
+        let _ = writeln!(
+            out,
+            "entities    {} here ({} moving out, {} arriving in doubt); {} created by this node",
+            w.entities, w.moving_out, w.in_doubt, st.spawned
+        );
+        let latency = match (w.latency_p50_us, w.latency_p99_us) {
+            (Some(p50), Some(p99)) => format!("; latency p50 {p50} µs, p99 {p99} µs"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "migrations  as source {} committed, {} aborted; as target {} arrived, {} aborted; \
+             {:.0}/s{latency}",
+            st.commits, st.aborts, st.arrivals, st.target_aborts, w.commits_per_s
+        );
+        let reasons: Vec<String> = st.by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            out,
+            "  ended     {}",
+            if reasons.is_empty() { "-".into() } else { reasons.join(", ") }
+        );
+        if !st.not_started.is_empty() {
+            let n: Vec<String> = st.not_started.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(out, "  refused   {}", n.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "log         {} syncs, {} records, {} bytes since start; {} commits in the whole log",
+            st.wal_syncs, st.wal_records, st.wal_bytes, st.commits_logged
+        );
+        let skewed: Vec<String> = w
+            .peers
+            .iter()
+            .filter(|p| p.skewed)
+            .map(|p| format!("{} {:+} ms", &p.id[..8], p.offset_ms.unwrap_or(0)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "order       {} gaps, {} duplicates dropped; clocks {}",
+            st.gaps,
+            st.duplicates,
+            if skewed.is_empty() {
+                "agree".to_string()
+            } else {
+                format!("off: {}", skewed.join(", "))
+            }
         );
     }
     out

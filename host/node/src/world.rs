@@ -55,9 +55,17 @@ fn record_type() -> RecordType {
     RecordType::user(RecordType::USER_MIN).expect("a user record type")
 }
 
-/// Milliseconds since the Unix epoch by the wall clock.
+/// Milliseconds since the Unix epoch by the wall clock (shifted by
+/// `LUCIOLE_FAULT_CLOCK_OFFSET_MS` when `LUCIOLE_FAULT_SIGNALS=1`: a skewed clock, for tests).
 pub fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        let faults = std::env::var_os("LUCIOLE_FAULT_SIGNALS").is_some_and(|v| v == "1");
+        let offset = std::env::var("LUCIOLE_FAULT_CLOCK_OFFSET_MS").ok();
+        offset.filter(|_| faults).and_then(|v| v.parse().ok()).unwrap_or(0)
+    });
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    ms.saturating_add_signed(offset)
 }
 
 /// The payload of entity `id`: `bytes` bytes of a pattern of its id.

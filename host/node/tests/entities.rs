@@ -212,3 +212,33 @@ fn each_node_serves_a_live_page_of_the_world_that_a_browser_renders_also_when_cu
         assert!(started.elapsed() < common::STEP_DEADLINE, "its peers never show as silent");
     }
 }
+
+#[test]
+fn a_member_whose_clock_is_off_is_reported_by_the_others_as_skewed() {
+    let mut c = Cluster::init_with(3, 2, &["--entities", "300"]);
+    c.start_with_env(2, &[("LUCIOLE_FAULT_CLOCK_OFFSET_MS", "250")]);
+    c.agreed("the founding view", |v| members(v).len() == 3);
+    let skewed = common::node_id(&c, 2);
+    let started = Instant::now();
+    let peer = loop {
+        let s = c.status(0).expect("node 1 answers");
+        let peers = s["world"]["peers"].as_array().cloned().unwrap_or_default();
+        if let Some(p) = peers.iter().find(|p| p["skewed"] == true) {
+            assert!(s["world"]["stats"]["skew_events"].as_u64().unwrap() >= 1);
+            break p.clone();
+        }
+        assert!(started.elapsed() < common::STEP_DEADLINE, "no skew seen: {s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(peer["id"], skewed.as_str());
+    let offset = peer["offset_ms"].as_i64().unwrap();
+    assert!((200..=300).contains(&offset), "offset {offset} ms for a 250 ms skew");
+    // The unskewed pair agree; the log and the metrics say so.
+    let s = c.status(0).unwrap();
+    let fine =
+        s["world"]["peers"].as_array().unwrap().iter().filter(|p| p["skewed"] == false).count();
+    assert_eq!(fine, 1);
+    assert!(c.log(0).contains("ms off this node's"), "{}", c.log(0));
+    let metrics = common::get(c.status[0], "/metrics").unwrap();
+    assert!(metrics.contains("luciole_peers_skewed 1"), "{metrics}");
+}

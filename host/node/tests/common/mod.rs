@@ -101,6 +101,11 @@ impl Cluster {
     /// Starts node `i`; its log goes on in `node-I.log` (every life, in order). SIGUSR1 cuts
     /// it off from its peers and reconnects it (`LUCIOLE_FAULT_SIGNALS`).
     pub fn start(&mut self, i: usize) {
+        self.start_with_env(i, &[]);
+    }
+
+    /// [`Cluster::start`] with more environment variables.
+    pub fn start_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -108,6 +113,7 @@ impl Cluster {
             .unwrap();
         let child = luciole()
             .env("LUCIOLE_FAULT_SIGNALS", "1")
+            .envs(env.iter().copied())
             .args(["node", "run", "--config"])
             .arg(self.config(i))
             .stdout(Stdio::null())
