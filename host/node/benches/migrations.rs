@@ -7,7 +7,7 @@
 //! source. Every migration goes the whole way: two-phase commit over QUIC with mutual TLS,
 //! three log records made durable on the path (the target's admission, the source's
 //! decision, the target's arrival), group commit in each node's write-ahead log. Conservation
-//! is checked after each run.
+//! is checked after each run, with the workload paused (SIGUSR2).
 //!
 //! `cargo bench -p luciole-node --bench migrations [-- --nodes 2,5 --in-flight 8,32,96
 //! --seconds 10 --entities 4000]`
@@ -141,6 +141,11 @@ fn run(nodes: usize, in_flight: u32, a: &Args) {
     let aborts = delta(&|w| w["stats"]["aborts"].as_u64().unwrap());
     let h: Vec<u64> =
         histogram(&after).iter().zip(histogram(&before)).map(|(a, b)| a - b).collect();
+    // Entities shuttle without rest: pause the workload so that a round can see every one
+    // at rest (moves under way finish).
+    for i in 0..nodes {
+        c.toggle_pause(i);
+    }
     let (code, report) = c.conservation(20);
     let conserved = code == 0;
     println!(

@@ -49,6 +49,8 @@ pub struct ConservationArgs {
 pub struct Report {
     /// Nodes asked.
     pub nodes: usize,
+    /// Of them, with their workload paused (SIGUSR2): their entities start no move.
+    pub paused: usize,
     /// Entities the nodes were set to create.
     pub expected: u64,
     /// Entities owned (counted once per owner).
@@ -90,7 +92,11 @@ const LISTED_MAX: usize = 20;
 
 /// Checks one round of holdings, one per node.
 pub fn check(all: &[Holdings]) -> Report {
-    let mut report = Report { nodes: all.len(), ..Report::default() };
+    let mut report = Report {
+        nodes: all.len(),
+        paused: all.iter().filter(|h| h.paused).count(),
+        ..Report::default()
+    };
     let mut owners: HashMap<u128, Vec<(usize, u64)>> = HashMap::new();
     let mut transit: HashMap<u128, u64> = HashMap::new();
     for (i, h) in all.iter().enumerate() {
@@ -188,17 +194,28 @@ fn addresses(args: &ConservationArgs) -> anyhow::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// One round: every node's holdings, or the nodes that did not answer.
+/// One round: every node's holdings (all asked at once, so that as few entities as possible
+/// move between the answers), or the nodes that did not answer.
 pub async fn round(addrs: &[SocketAddr]) -> Result<Vec<Holdings>, Vec<String>> {
+    let mut asks = tokio::task::JoinSet::new();
+    for (i, addr) in addrs.iter().copied().enumerate() {
+        asks.spawn(async move {
+            let answer = match crate::status::fetch(addr, "/entities").await {
+                Ok(body) => serde_json::from_str::<Holdings>(&body)
+                    .map_err(|e| format!("{addr}: not an answer about entities: {e}")),
+                Err(e) => Err(format!("{addr}: {e:#}")),
+            };
+            (i, answer)
+        });
+    }
+    let mut answers: Vec<(usize, Result<Holdings, String>)> = asks.join_all().await;
+    answers.sort_by_key(|(i, _)| *i);
     let mut all = Vec::with_capacity(addrs.len());
     let mut failed = Vec::new();
-    for addr in addrs {
-        match crate::status::fetch(*addr, "/entities").await {
-            Ok(body) => match serde_json::from_str::<Holdings>(&body) {
-                Ok(h) => all.push(h),
-                Err(e) => failed.push(format!("{addr}: not an answer about entities: {e}")),
-            },
-            Err(e) => failed.push(format!("{addr}: {e:#}")),
+    for (_, a) in answers {
+        match a {
+            Ok(h) => all.push(h),
+            Err(e) => failed.push(e),
         }
     }
     if failed.is_empty() { Ok(all) } else { Err(failed) }
@@ -246,7 +263,12 @@ pub fn describe(r: &Report, rounds: u32) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let verdict = if r.clean() { "holds" } else { "DOES NOT HOLD" };
-    let _ = writeln!(out, "conservation {verdict} ({} node(s), round {rounds})", r.nodes);
+    let paused = match r.paused {
+        0 => String::new(),
+        p if p == r.nodes => ", workload paused".to_string(),
+        p => format!(", workload paused on {p}"),
+    };
+    let _ = writeln!(out, "conservation {verdict} ({} node(s), round {rounds}{paused})", r.nodes);
     let _ = writeln!(
         out,
         "  entities     {} created, {} owned, {} in transit",
@@ -300,6 +322,7 @@ mod tests {
             in_transit: transit.to_vec(),
             commits_logged: commits,
             payload_mismatches: 0,
+            paused: false,
         }
     }
 

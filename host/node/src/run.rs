@@ -209,6 +209,7 @@ impl Node {
             .map(|d| Box::new(d) as Box<dyn luciole_proto::migration::MigrationPolicy + Send>);
         let mut world =
             World::open(self.me, &self.config.data_dir, &self.config.world, policy, self.now())?;
+        pause_signal(world.pause_switch(), self.me)?;
         let marker = self.config.data_dir.join(MEMBER_MARKER);
         self.last_epoch = last_epoch(&marker)?;
         let founders = match (&self.config.founders, marker.exists()) {
@@ -623,6 +624,29 @@ fn fault_signals(link: Link, me: MemberId) -> anyhow::Result<()> {
     }
     #[cfg(not(unix))]
     let _ = (link, me);
+    Ok(())
+}
+
+/// SIGUSR2 pauses the workload (no entity starts a move; moves under way finish, placement
+/// changes still move bubbles) or resumes it: to look at a still world, or check it.
+fn pause_signal(paused: Arc<std::sync::atomic::AtomicBool>, me: MemberId) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut usr2 = signal(SignalKind::user_defined2()).context("listening for SIGUSR2")?;
+        tokio::spawn(async move {
+            while usr2.recv().await.is_some() {
+                let now = !paused.fetch_xor(true, std::sync::atomic::Ordering::Relaxed);
+                eprintln!(
+                    "{}: SIGUSR2: workload {}",
+                    short(me),
+                    if now { "paused" } else { "resumed" }
+                );
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (paused, me);
     Ok(())
 }
 

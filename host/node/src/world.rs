@@ -230,6 +230,9 @@ pub struct Holdings {
     pub commits_logged: u64,
     /// Arrivals whose payload was damaged.
     pub payload_mismatches: u64,
+    /// Whether its workload is paused.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// The node's entities and its side of every migration.
@@ -276,6 +279,8 @@ pub struct World {
     /// `shuttle` workload: where to send them (a bubble of each other member), in turn.
     targets: Vec<(MemberId, BubbleId)>,
     turn: usize,
+    /// The workload is paused: no entity starts a move (SIGUSR2).
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for World {
@@ -369,6 +374,7 @@ impl World {
             idle: VecDeque::new(),
             targets: Vec::new(),
             turn: 0,
+            paused: Default::default(),
         };
         w.stats.latency_us_log8 = vec![0; LATENCY_BUCKETS];
         w.schedule_bucket(now);
@@ -466,6 +472,15 @@ impl World {
 }
 
 impl World {
+    /// The switch that pauses the workload (no entity starts a move; moves under way finish).
+    pub fn pause_switch(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.paused.clone()
+    }
+
+    fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// When the world next needs [`Self::handle_timeout`].
     pub fn poll_timeout(&self) -> Millis {
         let core = self.core.poll_timeout();
@@ -552,7 +567,7 @@ impl World {
     /// Moves every entity owned here and not moving by `dt_s` seconds; those that crossed
     /// into another bubble are relocated (hosted here) or migrated (hosted elsewhere).
     fn step(&mut self, now: Millis, dt_s: f64) {
-        if !self.core.active() || self.config.motion == MotionKind::Shuttle {
+        if !self.core.active() || self.config.motion == MotionKind::Shuttle || self.is_paused() {
             return;
         }
         let mut moving: Vec<(EntityId, Body)> = Vec::with_capacity(self.bodies.len());
@@ -858,6 +873,7 @@ impl World {
 
     /// Every entity held here, for the conservation check.
     pub fn holdings(&self) -> Holdings {
+        let paused = self.is_paused();
         let in_transit = self
             .core
             .outgoing()
@@ -873,6 +889,7 @@ impl World {
             in_transit,
             commits_logged: self.stats.commits_logged,
             payload_mismatches: self.stats.payload_mismatches,
+            paused,
         }
     }
 

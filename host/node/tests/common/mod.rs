@@ -154,6 +154,13 @@ impl Cluster {
         assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) }, 0);
     }
 
+    /// Sends node `i` SIGUSR2: pauses its workload, or resumes it.
+    pub fn toggle_pause(&self, i: usize) {
+        let child = self.children[i].as_ref().expect("running");
+        // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGUSR2) }, 0);
+    }
+
     /// Runs `luciole check conservation` on the whole cluster; its exit code and JSON report.
     pub fn conservation(&self, settle_s: u64) -> (i32, Option<Value>) {
         let out = luciole()
