@@ -653,6 +653,7 @@ impl World {
         if self.config.motion != MotionKind::Shuttle
             || self.targets.is_empty()
             || !self.core.active()
+            || self.is_paused()
         {
             return;
         }

@@ -242,3 +242,32 @@ fn a_member_whose_clock_is_off_is_reported_by_the_others_as_skewed() {
     let metrics = common::get(c.status[0], "/metrics").unwrap();
     assert!(metrics.contains("luciole_peers_skewed 1"), "{metrics}");
 }
+
+#[test]
+fn sigusr2_pauses_the_workload_so_a_still_world_can_be_checked_and_resumes_it() {
+    let c = Cluster::init_with(3, 3, &["--entities", "600", "--motion", "shuttle"]);
+    c.agreed("the founding view", |v| members(v).len() == 3);
+    let commits = |c: &Cluster| total(c, "commits");
+    let started = Instant::now();
+    while commits(&c) < 1_000 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the shuttle does not run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..3 {
+        c.toggle_pause(i);
+    }
+    std::thread::sleep(Duration::from_millis(500)); // moves under way finish
+    let still = commits(&c);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(commits(&c), still, "moves went on while paused");
+    let (code, report) = c.conservation(0);
+    let report = report.expect("a report");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["paused"], 3);
+    assert_eq!(report["in_transit"], 0);
+    for i in 0..3 {
+        c.toggle_pause(i);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(commits(&c) > still, "resumed, nothing moves");
+}
