@@ -51,7 +51,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub entities: u64,
     /// Bubbles along x, y and z: the world's grid of unit cubes.
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [4u32, 4, 4], value_name = "X,Y,Z")]
+    #[arg(long, value_delimiter = ',', default_values_t = [4u32, 4, 4], value_name = "X,Y,Z")]
     pub cells: Vec<u32>,
     /// How entities move: `walk` (random walk), `flock`, or `shuttle` (no motion; every
     /// entity migrated on as soon as it arrives: a benchmark of the migration path).

@@ -254,6 +254,28 @@ fn node_commands_explain_user_mistakes_in_one_line() {
     // Status of a node that is not running.
     one_line_error(&["status", "--addr", "127.0.0.1:1"], &["127.0.0.1:1"]);
     assert_eq!(luciole(&["status"]).status.code(), Some(2), "--config or --addr is required");
+    // World settings out of range, in the config and on the command line.
+    one_line_error(
+        &["node", "run", "--config", &edited("margin = 0.05", "margin = 2.0")],
+        &["margin"],
+    );
+    one_line_error(
+        &["cluster", "init", "--dir", d, "--cells", "4,0,4"],
+        &["a grid has 1 to 64 bubbles along each axis"],
+    );
+    // Conservation: nothing named, a directory without nodes, nodes that do not answer
+    // (exit 2: not checked, rather than a verdict).
+    one_line_error(&["check", "conservation"], &["--cluster"]);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    one_line_error(
+        &["check", "conservation", "--cluster", empty.to_str().unwrap()],
+        &["node.toml"],
+    );
+    one_line_error(&["check", "conservation", "--cluster", d], &["reading the cluster directory"]);
+    let out = luciole(&["check", "conservation", "--cluster", c_str, "--settle", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("conservation not checked"), "{}", text(&out.stderr));
 }
 
 #[test]

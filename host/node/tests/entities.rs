@@ -100,6 +100,14 @@ fn entities_migrate_exactly_once_while_nodes_are_killed_and_restarted() {
     assert!(moved > 1_000 * secs / 60, "only {moved} migrations in {secs} s");
     assert!(committed_during > 0);
     assert!(kills >= secs / 5, "{kills} kills");
+    // As an operator would ask, by the cluster's directory, in words.
+    let out = common::luciole()
+        .args(["check", "conservation", "--cluster"])
+        .arg(c.dir.path().join("c"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.starts_with("conservation holds (5 node(s)"), "{text}");
     // Every restart recovered its log and went on.
     for i in 0..NODES {
         let log = c.log(i);

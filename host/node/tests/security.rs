@@ -13,7 +13,9 @@ use luciole_proto::membership::cut::{Alert, Change, Cut};
 use luciole_proto::membership::monitor::Incarnation;
 use luciole_proto::membership::node::{Envelope, Message, ViewChange};
 use luciole_proto::membership::rings::{Rings, rings_for};
-use luciole_proto::{Epoch, MemberId, MemberInfo};
+use luciole_proto::migration::{self, Migration, Ownership};
+use luciole_proto::wire::Wire;
+use luciole_proto::{BubbleId, EntityId, Epoch, MemberId, MemberInfo, MigrationId};
 use luciole_transport::frame::FRAME_VERSION;
 use luciole_transport::{ClusterCa, Endpoint, MemberIdentity, Mesh};
 use serde_json::Value;
@@ -121,12 +123,20 @@ fn hostile_peers_move_no_view_are_counted_and_the_nodes_keep_serving() {
     runtime.block_on(async {
         let rogue = identity(&c, 3);
         let endpoint = Endpoint::bind("127.0.0.1:0".parse().unwrap(), &rogue).unwrap();
-        let (mesh, _inbox) = Mesh::<Envelope>::start(endpoint.clone(), 1 << 20);
+        let (mesh, _inbox) = Mesh::<Wire>::start(endpoint.clone(), 1 << 20);
         for round in 0..5 {
             for &to in &members3 {
                 for envelope in forgeries(&members3, Epoch(e)) {
-                    mesh.send(to, Some(addr_of(&view, to)), &envelope);
+                    mesh.send(to, Some(addr_of(&view, to)), &Wire::Membership(envelope));
                 }
+                // Migration messages from a member outside the view: an entity offered in
+                // another member's name, commits of migrations nobody started.
+                let wire = Wire::Migrations {
+                    session: 1,
+                    first: round + 1,
+                    messages: migration_forgeries(&members3, to, Epoch(e)),
+                };
+                mesh.send(to, Some(addr_of(&view, to)), &wire);
             }
             if round == 0 {
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -181,6 +191,42 @@ fn hostile_peers_move_no_view_are_counted_and_the_nodes_keep_serving() {
     for &i in &c.running() {
         assert!(get(c.status[i], "/status").is_some(), "node {i} still answers");
     }
+    // No entity came into being from the forged migrations: the cluster holds none.
+    let (code, report) = c.conservation(0);
+    let report = report.expect("a report");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["owned"], 0);
+}
+
+/// Migration messages a rogue might send `to`: a prepare naming another member as its source,
+/// one in its own name (it is not in the view), commits and an abort for migrations never
+/// started.
+fn migration_forgeries(view: &[MemberId], to: MemberId, epoch: Epoch) -> Vec<migration::Message> {
+    let other = *view.iter().find(|m| **m != to).unwrap();
+    let prepare = |source: MemberId, entity: u128| migration::Message::Prepare {
+        migration: Migration {
+            id: MigrationId::from_parts(1, entity as u64),
+            entity: EntityId(entity),
+            source,
+            target: to,
+            source_bubble: BubbleId(0),
+            target_bubble: BubbleId(1),
+            epoch,
+        },
+        ownership: Ownership(2),
+        view: epoch,
+        state: vec![0; 48],
+    };
+    vec![
+        prepare(other, 0xbad),
+        prepare(MemberId(u128::MAX), 0xbad2),
+        migration::Message::Commit {
+            id: MigrationId::from_parts(1, 0xbad),
+            ownership: Ownership(2),
+        },
+        migration::Message::Commit { id: MigrationId::from_parts(9, 9), ownership: Ownership(7) },
+        migration::Message::Abort { id: MigrationId::from_parts(1, 1), ownership: Ownership(2) },
+    ]
 }
 
 /// The address member `m` brought into `view`.

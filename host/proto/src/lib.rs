@@ -22,6 +22,7 @@ pub mod rand;
 pub mod skew;
 pub mod view;
 pub mod wal;
+pub mod wire;
 pub mod world;
 
 pub use ids::{BubbleId, EntityId, Epoch, MemberId, MigrationId, ViewId};

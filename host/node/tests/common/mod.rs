@@ -31,7 +31,7 @@ impl Drop for Cluster {
     }
 }
 
-fn luciole() -> Command {
+pub fn luciole() -> Command {
     Command::new(env!("CARGO_BIN_EXE_luciole"))
 }
 
@@ -161,14 +161,14 @@ impl Cluster {
         assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGUSR2) }, 0);
     }
 
-    /// Runs `luciole check conservation` on the whole cluster; its exit code and JSON report.
+    /// Runs `luciole check conservation` on the running nodes; its exit code and JSON report.
     pub fn conservation(&self, settle_s: u64) -> (i32, Option<Value>) {
-        let out = luciole()
-            .args(["check", "conservation", "--json", "--settle", &settle_s.to_string()])
-            .arg("--cluster")
-            .arg(self.dir.path().join("c"))
-            .output()
-            .unwrap();
+        let mut cmd = luciole();
+        cmd.args(["check", "conservation", "--json", "--settle", &settle_s.to_string()]);
+        for i in self.running() {
+            cmd.arg("--addr").arg(self.status[i].to_string());
+        }
+        let out = cmd.output().unwrap();
         let report = serde_json::from_slice(&out.stdout).ok();
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
         (out.status.code().unwrap_or(-1), report)
