@@ -63,6 +63,10 @@ pub struct InitArgs {
     /// `--motion shuttle` only: most migrations each node keeps in flight as their source.
     #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u32).range(1..=120))]
     pub shuttle_in_flight: u32,
+    /// MiB each node appends to its log between two snapshots (a snapshot lets the log
+    /// before it go).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub checkpoint_mib: u32,
     /// Bytes of opaque state per entity besides its motion.
     #[arg(long, default_value_t = 256)]
     pub payload_bytes: u32,
@@ -138,6 +142,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Vec<Written>> {
         speed: args.speed,
         payload_bytes: args.payload_bytes,
         shuttle_in_flight: args.shuttle_in_flight,
+        checkpoint_mib: args.checkpoint_mib,
         ..WorldConfig::default()
     };
     let share = |i: u64| {

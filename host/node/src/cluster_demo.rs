@@ -99,6 +99,7 @@ pub fn run(
         speed: 0.3,
         payload_bytes: 256,
         shuttle_in_flight: 96,
+        checkpoint_mib: 64,
         idle_probe_ms: luciole_proto::membership::monitor::IDLE_PROBE_MS_DEFAULT,
         idle_from_members: luciole_proto::membership::monitor::IDLE_FROM_MEMBERS_DEFAULT,
     };

@@ -127,6 +127,9 @@ pub struct WorldConfig {
     pub skew_tolerance_ms: u64,
     /// `shuttle` only: most migrations a node keeps in flight as their source. Default 96.
     pub shuttle_in_flight: u32,
+    /// After this many MiB appended to its log, a node writes a snapshot of its entities and
+    /// lets the log before it go (recovery then reads from the snapshot on). Default 64.
+    pub checkpoint_mib: u32,
 }
 
 /// How the workload moves entities.
@@ -157,6 +160,7 @@ impl Default for WorldConfig {
             margin: 0.05,
             skew_tolerance_ms: luciole_proto::skew::TOLERANCE_MS_DEFAULT,
             shuttle_in_flight: 96,
+            checkpoint_mib: 64,
         }
     }
 }
@@ -206,6 +210,9 @@ impl WorldConfig {
                  in flight, both roles), not {}",
                 self.shuttle_in_flight
             );
+        }
+        if !(1..=4096).contains(&self.checkpoint_mib) {
+            anyhow::bail!("[world] checkpoint_mib must be 1 to 4096, not {}", self.checkpoint_mib);
         }
         if self.entity_base.checked_add(self.entities).is_none() {
             anyhow::bail!("[world] entity_base + entities overflows");

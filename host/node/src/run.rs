@@ -59,7 +59,8 @@ pub struct RunArgs {
     /// view that probes idly, default 20), the same on every node; `[world]` `cells` (bubbles
     /// along x, y, z; default [4, 4, 4]), `cell_size` (1), `motion` (`walk`, `flock` or
     /// `shuttle`), `speed` (0.3 per second), `payload_bytes` (256), `bucket_ms` (100),
-    /// `margin` (0.05), `skew_tolerance_ms` (50), `shuttle_in_flight` (96), the same on every
+    /// `margin` (0.05), `skew_tolerance_ms` (50), `shuttle_in_flight` (96), `checkpoint_mib`
+    /// (64: MiB of log between two snapshots of the entities), the same on every
     /// node, and this node's `entities` (how many it creates; 0) and `entity_base` (their
     /// first id). The data directory keeps `member`, `acceptor` and the write-ahead log
     /// `wal/`. Relative paths are relative to the file.

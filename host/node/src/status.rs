@@ -478,8 +478,9 @@ pub fn summary(s: &Status) -> String {
         }
         let _ = writeln!(
             out,
-            "log         {} syncs, {} records, {} bytes since start; {} commits in the whole log",
-            st.wal_syncs, st.wal_records, st.wal_bytes, st.commits_logged
+            "log         {} syncs, {} records, {} bytes, {} checkpoints since start; {} commits \
+             in the whole log",
+            st.wal_syncs, st.wal_records, st.wal_bytes, st.checkpoints, st.commits_logged
         );
         let skewed: Vec<String> = w
             .peers

@@ -55,6 +55,21 @@ fn record_type() -> RecordType {
     RecordType::user(RecordType::USER_MIN).expect("a user record type")
 }
 
+/// The log record type of the node's counters, written with each snapshot.
+fn counters_type() -> RecordType {
+    RecordType::user(RecordType::USER_MIN + 1).expect("a user record type")
+}
+
+/// What the node counts over its whole log, written with each snapshot so that a log cut at
+/// the snapshot still knows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Counters {
+    /// Commit decisions in the log up to the snapshot.
+    commits_logged: u64,
+    /// Arrivals in the log up to the snapshot.
+    arrivals_logged: u64,
+}
+
 /// Milliseconds since the Unix epoch by the wall clock (shifted by
 /// `LUCIOLE_FAULT_CLOCK_OFFSET_MS` when `LUCIOLE_FAULT_SIGNALS=1`: a skewed clock, for tests).
 pub fn wall_ms() -> u64 {
@@ -120,6 +135,8 @@ pub struct WorldStats {
     pub commits_logged: u64,
     /// Arrivals durable in this node's log, over its whole log.
     pub arrivals_logged: u64,
+    /// Checkpoints: a snapshot of the table written and the log before it let go (this life).
+    pub checkpoints: u64,
     /// Arrived entities whose payload was not the pattern of their id.
     pub payload_mismatches: u64,
     /// Records appended to the log (this life).
@@ -281,6 +298,8 @@ pub struct World {
     turn: usize,
     /// The workload is paused: no entity starts a move (SIGUSR2).
     paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Bytes appended since the last checkpoint.
+    since_checkpoint: u64,
 }
 
 impl std::fmt::Debug for World {
@@ -307,6 +326,15 @@ impl World {
         let mut records = Vec::with_capacity(opened.records.len());
         let mut stats = WorldStats::default();
         for r in &opened.records {
+            if r.kind == counters_type() {
+                let c: Counters = postcard::from_bytes(&r.payload).with_context(|| {
+                    format!("{}: record {} does not decode", dir.display(), r.lsn)
+                })?;
+                // What the log held before the snapshot, whether or not it is still there.
+                stats.commits_logged = c.commits_logged;
+                stats.arrivals_logged = c.arrivals_logged;
+                continue;
+            }
             let record: Record = postcard::from_bytes(&r.payload)
                 .with_context(|| format!("{}: record {} does not decode", dir.display(), r.lsn))?;
             match record {
@@ -375,6 +403,7 @@ impl World {
             targets: Vec::new(),
             turn: 0,
             paused: Default::default(),
+            since_checkpoint: 0,
         };
         w.stats.latency_us_log8 = vec![0; LATENCY_BUCKETS];
         w.schedule_bucket(now);
@@ -716,6 +745,10 @@ impl World {
             let pending = self.wal.append(record_type(), &bytes).context("appending to the log")?;
             self.pending.push_back((seq, pending, commit, arrival));
             self.stats.wal_records += 1;
+            self.since_checkpoint += bytes.len() as u64;
+        }
+        if self.since_checkpoint >= u64::from(self.config.checkpoint_mib) << 20 {
+            self.checkpoint()?;
         }
         while let Some((to, m)) = self.core.poll_transmit() {
             self.outbox.entry(to).or_default().push(m);
@@ -799,6 +832,37 @@ impl World {
         }
     }
 
+    /// Appends a snapshot of the table and the counters, and checkpoints the log at the
+    /// snapshot's first record: once the checkpoint is durable (after the snapshot, by LSN
+    /// order), recovery starts there and the segments before it are removed.
+    fn checkpoint(&mut self) -> anyhow::Result<()> {
+        self.since_checkpoint = 0;
+        // The counters as of the snapshot's place in the log: what is durable, and what was
+        // appended before it and is on its way.
+        let waiting = |f: fn(&(u64, Pending, bool, bool)) -> bool| {
+            self.pending.iter().filter(|p| f(p)).count() as u64
+        };
+        let counters = Counters {
+            commits_logged: self.stats.commits_logged + waiting(|p| p.2),
+            arrivals_logged: self.stats.arrivals_logged + waiting(|p| p.3),
+        };
+        let mut live_from = None;
+        for record in self.core.snapshot() {
+            let bytes = postcard::to_allocvec(&record).context("encoding a snapshot record")?;
+            let pending = self.wal.append(record_type(), &bytes).context("appending a snapshot")?;
+            live_from.get_or_insert(pending.lsn());
+            self.pending.push_back((0, pending, false, false));
+        }
+        let bytes = postcard::to_allocvec(&counters).context("encoding the counters")?;
+        let pending = self.wal.append(counters_type(), &bytes).context("appending a snapshot")?;
+        let live_from = live_from.unwrap_or(pending.lsn());
+        self.pending.push_back((0, pending, false, false));
+        let pending = self.wal.checkpoint(live_from).context("checkpointing the log")?;
+        self.pending.push_back((0, pending, false, false));
+        self.stats.checkpoints += 1;
+        Ok(())
+    }
+
     /// Whether records wait for the disk.
     pub fn syncing(&self) -> bool {
         !self.pending.is_empty()
@@ -818,7 +882,7 @@ impl World {
             let (seq, _, commit, arrival) = self.pending.pop_front().expect("looked at");
             self.stats.commits_logged += u64::from(commit);
             self.stats.arrivals_logged += u64::from(arrival);
-            last = Some(seq);
+            last = last.max(Some(seq));
         }
         if let Some(seq) = last {
             self.core.handle_persisted(seq);

@@ -70,7 +70,10 @@ fn entities_migrate_exactly_once_while_nodes_are_killed_and_restarted() {
     });
     eprintln!("chaos: {secs} s of kills, LUCIOLE_CHAOS_SEED={seed}");
     let mut rng = Schedule(seed);
-    let mut c = Cluster::init_with(NODES, NODES, &["--entities", &ENTITIES.to_string()]);
+    // A snapshot every MiB of log (64 by default): the kills strike around checkpoints too.
+    let entities = ENTITIES.to_string();
+    let flags = ["--entities", &entities, "--checkpoint-mib", "1"];
+    let mut c = Cluster::init_with(NODES, NODES, &flags);
     c.agreed("the founding view", |v| members(v).len() == NODES);
     let before = conserved(&c, "created", Duration::from_secs(60));
     assert_eq!(before["expected"], ENTITIES);
@@ -108,6 +111,9 @@ fn entities_migrate_exactly_once_while_nodes_are_killed_and_restarted() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.starts_with("conservation holds (5 node(s)"), "{text}");
+    let checkpoints = total(&c, "checkpoints");
+    eprintln!("{checkpoints} checkpoints since the nodes' last starts");
+    assert!(checkpoints > 0, "no node checkpointed its log");
     // Every restart recovered its log and went on.
     for i in 0..NODES {
         let log = c.log(i);

@@ -241,7 +241,40 @@ impl<P: MigrationPolicy> MigrationCore<P> {
                 self.incoming.remove(&(source, id));
                 self.remember(source, id);
             }
+            Record::Known { entity, ownership } => self.saw(entity, ownership),
         }
+    }
+
+    /// Records that rebuild this core's durable state as it is now, for a checkpoint: replayed
+    /// by [`Self::recover`] alone, or after any part of the log that led here, they give the
+    /// same table, so once they are durable the log before them may go. They are: the boot
+    /// number; the highest ownership epoch of every entity ever held or given away (which
+    /// refuses old prepares and keeps [`Self::spawn`] from creating an entity twice); every
+    /// owned entity with its current state and bubble (what [`Self::relocate`] set included:
+    /// a snapshot makes it durable); every decided commit not yet delivered; every admission
+    /// in doubt. Not kept: which migrations ended here lately (a late copy of the prepare of
+    /// an aborted one is then admitted and told abort again, as happens anyway past
+    /// [`ENDED_REMEMBERED`]). Append them after everything the core logged before the call.
+    pub fn snapshot(&self) -> Vec<Record> {
+        let mut out = Vec::with_capacity(
+            1 + self.known.len() + self.owned.len() + self.outgoing.len() + self.incoming.len(),
+        );
+        out.push(Record::Boot { boot: self.boot });
+        for (&entity, &ownership) in &self.known {
+            out.push(Record::Known { entity, ownership });
+        }
+        for (&entity, o) in &self.owned {
+            let (bubble, ownership, state) = (o.bubble, o.ownership, o.state.clone());
+            out.push(Record::Spawn { entity, bubble, ownership, state });
+        }
+        for f in self.outgoing.values().filter(|f| f.phase == Phase::Committing) {
+            out.push(Record::Commit { migration: f.migration, ownership: f.ownership });
+        }
+        for f in self.incoming.values().filter(|f| f.phase == Phase::Prepared) {
+            let (migration, ownership, state) = (f.migration, f.ownership, f.state.clone());
+            out.push(Record::Prepared { migration, ownership, state });
+        }
+        out
     }
 
     /// This member's id.

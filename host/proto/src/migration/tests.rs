@@ -176,6 +176,66 @@ fn a_relocation_is_carried_by_the_next_move_and_forgotten_by_a_restart() {
 }
 
 #[test]
+fn a_snapshot_rebuilds_the_table_alone_or_after_the_log_it_replaces() {
+    const F: EntityId = EntityId(8);
+    let mut c = Cluster::new(3);
+    c.cores[0].spawn(F, BubbleId(0), b"f".to_vec()).unwrap();
+    c.cores[0].relocate(E, BubbleId(5), b"relocated".to_vec()).unwrap();
+    // E: moved to 1 and back again, then to 1 for good; F: its commit decided and logged at
+    // 0, the commit message lost, 2 in doubt.
+    for (from, to) in [(0, 1), (1, 0), (0, 1)] {
+        c.cores[from].request(c.now, E, id(to), BubbleId(to as u64)).unwrap();
+        c.settle();
+    }
+    c.cores[0].spawn(EntityId(9), BubbleId(0), b"g".to_vec()).unwrap();
+    c.cores[0].relocate(EntityId(9), BubbleId(6), b"g moved".to_vec()).unwrap();
+    c.cores[0].request(c.now, F, id(2), BubbleId(2)).unwrap();
+    while c.step(|_, _, m| matches!(m, Message::Commit { .. })) {}
+    assert_eq!(c.cores[0].outgoing().values().next().unwrap().phase, Phase::Committing);
+    assert_eq!(c.cores[2].incoming().values().next().unwrap().phase, Phase::Prepared);
+
+    let config = config();
+    let rebuild = |c: &Cluster, i: usize, records: Vec<Record>| {
+        MigrationCore::recover(id(i), config, Box::new(Standard) as _, c.now, records)
+    };
+    let table = |k: &MigrationCore<Box<dyn MigrationPolicy>>| {
+        let flights = |f: &engine::Flight| (f.migration, f.ownership, f.phase, f.state.clone());
+        (
+            k.owned().clone(),
+            k.outgoing().values().map(flights).collect::<Vec<_>>(),
+            k.incoming().values().map(flights).collect::<Vec<_>>(),
+        )
+    };
+    for i in 0..3 {
+        c.sync(i);
+        let snapshot = c.cores[i].snapshot();
+        let alone = rebuild(&c, i, snapshot.clone());
+        let mut both = c.durable[i].clone();
+        both.extend(snapshot.clone());
+        let after_log = rebuild(&c, i, both);
+        let now = table(&c.cores[i]);
+        assert_eq!(table(&alone), now, "member {i} from its snapshot");
+        assert_eq!(table(&after_log), now, "member {i} from its log and its snapshot");
+        c.durable[i] = snapshot;
+    }
+    // Restarted from their snapshots alone: F is delivered once, E stays with 1, and 0
+    // neither takes E back from an old prepare nor creates it again.
+    for i in 0..3 {
+        c.crash(i, &[0, 1, 2], 2);
+    }
+    assert_eq!(c.cores[0].spawn(E, BubbleId(0), Vec::new()), Err(Fence::Conflict));
+    c.advance(100);
+    c.settle();
+    assert_eq!(c.owners(F), vec![(2, Ownership(2))]);
+    assert_eq!(c.owners(E), vec![(1, Ownership(4))]);
+    assert_eq!(c.cores[1].owned()[&E].state, b"relocated");
+    // The snapshot made a relocation durable (the log alone would have lost it).
+    assert_eq!(c.cores[0].owned()[&EntityId(9)].state, b"g moved");
+    assert_eq!(c.cores[0].owned()[&EntityId(9)].bubble, BubbleId(6));
+    assert!(c.cores.iter().all(|k| k.outgoing().is_empty() && k.incoming().is_empty()));
+}
+
+#[test]
 fn a_to_b_to_a_to_b_in_quick_succession_works() {
     let mut c = Cluster::new(2);
     for (from, to) in [(0, 1), (1, 0), (0, 1)] {

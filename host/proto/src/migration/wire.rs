@@ -177,6 +177,15 @@ pub enum Record {
         /// As in the prepare.
         ownership: Ownership,
     },
+    /// An entity this member held or gave away, at this ownership epoch or later: written by
+    /// a snapshot ([`super::MigrationCore::snapshot`]) so that a log cut there still refuses
+    /// old prepares of entities it no longer holds, and never creates them again.
+    Known {
+        /// The entity.
+        entity: EntityId,
+        /// The highest ownership epoch it was held or given away at.
+        ownership: Ownership,
+    },
 }
 
 /// Why a migration ended the way it did.

@@ -96,6 +96,11 @@ fn wal_config() -> WalConfig {
     }
 }
 
+/// A node writes a snapshot of its migration core and checkpoints its log after this many
+/// records (the node does it by bytes, and far less often; here often, so that crashes strike
+/// around checkpoints too).
+pub const CHECKPOINT_EVERY_RECORDS: u64 = 48;
+
 /// How long an evicted node waits before it asks to join again, ms (as the node does).
 pub const REJOIN_AFTER_MS: u64 = 1_000;
 
@@ -109,8 +114,11 @@ pub struct ClusterNode {
     pub migration: Migrations,
     storage: MemStorage,
     log: Option<StepLog<MemStorage>>,
-    /// Appended, not yet durable: (LSN, the core's sequence number, the record).
+    /// Appended, not yet durable: (LSN, the core's sequence number — 0 for a snapshot's —,
+    /// the record).
     pending: VecDeque<(Lsn, u64, Record)>,
+    /// Records appended since the last checkpoint.
+    since_checkpoint: u64,
     next_io: Option<Millis>,
     disk: Disk,
     monitor: MonitorConfig,
@@ -209,6 +217,7 @@ impl ClusterNode {
             storage,
             log,
             pending: VecDeque::new(),
+            since_checkpoint: 0,
             next_io: None,
             disk: Disk::default(),
             monitor: settings.monitor,
@@ -404,13 +413,45 @@ impl ClusterNode {
                 Ok(lsn) => {
                     self.pending.push_back((lsn, seq, record));
                     self.stats.records += 1;
+                    self.since_checkpoint += 1;
                 }
                 Err(e) => self.fault = Some(format!("{}: appending: {e}", self.me)),
             }
         }
+        if self.since_checkpoint >= CHECKPOINT_EVERY_RECORDS && !self.is_down() {
+            self.checkpoint();
+        }
         if self.next_io.is_none() && !self.pending.is_empty() && !self.is_down() {
             let t = self.between(self.disk.write_ms);
             self.next_io = Some(now.plus(t));
+        }
+    }
+
+    /// Appends the migration core's snapshot and checkpoints the log at its first record, as
+    /// the node does.
+    fn checkpoint(&mut self) {
+        self.since_checkpoint = 0;
+        let Some(log) = self.log.as_mut() else { return };
+        let mut live_from = None;
+        for record in self.migration.snapshot() {
+            let appended = postcard::to_allocvec(&record)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| log.append(record_type(), &bytes).map_err(|e| e.to_string()));
+            match appended {
+                Ok(lsn) => {
+                    live_from.get_or_insert(lsn);
+                    self.pending.push_back((lsn, 0, record));
+                }
+                Err(e) => {
+                    self.fault = Some(format!("{}: writing a snapshot: {e}", self.me));
+                    return;
+                }
+            }
+        }
+        if let Some(lsn) = live_from
+            && let Err(e) = log.checkpoint(lsn)
+        {
+            self.fault = Some(format!("{}: checkpointing: {e}", self.me));
         }
     }
 
@@ -437,7 +478,7 @@ impl ClusterNode {
                     if let Record::Committed { source, id, .. } = record {
                         self.durable_commits.push((source, id));
                     }
-                    last = Some(seq);
+                    last = last.max(Some(seq));
                 }
                 if let Some(seq) = last {
                     self.migration.handle_persisted(seq);
