@@ -82,6 +82,14 @@ fn a_restarted_member_answers_for_its_votes_and_nothing_stays_bound_for_ever() {
     }
 }
 
+/// Chaos seed 559: a member's snapshot listed an entity it owned again before the
+/// undelivered commit of its earlier move; after a crash that replayed them, the commit
+/// removed the entity and nobody held it.
+#[test]
+fn a_snapshot_of_an_entity_back_before_its_move_away_was_confirmed_keeps_it() {
+    seeds(Fault::Chaos, 559..560);
+}
+
 /// Seeds 904 and 1116: a member that crashed and restarted was welcomed back, with the same
 /// id, into a view whose agreement it had voted in before the crash, by members that had
 /// missed the change it voted for; with them it made a second majority of that view and a

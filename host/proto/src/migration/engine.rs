@@ -250,9 +250,9 @@ impl<P: MigrationPolicy> MigrationCore<P> {
     /// same table, so once they are durable the log before them may go. They are: the boot
     /// number; the highest ownership epoch of every entity ever held or given away (which
     /// refuses old prepares and keeps [`Self::spawn`] from creating an entity twice); every
-    /// owned entity with its current state and bubble (what [`Self::relocate`] set included:
-    /// a snapshot makes it durable); every decided commit not yet delivered; every admission
-    /// in doubt. Not kept: which migrations ended here lately (a late copy of the prepare of
+    /// decided commit not yet delivered; every owned entity with its current state and bubble
+    /// (what [`Self::relocate`] set included: a snapshot makes it durable), after the commits
+    /// (an entity may be back before its move away is confirmed); every admission in doubt. Not kept: which migrations ended here lately (a late copy of the prepare of
     /// an aborted one is then admitted and told abort again, as happens anyway past
     /// [`ENDED_REMEMBERED`]). Append them after everything the core logged before the call.
     pub fn snapshot(&self) -> Vec<Record> {
@@ -263,12 +263,15 @@ impl<P: MigrationPolicy> MigrationCore<P> {
         for (&entity, &ownership) in &self.known {
             out.push(Record::Known { entity, ownership });
         }
+        // Undelivered commits before the owned entities: an entity can be owned here again
+        // (it came back) while its move away is still unconfirmed, and replaying that commit
+        // removes the entity from the table, as it did when it was logged.
+        for f in self.outgoing.values().filter(|f| f.phase == Phase::Committing) {
+            out.push(Record::Commit { migration: f.migration, ownership: f.ownership });
+        }
         for (&entity, o) in &self.owned {
             let (bubble, ownership, state) = (o.bubble, o.ownership, o.state.clone());
             out.push(Record::Spawn { entity, bubble, ownership, state });
-        }
-        for f in self.outgoing.values().filter(|f| f.phase == Phase::Committing) {
-            out.push(Record::Commit { migration: f.migration, ownership: f.ownership });
         }
         for f in self.incoming.values().filter(|f| f.phase == Phase::Prepared) {
             let (migration, ownership, state) = (f.migration, f.ownership, f.state.clone());
