@@ -170,7 +170,7 @@ impl Node {
         }
         let link = Link::new(mesh.clone());
         if std::env::var_os("LUCIOLE_FAULT_SIGNALS").is_some_and(|v| v == "1") {
-            fault_signals(link.clone(), me)?;
+            fault_signals(&link, me)?;
         }
         let clock = Instant::now();
         let known = BTreeMap::new();
@@ -605,50 +605,50 @@ impl Node {
     }
 }
 
-/// With `LUCIOLE_FAULT_SIGNALS=1` (tests): SIGUSR1 cuts the node off from every peer, or
-/// reconnects it — a network partition with this node alone on its side.
-fn fault_signals(link: Link, me: MemberId) -> anyhow::Result<()> {
+/// Flips `flag` at each signal of `kind` and says so: `what` names the switch, `on` and `off`
+/// what it does.
+fn toggle_on_signal(
+    #[cfg(unix)] kind: tokio::signal::unix::SignalKind,
+    #[cfg(not(unix))] _kind: (),
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    me: MemberId,
+    (what, on, off): (&'static str, &'static str, &'static str),
+) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut usr1 = signal(SignalKind::user_defined1()).context("listening for SIGUSR1")?;
+        let mut signals = tokio::signal::unix::signal(kind)
+            .with_context(|| format!("listening for the signal of the {what}"))?;
         tokio::spawn(async move {
-            while usr1.recv().await.is_some() {
-                let cut = link.toggle();
-                eprintln!(
-                    "{}: fault injection: {}",
-                    short(me),
-                    if cut { "cut off from every peer" } else { "reconnected" }
-                );
+            while signals.recv().await.is_some() {
+                let now = !flag.fetch_xor(true, std::sync::atomic::Ordering::Relaxed);
+                eprintln!("{}: {what}: {}", short(me), if now { on } else { off });
             }
         });
     }
     #[cfg(not(unix))]
-    let _ = (link, me);
+    let _ = (flag, me, what, on, off);
     Ok(())
+}
+
+/// With `LUCIOLE_FAULT_SIGNALS=1` (tests): SIGUSR1 cuts the node off from every peer, or
+/// reconnects it — a network partition with this node alone on its side.
+fn fault_signals(link: &Link, me: MemberId) -> anyhow::Result<()> {
+    let words = ("fault injection (SIGUSR1)", "cut off from every peer", "reconnected");
+    #[cfg(unix)]
+    let kind = tokio::signal::unix::SignalKind::user_defined1();
+    #[cfg(not(unix))]
+    let kind = ();
+    toggle_on_signal(kind, link.switch(), me, words)
 }
 
 /// SIGUSR2 pauses the workload (no entity starts a move; moves under way finish, placement
 /// changes still move bubbles) or resumes it: to look at a still world, or check it.
 fn pause_signal(paused: Arc<std::sync::atomic::AtomicBool>, me: MemberId) -> anyhow::Result<()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut usr2 = signal(SignalKind::user_defined2()).context("listening for SIGUSR2")?;
-        tokio::spawn(async move {
-            while usr2.recv().await.is_some() {
-                let now = !paused.fetch_xor(true, std::sync::atomic::Ordering::Relaxed);
-                eprintln!(
-                    "{}: SIGUSR2: workload {}",
-                    short(me),
-                    if now { "paused" } else { "resumed" }
-                );
-            }
-        });
-    }
+    let kind = tokio::signal::unix::SignalKind::user_defined2();
     #[cfg(not(unix))]
-    let _ = (paused, me);
-    Ok(())
+    let kind = ();
+    toggle_on_signal(kind, paused, me, ("SIGUSR2", "workload paused", "workload resumed"))
 }
 
 fn member_status((id, info): (&MemberId, &MemberInfo)) -> MemberStatus {

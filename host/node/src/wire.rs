@@ -23,9 +23,9 @@ impl Link {
         self.cut.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Cuts the node off, or reconnects it; returns whether it is now cut off.
-    pub fn toggle(&self) -> bool {
-        !self.cut.fetch_xor(true, std::sync::atomic::Ordering::Relaxed)
+    /// The switch: set, the node is cut off.
+    pub fn switch(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.cut.clone()
     }
 
     /// Queues `message` for `to` reliably and in order (see [`luciole_transport::Mesh::send`]);
