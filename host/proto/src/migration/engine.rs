@@ -252,9 +252,10 @@ impl<P: MigrationPolicy> MigrationCore<P> {
     /// refuses old prepares and keeps [`Self::spawn`] from creating an entity twice); every
     /// decided commit not yet delivered; every owned entity with its current state and bubble
     /// (what [`Self::relocate`] set included: a snapshot makes it durable), after the commits
-    /// (an entity may be back before its move away is confirmed); every admission in doubt. Not kept: which migrations ended here lately (a late copy of the prepare of
-    /// an aborted one is then admitted and told abort again, as happens anyway past
-    /// [`ENDED_REMEMBERED`]). Append them after everything the core logged before the call.
+    /// (an entity may be back before its move away is confirmed); every admission in doubt.
+    /// Not kept: which migrations ended here lately (a late copy of the prepare of an aborted
+    /// one is then admitted and told abort again, as happens anyway past the last 4,096).
+    /// Append them after everything the core logged before the call.
     pub fn snapshot(&self) -> Vec<Record> {
         let mut out = Vec::with_capacity(
             1 + self.known.len() + self.owned.len() + self.outgoing.len() + self.incoming.len(),
