@@ -1,5 +1,5 @@
 //! `luciole policy test`: a component run against built-in input sets, every call printed with
-//! who answered, faults, declines and its time; with `--compare-builtin`, where its answers
+//! who answered, faults, declines, its time and the fuel it used; with `--compare-builtin`, where its answers
 //! differ from the built-in policy's. Exits non-zero on any fault or decline (a violation of
 //! the safety checks is a fault).
 //!
@@ -77,6 +77,8 @@ struct Outcome {
     faults: Vec<String>,
     declines: Vec<String>,
     took: Duration,
+    /// Fuel the answering call used; `None` when the built-in answered.
+    fuel: Option<u64>,
     differs: Option<bool>,
 }
 
@@ -96,6 +98,7 @@ fn outcome<T>(
         faults: answer.faults.iter().map(|f| f.to_string()).collect(),
         declines: answer.declined.iter().map(|(_, reason)| reason.clone()).collect(),
         took,
+        fuel: answer.fuel,
         differs,
     }
 }
@@ -195,8 +198,9 @@ fn report(file: &Path, label: &str, outcomes: &[(String, Outcome)]) -> anyhow::R
             }
             _ => "",
         };
+        let fuel = o.fuel.map_or("-".to_string(), |f| f.to_string());
         println!(
-            "  {name:<48} {:>9.1} µs  {}  by {}{diff}",
+            "  {name:<48} {:>9.1} µs  fuel {fuel:>10}  {}  by {}{diff}",
             o.took.as_secs_f64() * 1e6,
             o.summary,
             o.by
@@ -214,6 +218,15 @@ fn report(file: &Path, label: &str, outcomes: &[(String, Outcome)]) -> anyhow::R
     let also =
         if compared { format!(", {differ} differ from the built-in") } else { String::new() };
     println!("{} calls, {faults} fault(s), {declines} decline(s){also}", outcomes.len());
+    if let Some((name, most)) =
+        outcomes.iter().filter_map(|(n, o)| Some((n, o.fuel?))).max_by_key(|(_, f)| *f)
+    {
+        let budget = luciole_wasm::FUEL_PER_CALL_DEFAULT;
+        println!(
+            "most fuel: {most} of the {budget} a call may use ({:.1} %), on {name}",
+            most as f64 * 100.0 / budget as f64
+        );
+    }
     if faults + declines > 0 {
         anyhow::bail!("{}: {faults} fault(s) and {declines} decline(s)", file.display());
     }

@@ -327,6 +327,17 @@ fn policy_test_prints_every_call_and_fails_on_faults_and_declines() {
     }
     // The reference rendezvous placement is the built-in's twin.
     assert!(stdout.contains("5 calls, 0 fault(s), 0 decline(s), 0 differ from the built-in"));
+    // Fuel per call, and the hungriest call against the budget: the reference placement
+    // hashes every bubble for every member, 1,000 × 1,000 rendezvous weights, close to it.
+    let fuel = |case: &str| -> u64 {
+        let line = stdout.lines().find(|l| l.contains(case)).unwrap();
+        let after = line.split("fuel").nth(1).unwrap();
+        after.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert!(fuel("1 member, 16 bubbles") < fuel("1,000 members, 1000 bubbles"));
+    assert!(fuel("1,000 members, 1000 bubbles") > 10_000_000, "{stdout}");
+    assert!(stdout.contains("most fuel: "), "{stdout}");
+    assert!(stdout.contains("on 1,000 members, 1000 bubbles"), "{stdout}");
 
     let out = luciole(&["policy", "test", &plugin("hostile-decline")]);
     let stdout = text(&out.stdout);

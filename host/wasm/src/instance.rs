@@ -307,6 +307,8 @@ pub(crate) struct Instance {
     state: Mutex<State>,
     /// Calls that had to instantiate before running (no prepared instance was ready).
     pub(crate) inline_instantiations: AtomicU64,
+    /// Fuel the last call used (of the per-call budget).
+    pub(crate) last_fuel: AtomicU64,
 }
 
 impl Instance {
@@ -319,6 +321,7 @@ impl Instance {
             fresh_per_call: policy.meta.kind.is_cluster_wide(),
             state: Mutex::new(State::Empty),
             inline_instantiations: AtomicU64::new(0),
+            last_fuel: AtomicU64::new(0),
         };
         this.prepare()?;
         Ok(this)
@@ -380,10 +383,12 @@ impl Instance {
         let Inner { store, bindings, .. } = &mut inner;
         store.data_mut().memory_denied = false;
         store.data_mut().logs_in_call = 0;
-        store
-            .set_fuel(self.engine.config().fuel_per_call)
-            .map_err(|e| self.fault(FaultReason::Trap(e.to_string())))?;
-        let result = f(store, bindings).map_err(|e| {
+        let budget = self.engine.config().fuel_per_call;
+        store.set_fuel(budget).map_err(|e| self.fault(FaultReason::Trap(e.to_string())))?;
+        let result = f(store, bindings);
+        let left = store.get_fuel().unwrap_or(0);
+        self.last_fuel.store(budget.saturating_sub(left), Relaxed);
+        let result = result.map_err(|e| {
             let reason = if store.data().memory_denied {
                 FaultReason::MemoryLimit
             } else if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {

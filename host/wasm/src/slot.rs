@@ -47,6 +47,9 @@ pub struct Answer<T> {
     pub faults: Vec<Fault>,
     /// Versions tried first that declined, with their reason.
     pub declined: Vec<(String, String)>,
+    /// Fuel the answering version's call used (about one unit per wasm instruction, host
+    /// calls charged too); `None` when the built-in answered.
+    pub fuel: Option<u64>,
 }
 
 /// Counters of a slot.
@@ -308,7 +311,8 @@ impl<K: Kind> PolicySlot<K> {
                         self.stats.by_last_good.fetch_add(1, Relaxed);
                         AnsweredBy::LastGood(meta)
                     };
-                    return Answer { value, by, faults, declined };
+                    let fuel = Some(instance.last_fuel.load(Relaxed));
+                    return Answer { value, by, faults, declined, fuel };
                 }
                 Ok(Err(message)) => {
                     self.stats.declined.fetch_add(1, Relaxed);
@@ -323,7 +327,7 @@ impl<K: Kind> PolicySlot<K> {
             }
         }
         self.stats.by_builtin.fetch_add(1, Relaxed);
-        Answer { value: builtin(), by: AnsweredBy::Builtin, faults, declined }
+        Answer { value: builtin(), by: AnsweredBy::Builtin, faults, declined, fuel: None }
     }
 
     /// Logs a decline: at the default level, so an author sees their policy's errors (a
