@@ -20,6 +20,7 @@ mod decide;
 mod demo;
 mod page;
 mod policy;
+mod policy_cases;
 mod policy_test;
 mod run;
 mod status;
@@ -150,6 +151,13 @@ enum PolicyCommand {
         /// Also run the built-in policy on each input and mark where the answers differ.
         #[arg(long)]
         compare_builtin: bool,
+        /// Your own inputs with the answers you expect (TOML: `[[case]]` with `name`,
+        /// `members = [{ id, capacity, labels }]`, for placement `bubbles = N`, for a
+        /// coordinator `current`; `expect` (a member id, or `{ bubble = member }`) and/or
+        /// `expect_members = [ids]`). Run after the built-in inputs; an answer not as
+        /// expected fails the test.
+        #[arg(long, value_name = "FILE.toml")]
+        cases: Option<PathBuf>,
         /// Where compiled artifacts are kept [default: ~/.cache/luciole/artifacts].
         #[arg(long, conflicts_with = "no_cache")]
         cache_dir: Option<PathBuf>,
@@ -221,9 +229,15 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check { file, cache_dir, no_cache }) => {
             policy::check(&file, policy::Cache::from_flags(cache_dir.as_deref(), no_cache))
         }
-        Command::Policy(PolicyCommand::Test { file, compare_builtin, cache_dir, no_cache }) => {
+        Command::Policy(PolicyCommand::Test {
+            file,
+            compare_builtin,
+            cases,
+            cache_dir,
+            no_cache,
+        }) => {
             let cache = policy::Cache::from_flags(cache_dir.as_deref(), no_cache);
-            policy_test::test(&file, cache, compare_builtin)
+            policy_test::test(&file, cache, compare_builtin, cases.as_deref())
         }
         Command::Policy(PolicyCommand::Componentize { input, output }) => {
             policy::componentize(&input, &output)

@@ -19,6 +19,7 @@ use luciole_wasm::{
 };
 
 use crate::policy::{Cache, Loaded, load};
+use crate::policy_cases::AuthorCase;
 
 /// One input: a view (members with capacities and labels) and, for placement, the bubbles.
 struct Case {
@@ -80,6 +81,8 @@ struct Outcome {
     /// Fuel the answering call used; `None` when the built-in answered.
     fuel: Option<u64>,
     differs: Option<bool>,
+    /// How the answer missed what the author's case expected.
+    mismatch: Option<String>,
 }
 
 fn outcome<T>(
@@ -100,11 +103,19 @@ fn outcome<T>(
         took,
         fuel: answer.fuel,
         differs,
+        mismatch: None,
     }
 }
 
-/// Runs `file` against the built-in inputs of its kind and prints each call.
-pub fn test(file: &Path, cache: Cache<'_>, compare_builtin: bool) -> anyhow::Result<()> {
+/// Runs `file` against the built-in inputs of its kind, then the author's cases in `cases`
+/// (a TOML file, [`crate::policy_cases`]), and prints each call.
+pub fn test(
+    file: &Path,
+    cache: Cache<'_>,
+    compare_builtin: bool,
+    cases: Option<&Path>,
+) -> anyhow::Result<()> {
+    let authored = cases.map(crate::policy_cases::load).transpose()?.unwrap_or_default();
     // A migration component is refused from its declared kind, before it is compiled.
     let loaded = load(file, cache, |kind| match kind {
         PolicyKind::Migration => anyhow::bail!(
@@ -117,8 +128,8 @@ pub fn test(file: &Path, cache: Cache<'_>, compare_builtin: bool) -> anyhow::Res
     })?;
     let label = format!("{} {}", loaded.policy.meta().name, loaded.policy.meta().version);
     let outcomes = match loaded.info.kind {
-        PolicyKind::Coordinator => coordinators(armed(file, &loaded)?, compare_builtin)?,
-        PolicyKind::Placement => placements(armed(file, &loaded)?, compare_builtin)?,
+        PolicyKind::Coordinator => coordinators(armed(file, &loaded)?, compare_builtin, &authored)?,
+        PolicyKind::Placement => placements(armed(file, &loaded)?, compare_builtin, &authored)?,
         PolicyKind::Migration => unreachable!("refused by `load` above"),
     };
     report(file, &label, &outcomes)
@@ -135,6 +146,7 @@ fn armed<K: Kind>(file: &Path, loaded: &Loaded) -> anyhow::Result<PolicySlot<K>>
 fn coordinators(
     slot: PolicySlot<Coordinator>,
     compare_builtin: bool,
+    authored: &[AuthorCase],
 ) -> anyhow::Result<Vec<(String, Outcome)>> {
     // A slot with nothing swapped in answers with the built-in.
     let builtin = PolicySlot::<Coordinator>::new();
@@ -152,6 +164,19 @@ fn coordinators(
             out.push((format!("{}, {what}", case.name), outcome(answer, took, summary, differs)));
         }
     }
+    for case in authored {
+        let view = PolicyView::new(case.view.clone());
+        let started = Instant::now();
+        let answer = slot.choose(&view, case.current);
+        let took = started.elapsed();
+        let chosen = answer.value;
+        let differs = compare_builtin.then(|| builtin.choose(&view, case.current).value != chosen);
+        let mismatch = case.expect.check_coordinator(chosen);
+        let summary = format!("coordinator {}", &chosen.to_string()[..12]);
+        let mut o = outcome(answer, took, summary, differs);
+        o.mismatch = mismatch;
+        out.push((format!("yours: {}", case.name), o));
+    }
     Ok(out)
 }
 
@@ -159,6 +184,7 @@ fn coordinators(
 fn placements(
     slot: PolicySlot<Placement>,
     compare_builtin: bool,
+    authored: &[AuthorCase],
 ) -> anyhow::Result<Vec<(String, Outcome)>> {
     let builtin = PolicySlot::<Placement>::new();
     let mut out = Vec::new();
@@ -172,6 +198,22 @@ fn placements(
             compare_builtin.then(|| builtin.place(&view, &case.bubbles, &[]).value != answer.value);
         let name = format!("{}, {} bubbles", case.name, case.bubbles.len());
         out.push((name, outcome(answer, took, summary, differs)));
+    }
+    for case in authored {
+        if case.bubbles.is_empty() {
+            anyhow::bail!("your case {:?} places no bubbles: give it `bubbles = N`", case.name);
+        }
+        let view = PolicyView::new(case.view.clone());
+        let started = Instant::now();
+        let answer = slot.place(&view, &case.bubbles, &[]);
+        let took = started.elapsed();
+        let summary = placement_summary(&answer.value);
+        let differs =
+            compare_builtin.then(|| builtin.place(&view, &case.bubbles, &[]).value != answer.value);
+        let mismatch = case.expect.check_placement(&answer.value);
+        let mut o = outcome(answer, took, summary, differs);
+        o.mismatch = mismatch;
+        out.push((format!("yours: {}", case.name), o));
     }
     Ok(out)
 }
@@ -189,7 +231,7 @@ fn placement_summary(placed: &[Assignment]) -> String {
 /// Prints every outcome and fails if any call faulted or declined.
 fn report(file: &Path, label: &str, outcomes: &[(String, Outcome)]) -> anyhow::Result<()> {
     println!("{} ({label})", file.display());
-    let (mut faults, mut declines, mut differ) = (0, 0, 0);
+    let (mut faults, mut declines, mut differ, mut missed) = (0, 0, 0, 0);
     for (name, o) in outcomes {
         let diff = match o.differs {
             Some(true) => {
@@ -213,11 +255,21 @@ fn report(file: &Path, label: &str, outcomes: &[(String, Outcome)]) -> anyhow::R
             declines += 1;
             println!("      DECLINED {d}");
         }
+        if let Some(m) = &o.mismatch {
+            missed += 1;
+            println!("      MISMATCH {m}");
+        }
     }
     let compared = outcomes.iter().any(|(_, o)| o.differs.is_some());
     let also =
         if compared { format!(", {differ} differ from the built-in") } else { String::new() };
-    println!("{} calls, {faults} fault(s), {declines} decline(s){also}", outcomes.len());
+    let yours = outcomes.iter().filter(|(n, _)| n.starts_with("yours: ")).count();
+    let expected = if yours > 0 {
+        format!(", {missed} of your {yours} case(s) not as expected")
+    } else {
+        String::new()
+    };
+    println!("{} calls, {faults} fault(s), {declines} decline(s){also}{expected}", outcomes.len());
     if let Some((name, most)) =
         outcomes.iter().filter_map(|(n, o)| Some((n, o.fuel?))).max_by_key(|(_, f)| *f)
     {
@@ -227,8 +279,11 @@ fn report(file: &Path, label: &str, outcomes: &[(String, Outcome)]) -> anyhow::R
             most as f64 * 100.0 / budget as f64
         );
     }
-    if faults + declines > 0 {
-        anyhow::bail!("{}: {faults} fault(s) and {declines} decline(s)", file.display());
+    if faults + declines + missed > 0 {
+        anyhow::bail!(
+            "{}: {faults} fault(s), {declines} decline(s), {missed} answer(s) not as expected",
+            file.display()
+        );
     }
     Ok(())
 }

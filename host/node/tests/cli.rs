@@ -279,6 +279,90 @@ fn node_commands_explain_user_mistakes_in_one_line() {
 }
 
 #[test]
+fn policy_test_runs_the_authors_cases_and_fails_on_an_answer_not_as_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let good = write(
+        "good.toml",
+        r#"
+[[case]]
+name = "lowest id wins"
+members = [{ id = 5 }, { id = 2, capacity = 3, labels = { zone = "a" } }, { id = 9 }]
+current = 9
+expect = 2
+
+[[case]]
+name = "one of the two"
+members = [{ id = 7 }, { id = "000000000000000000000000000000ff" }]
+expect_members = [7, 255]
+"#,
+    );
+    let out = luciole(&["policy", "test", &plugin("coordinator-lowest-id"), "--cases", &good]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("yours: lowest id wins"), "{stdout}");
+    assert!(stdout.contains("0 of your 2 case(s) not as expected"), "{stdout}");
+
+    // A wrong expectation fails, saying what was expected and what came.
+    let wrong = write(
+        "wrong.toml",
+        "[[case]]\nname = \"x\"\nmembers = [{ id = 5 }, { id = 2 }]\nexpect = 5\n",
+    );
+    let out = luciole(&["policy", "test", &plugin("coordinator-lowest-id"), "--cases", &wrong]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("MISMATCH expected coordinator 00000000000000000000000000000005, got 00000000000000000000000000000002"), "{stdout}");
+    assert!(text(&out.stderr).contains("1 answer(s) not as expected"), "{}", text(&out.stderr));
+
+    // Placement: nothing on a member at capacity 0, a bubble where the author expects it.
+    let placed = write(
+        "placed.toml",
+        "[[case]]\nname = \"zero\"\nmembers = [{ id = 1 }, { id = 2, capacity = 0 }]\nbubbles = 16\nexpect = { 3 = 1 }\nexpect_members = [1]\n",
+    );
+    let out = luciole(&["policy", "test", &plugin("placement-rendezvous"), "--cases", &placed]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let placed_wrong = write(
+        "placed-wrong.toml",
+        "[[case]]\nname = \"zero\"\nmembers = [{ id = 1 }, { id = 2, capacity = 0 }]\nbubbles = 16\nexpect_members = [2]\n",
+    );
+    let out =
+        luciole(&["policy", "test", &plugin("placement-rendezvous"), "--cases", &placed_wrong]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("not one of the expected members"), "{}", text(&out.stdout));
+
+    // A bad file is one line naming it and the case.
+    let bad = write("bad.toml", "[[case]]\nname = \"b\"\nmembers = [{ id = \"zz\" }]\n");
+    let out = luciole(&["policy", "test", &plugin("coordinator-lowest-id"), "--cases", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("bad.toml: case \"b\"") && stderr.contains("\"zz\""), "{stderr}");
+    let typo = write("typo.toml", "[[case]]\nname = \"t\"\nmembers = []\nexpected = 1\n");
+    let out = luciole(&["policy", "test", &plugin("coordinator-lowest-id"), "--cases", &typo]);
+    assert!(text(&out.stderr).contains("expected"), "{}", text(&out.stderr));
+}
+
+/// The sample cases files in `examples/cases` hold for the reference policies.
+#[test]
+fn the_sample_cases_pass_with_the_reference_policies() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cases");
+    for (policy, cases) in [
+        ("coordinator-lowest-id", "coordinator.toml"),
+        ("placement-rendezvous", "placement.toml"),
+    ] {
+        let file = root.join(cases);
+        let out = luciole(&["policy", "test", &plugin(policy), "--cases", file.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{policy}: {stdout}{}", text(&out.stderr));
+        assert!(stdout.contains("0 of your"), "{stdout}");
+    }
+}
+
+#[test]
 fn policy_check_fills_the_artifact_cache_and_loads_from_it_next_time() {
     let cache = tempfile::tempdir().unwrap();
     let dir = cache.path().to_str().unwrap();
