@@ -21,6 +21,7 @@ mod demo;
 mod page;
 mod policy;
 mod policy_cases;
+mod policy_new;
 mod policy_test;
 mod run;
 mod status;
@@ -125,6 +126,10 @@ struct StatusArgs {
 
 #[derive(Subcommand, Debug)]
 enum PolicyCommand {
+    /// Create a policy project that builds and passes its tests out of the box: the kind's
+    /// function filled with a working default, tests, `build.sh` (build for wasm, wrap into a
+    /// component, `policy check`) and a README. Rust so far.
+    New(policy_new::NewArgs),
     /// Check a policy component: kind, API version, imports, size, load time, and a smoke
     /// call. Exits non-zero with a one-line reason if the node would refuse it. The compiled
     /// artifact is kept in the artifact cache, so the next check, demo or node loads it in
@@ -239,6 +244,9 @@ fn main() -> ExitCode {
             let cache = policy::Cache::from_flags(cache_dir.as_deref(), no_cache);
             policy_test::test(&file, cache, compare_builtin, cases.as_deref())
         }
+        Command::Policy(PolicyCommand::New(args)) => policy_new::new(&args).map(|dir| {
+            println!("created {}: cd there, then `cargo test` and `./build.sh`", dir.display());
+        }),
         Command::Policy(PolicyCommand::Componentize { input, output }) => {
             policy::componentize(&input, &output)
         }

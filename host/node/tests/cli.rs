@@ -350,16 +350,64 @@ expect_members = [7, 255]
 #[test]
 fn the_sample_cases_pass_with_the_reference_policies() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cases");
-    for (policy, cases) in [
-        ("coordinator-lowest-id", "coordinator.toml"),
-        ("placement-rendezvous", "placement.toml"),
-    ] {
+    for (policy, cases) in
+        [("coordinator-lowest-id", "coordinator.toml"), ("placement-rendezvous", "placement.toml")]
+    {
         let file = root.join(cases);
         let out = luciole(&["policy", "test", &plugin(policy), "--cases", file.to_str().unwrap()]);
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{policy}: {stdout}{}", text(&out.stderr));
         assert!(stdout.contains("0 of your"), "{stdout}");
     }
+}
+
+/// `policy new` writes, for each kind, a Rust project whose tests pass, whose `build.sh`
+/// builds a component that passes `policy check`, and that hot-swaps into the demo.
+#[test]
+fn policy_new_projects_pass_their_tests_and_policy_check_and_swap_into_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // Shared and kept between runs: the guest SDK is compiled once.
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("policy-new");
+    let bin = env!("CARGO_BIN_EXE_luciole");
+    for kind in ["coordinator", "placement", "migration"] {
+        let name = format!("my-{kind}");
+        let out = luciole(&["policy", "new", &name, "--kind", kind, "--dir", d]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let project = dir.path().join(&name);
+        let run = |cmd: &mut Command| {
+            let out = cmd.current_dir(&project).env("CARGO_TARGET_DIR", &target).output().unwrap();
+            assert!(out.status.success(), "{kind}: {}{}", text(&out.stdout), text(&out.stderr));
+            text(&out.stdout) + &text(&out.stderr)
+        };
+        let tests = run(Command::new("cargo").args(["test", "--quiet"]));
+        assert!(tests.contains("2 passed"), "{kind}: {tests}");
+        let built = run(Command::new("./build.sh").env("LUCIOLE", bin));
+        assert!(built.contains("smoke call   ok"), "{kind}: {built}");
+        let wasm = project.join(format!("{name}.wasm"));
+        let swap = format!("--swap-{kind}");
+        let out = luciole(&["demo", "--local", "--views", "4", &swap, wasm.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+        assert!(stdout.contains(&format!("by {name}@0.1.0")), "{kind}: {stdout}");
+    }
+    // Mistakes: one line each.
+    one_line_error(
+        &["policy", "new", "my-coordinator", "--kind", "coordinator", "--dir", d],
+        &["exists already"],
+    );
+    one_line_error(
+        &["policy", "new", "Bad_Name", "--kind", "placement", "--dir", d],
+        &["not a policy name"],
+    );
+    one_line_error(
+        &["policy", "new", "p", "--kind", "placement", "--lang", "js", "--dir", d],
+        &["examples/js"],
+    );
+    one_line_error(
+        &["policy", "new", "q", "--kind", "placement", "--dir", d, "--sdk", "/nonexistent"],
+        &["--sdk"],
+    );
 }
 
 #[test]
