@@ -207,22 +207,26 @@ fn each_node_serves_a_live_page_of_the_world_that_a_browser_renders_also_when_cu
     let view = c.agreed("the founding view", |v| members(v).len() == 3);
     conserved(&c, "created", Duration::from_secs(60));
     let url = |i: usize| format!("http://{}/", c.status[i]);
-    // Entities start where they were created and migrate once they cross a border: wait
-    // for the page to show migrations (a loaded machine may take a few seconds).
+    // Entities start where they were created and migrate once they cross a border, and
+    // peers' counts come with their pings (every second): wait for the page to show
+    // migrations and every member's entities (a loaded machine may take a few seconds).
+    // Peers' counts are up to a second old, so the sum is near the total, not exact.
     let started = Instant::now();
     let dom = loop {
         let dom = rendered(&url(0));
-        if field(&dom, "rate").parse::<u64>().unwrap() > 0 {
+        let total: u64 = field(&dom, "entities-total").parse().unwrap();
+        let rate: u64 = field(&dom, "rate").parse().unwrap();
+        if rate > 0 && (1_300..=1_700).contains(&total) {
             break dom;
         }
-        assert!(started.elapsed() < common::STEP_DEADLINE, "no migrations shown:\n{dom}");
+        assert!(
+            started.elapsed() < common::STEP_DEADLINE,
+            "{total} entities, {rate} migrations/s shown:\n{dom}"
+        );
     };
     assert_eq!(field(&dom, "epoch"), view["epoch"].to_string());
     assert_eq!(field(&dom, "members"), "3");
     assert_eq!(field(&dom, "quorum"), "yes");
-    let total: u64 = field(&dom, "entities-total").parse().unwrap();
-    // Peers' counts are up to a second old, so the sum is near the total, not exact.
-    assert!((1_300..=1_700).contains(&total), "{total} entities shown");
     assert_eq!(dom.matches("data-bubble=").count(), 64, "a 4×4×4 grid");
     let rows = dom.split("id=\"nodes\"").nth(1).unwrap().split("</table>").next().unwrap();
     assert_eq!(rows.matches("<tr>").count(), 4, "a header and 3 members: {rows}");
