@@ -144,8 +144,10 @@ enum PolicyCommand {
         #[arg(long)]
         no_cache: bool,
     },
-    /// Run a coordinator or placement component against built-in inputs (1 to 1,000 members,
-    /// zero capacities, labels, up to 10,000 bubbles) and print every call: its answer, who
+    /// Run a component against built-in inputs — coordinator and placement: 1 to 1,000
+    /// members, zero capacities, labels, up to 10,000 bubbles; migration: loads at and below
+    /// the limits, votes, timers of each role and phase, view changes with up to 1,000 pending
+    /// migrations — and print every call: its answer, who
     /// answered, faults, declines (with the policy's message), time and fuel used (and the
     /// hungriest call against the per-call budget, 50,000,000: a call past it is stopped and
     /// counts as a fault). Exits non-zero on any fault or decline; a violation of the safety

@@ -320,8 +320,9 @@ fn readme(kind: NewKind, name: &str) -> String {
     };
     let test_line = if kind == "migration" {
         format!(
-            "luciole-sim --cluster crashes --seeds 20 --policy {name}.wasm   # through the \
-             migration core, from a luciole checkout: cargo run --release -p luciole-sim -- …"
+            "luciole policy test {name}.wasm --compare-builtin   # every decision on built-in \
+             states; then through the migration core under crashes, from a luciole checkout: \
+             cargo run --release -p luciole-sim -- --cluster crashes --seeds 20 --policy {name}.wasm"
         )
     } else {
         format!("luciole policy test {name}.wasm [--compare-builtin] [--cases my-cases.toml]")

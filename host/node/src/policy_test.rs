@@ -3,9 +3,11 @@
 //! differ from the built-in policy's. Exits non-zero on any fault or decline (a violation of
 //! the safety checks is a fault).
 //!
-//! Covers coordinator and placement components; a migration component is refused with a
-//! pointer to `policy check` and the whole-cluster simulator (`luciole-sim --cluster …
-//! --policy`), which drive it through the migration core.
+//! A migration component is asked each of its five questions on built-in states (loads at
+//! and below the limits, every vote, timers of each role and phase early and late, view
+//! changes with 1 to 1,000 pending migrations); an answer that would break exactly-once is a
+//! fault. The whole-cluster simulator (`luciole-sim --cluster … --policy`) drives it through
+//! the migration core.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,7 +17,8 @@ use luciole_proto::placement::{Assignment, Bubble};
 use luciole_proto::rand::SplitMix64;
 use luciole_proto::{BubbleId, Epoch, Label, Member, MemberId, View};
 use luciole_wasm::{
-    Answer, AnsweredBy, Coordinator, Kind, Placement, PolicyKind, PolicySlot, PolicyView,
+    Answer, AnsweredBy, Coordinator, Kind, Migration as MigrationSlot, Placement, PolicyKind,
+    PolicySlot, PolicyView,
 };
 
 use crate::policy::{Cache, Loaded, load};
@@ -116,21 +119,19 @@ pub fn test(
     cases: Option<&Path>,
 ) -> anyhow::Result<()> {
     let authored = cases.map(crate::policy_cases::load).transpose()?.unwrap_or_default();
-    // A migration component is refused from its declared kind, before it is compiled.
-    let loaded = load(file, cache, |kind| match kind {
-        PolicyKind::Migration => anyhow::bail!(
-            "`policy test` covers coordinator and placement components so far; check a \
-             migration component with `luciole policy check`, and run it through the migration \
-             core with `luciole-sim --cluster crashes --policy {}`",
-            file.display()
-        ),
+    let loaded = load(file, cache, |kind| match (kind, cases) {
+        (PolicyKind::Migration, Some(_)) => {
+            anyhow::bail!(
+                "--cases holds coordinator and placement inputs; this is a migration policy"
+            )
+        }
         _ => Ok(()),
     })?;
     let label = format!("{} {}", loaded.policy.meta().name, loaded.policy.meta().version);
     let outcomes = match loaded.info.kind {
         PolicyKind::Coordinator => coordinators(armed(file, &loaded)?, compare_builtin, &authored)?,
         PolicyKind::Placement => placements(armed(file, &loaded)?, compare_builtin, &authored)?,
-        PolicyKind::Migration => unreachable!("refused by `load` above"),
+        PolicyKind::Migration => migrations(armed(file, &loaded)?, compare_builtin)?,
     };
     report(file, &label, &outcomes)
 }
@@ -214,6 +215,103 @@ fn placements(
         let mut o = outcome(answer, took, summary, differs);
         o.mismatch = mismatch;
         out.push((format!("yours: {}", case.name), o));
+    }
+    Ok(out)
+}
+
+/// Each migration question on built-in states.
+fn migrations(
+    slot: PolicySlot<MigrationSlot>,
+    compare_builtin: bool,
+) -> anyhow::Result<Vec<(String, Outcome)>> {
+    use luciole_proto::builtin;
+    use luciole_proto::migration::{
+        Admission, Load, Migration, PendingAction, Phase, Refusal, Role, Status,
+    };
+    use luciole_proto::{EntityId, MigrationId};
+    let migration = |i: u64| Migration {
+        id: MigrationId::from_parts(1, i),
+        entity: EntityId(u128::from(i) + 100),
+        source: MemberId(1),
+        target: MemberId(2),
+        source_bubble: BubbleId(0),
+        target_bubble: BubbleId(1),
+        epoch: Epoch(1),
+    };
+    let load = |entities, entities_max, in_flight, in_flight_max| Load {
+        entities,
+        entities_max,
+        in_flight,
+        in_flight_max,
+    };
+    let loads = [
+        ("idle", load(10, 100_000, 0, 256)),
+        ("at the in-flight limit", load(10, 100_000, 256, 256)),
+        ("at the entity limit", load(100_000, 100_000, 3, 256)),
+        ("limits of zero", load(0, 0, 0, 0)),
+    ];
+    let status = |i, role, phase, attempt, elapsed_ms| Status {
+        migration: migration(i),
+        role,
+        phase,
+        attempt,
+        elapsed_ms,
+    };
+    let mut out = Vec::new();
+    let mut push = |name: String, o: Outcome| out.push((name, o));
+    for (what, l) in &loads {
+        let started = Instant::now();
+        let a = slot.on_request(&migration(1), l);
+        let (took, value) = (started.elapsed(), a.value);
+        let differs = compare_builtin.then(|| builtin::on_request(l) != value);
+        push(format!("request, {what}"), outcome(a, took, format!("{value:?}"), differs));
+        let started = Instant::now();
+        let a = slot.on_prepare(&migration(1), l);
+        let (took, value) = (started.elapsed(), a.value);
+        let differs = compare_builtin.then(|| builtin::on_prepare(l) != value);
+        push(format!("prepare, {what}"), outcome(a, took, format!("{value:?}"), differs));
+    }
+    for vote in [Admission::Admit, Admission::Refuse(Refusal::TooBusy)] {
+        let s = status(1, Role::Source, Phase::Preparing, 1, 20);
+        let started = Instant::now();
+        let a = slot.on_vote(&s, vote);
+        let (took, value) = (started.elapsed(), a.value);
+        let differs = compare_builtin.then(|| builtin::on_vote(vote) != value);
+        push(format!("vote {vote:?}"), outcome(a, took, format!("{value:?}"), differs));
+    }
+    let sides = [
+        (Role::Source, Phase::Preparing),
+        (Role::Source, Phase::Committing),
+        (Role::Target, Phase::Preparing),
+        (Role::Target, Phase::Prepared),
+    ];
+    for (role, phase) in sides {
+        for (attempt, elapsed) in [(1, 100), (3, 300), (50, 10_000)] {
+            let s = status(1, role, phase, attempt, elapsed);
+            let started = Instant::now();
+            let a = slot.on_timeout(&s);
+            let (took, value) = (started.elapsed(), a.value);
+            let differs = compare_builtin.then(|| builtin::on_timeout(&s) != value);
+            let name = format!("timer, {role:?} {phase:?}, attempt {attempt} at {elapsed} ms");
+            push(name, outcome(a, took, format!("{value:?}"), differs));
+        }
+    }
+    let members: Vec<Member> = (1..=5).map(|i| Member::new(MemberId(i), 1)).collect();
+    let view = PolicyView::new(View::new(Epoch(2), members)?);
+    for n in [1u64, 100, 1_000] {
+        let pending: Vec<Status> = (0..n)
+            .map(|i| {
+                let (role, phase) = sides[(i % 4) as usize];
+                status(i, role, phase, 1 + (i % 3) as u32, 50 * i)
+            })
+            .collect();
+        let started = Instant::now();
+        let a = slot.on_view_change(&view, &pending);
+        let took = started.elapsed();
+        let aborts = a.value.iter().filter(|x| **x == PendingAction::Abort).count();
+        let summary = format!("{aborts} abort, {} keep", a.value.len() - aborts);
+        let differs = compare_builtin.then(|| builtin::on_view_change(&pending) != a.value);
+        push(format!("view change, {n} pending"), outcome(a, took, summary, differs));
     }
     Ok(out)
 }

@@ -482,7 +482,21 @@ fn policy_test_prints_every_call_and_fails_on_faults_and_declines() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAULT"), "{stdout}");
 
-    let out = luciole(&["policy", "test", &plugin("migration-standard")]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("luciole-sim --cluster"), "{}", text(&out.stderr));
+    // Migration: the reference policy answers every question as the built-in does; the
+    // reckless one is caught by the safety checks.
+    let out = luciole(&["policy", "test", &plugin("migration-standard"), "--compare-builtin"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for want in [
+        "prepare, at the in-flight limit",
+        "timer, Target Prepared, attempt 50 at 10000 ms",
+        "view change, 1000 pending",
+        "25 calls, 0 fault(s), 0 decline(s), 0 differ from the built-in",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    let out = luciole(&["policy", "test", &plugin("hostile-migration")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAULT") && stdout.contains("unsafe answer"), "{stdout}");
 }
