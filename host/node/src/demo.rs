@@ -61,6 +61,50 @@ pub struct Args {
     /// Halfway, hot-swap this migration component in instead of the default midway swaps.
     #[arg(long, value_name = "FILE.wasm")]
     swap_migration: Option<PathBuf>,
+    /// Record every view the coordinator and placement policies are asked about, as a cases
+    /// file that `luciole policy test FILE.wasm --cases FILE.toml` replays (add `expect` lines
+    /// to turn a recorded view into a test).
+    #[arg(long, value_name = "FILE.toml")]
+    record: Option<PathBuf>,
+}
+
+/// A recorded view, as `policy test --cases` reads it.
+#[derive(serde::Serialize)]
+struct Recorded {
+    name: String,
+    epoch: u64,
+    members: Vec<RecordedMember>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<String>,
+    bubbles: u64,
+}
+
+#[derive(serde::Serialize)]
+struct RecordedMember {
+    id: String,
+    capacity: u32,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(serde::Serialize)]
+struct Trace {
+    case: Vec<Recorded>,
+}
+
+fn recorded(view: &View, current: Option<MemberId>, bubbles: u64) -> Recorded {
+    let members = view.members().iter().map(|m| RecordedMember {
+        id: m.id.to_string(),
+        capacity: m.capacity,
+        labels: m.labels.iter().map(|l| (l.key.clone(), l.value.clone())).collect(),
+    });
+    Recorded {
+        name: format!("demo view {}", view.epoch().0),
+        epoch: view.epoch().0,
+        members: members.collect(),
+        current: current.map(|c| c.to_string()),
+        bubbles,
+    }
 }
 
 struct Node {
@@ -131,6 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut view = View::new(Epoch(1), (0..args.members).map(|_| fresh(&mut rng)).collect())?;
     let mut coordinator = None;
     let mut placement: Vec<Assignment> = Vec::new();
+    let mut trace = Trace { case: Vec::new() };
     for step in 1..=args.views {
         if step > 1 {
             let mut members = view.members().to_vec();
@@ -146,12 +191,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if step == args.views / 2 + 1 {
             node.midway_swaps();
         }
+        if args.record.is_some() {
+            // What the policies are asked: the current coordinator if it is still a member.
+            let current = coordinator.filter(|c| view.members().iter().any(|m| m.id == *c));
+            trace.case.push(recorded(&view, current, args.bubbles));
+        }
         // Converted once per installed view, shared by every policy call in it.
         let prepared = PolicyView::new(view.clone());
         coordinator = Some(node.decide_view(&prepared, coordinator, &bubbles, &mut placement));
         node.sample_migration(&view);
     }
     node.summary();
+    if let Some(path) = &args.record {
+        let text = toml::to_string(&trace).context("writing the trace")?;
+        let header = format!(
+            "# Views of `luciole demo --local --seed {}`, as the coordinator and placement\n\
+             # policies were asked (the placement from scratch). Replay: luciole policy test \
+             FILE.wasm --cases {}\n",
+            args.seed,
+            path.display()
+        );
+        std::fs::write(path, header + &text)
+            .with_context(|| format!("writing the trace {}", path.display()))?;
+        println!("recorded {} view(s) into {}", trace.case.len(), path.display());
+    }
     Ok(())
 }
 

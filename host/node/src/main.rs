@@ -163,7 +163,9 @@ enum PolicyCommand {
         /// coordinator `current`; `expect` (a member id, or `{ bubble = member }`) and/or
         /// `expect_members = [ids]`). Run after the built-in inputs; an answer not as
         /// expected fails the test.
-        #[arg(long, value_name = "FILE.toml")]
+        /// `--trace` is the same: a trace `luciole demo --local --record FILE.toml` wrote is a
+        /// cases file without expectations.
+        #[arg(long, value_name = "FILE.toml", alias = "trace")]
         cases: Option<PathBuf>,
         /// Where compiled artifacts are kept [default: ~/.cache/luciole/artifacts].
         #[arg(long, conflicts_with = "no_cache")]

@@ -346,13 +346,33 @@ expect_members = [7, 255]
     assert!(text(&out.stderr).contains("expected"), "{}", text(&out.stderr));
 }
 
-/// The sample cases files in `examples/cases` hold for the reference policies.
+/// `demo --local --record` writes the views it asked about; `policy test --trace` replays them.
+#[test]
+fn a_recorded_demo_replays_through_policy_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.toml");
+    let trace = trace.to_str().unwrap();
+    let out = luciole(&["demo", "--local", "--views", "5", "--seed", "7", "--record", trace]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("recorded 5 view(s)"), "{}", text(&out.stdout));
+    let out = luciole(&["policy", "test", &plugin("coordinator-lowest-id"), "--trace", trace]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("yours: demo view 5"), "{stdout}");
+    assert!(stdout.contains("0 of your 5 case(s) not as expected"), "{stdout}");
+}
+
+/// The sample cases in `examples/cases` hold for the reference policies, and the sample
+/// trace in `examples/traces` replays.
 #[test]
 fn the_sample_cases_pass_with_the_reference_policies() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cases");
-    for (policy, cases) in
-        [("coordinator-lowest-id", "coordinator.toml"), ("placement-rendezvous", "placement.toml")]
-    {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for (policy, cases) in [
+        ("coordinator-lowest-id", "cases/coordinator.toml"),
+        ("placement-rendezvous", "cases/placement.toml"),
+        ("placement-rendezvous", "traces/demo.toml"),
+        ("coordinator-sticky", "traces/demo.toml"),
+    ] {
         let file = root.join(cases);
         let out = luciole(&["policy", "test", &plugin(policy), "--cases", file.to_str().unwrap()]);
         let stdout = text(&out.stdout);
