@@ -151,32 +151,29 @@ fn coordinators(
 ) -> anyhow::Result<Vec<(String, Outcome)>> {
     // A slot with nothing swapped in answers with the built-in.
     let builtin = PolicySlot::<Coordinator>::new();
-    let mut out = Vec::new();
-    for case in cases(false)? {
-        let view = PolicyView::new(case.view.clone());
-        let last = case.view.members().last().map(|m| m.id);
-        for (what, current) in [("no previous", None), ("previous = last member", last)] {
+    let ask =
+        |view: &View, current: Option<MemberId>, check: &dyn Fn(MemberId) -> Option<String>| {
+            let view = PolicyView::new(view.clone());
             let started = Instant::now();
             let answer = slot.choose(&view, current);
             let took = started.elapsed();
             let chosen = answer.value;
             let differs = compare_builtin.then(|| builtin.choose(&view, current).value != chosen);
             let summary = format!("coordinator {}", &chosen.to_string()[..12]);
-            out.push((format!("{}, {what}", case.name), outcome(answer, took, summary, differs)));
+            let mut o = outcome(answer, took, summary, differs);
+            o.mismatch = check(chosen);
+            o
+        };
+    let mut out = Vec::new();
+    for case in cases(false)? {
+        let last = case.view.members().last().map(|m| m.id);
+        for (what, current) in [("no previous", None), ("previous = last member", last)] {
+            out.push((format!("{}, {what}", case.name), ask(&case.view, current, &|_| None)));
         }
     }
     for case in authored {
-        let view = PolicyView::new(case.view.clone());
-        let started = Instant::now();
-        let answer = slot.choose(&view, case.current);
-        let took = started.elapsed();
-        let chosen = answer.value;
-        let differs = compare_builtin.then(|| builtin.choose(&view, case.current).value != chosen);
-        let mismatch = case.expect.check_coordinator(chosen);
-        let summary = format!("coordinator {}", &chosen.to_string()[..12]);
-        let mut o = outcome(answer, took, summary, differs);
-        o.mismatch = mismatch;
-        out.push((format!("yours: {}", case.name), o));
+        let check = |chosen| case.expect.check_coordinator(chosen);
+        out.push((format!("yours: {}", case.name), ask(&case.view, case.current, &check)));
     }
     Ok(out)
 }
@@ -188,33 +185,30 @@ fn placements(
     authored: &[AuthorCase],
 ) -> anyhow::Result<Vec<(String, Outcome)>> {
     let builtin = PolicySlot::<Placement>::new();
-    let mut out = Vec::new();
-    for case in cases(true)? {
-        let view = PolicyView::new(case.view.clone());
+    let ask = |view: &View, bubbles: &[Bubble], check: &dyn Fn(&[Assignment]) -> Option<String>| {
+        let view = PolicyView::new(view.clone());
         let started = Instant::now();
-        let answer = slot.place(&view, &case.bubbles, &[]);
+        let answer = slot.place(&view, bubbles, &[]);
         let took = started.elapsed();
         let summary = placement_summary(&answer.value);
         let differs =
-            compare_builtin.then(|| builtin.place(&view, &case.bubbles, &[]).value != answer.value);
+            compare_builtin.then(|| builtin.place(&view, bubbles, &[]).value != answer.value);
+        let mismatch = check(&answer.value);
+        let mut o = outcome(answer, took, summary, differs);
+        o.mismatch = mismatch;
+        o
+    };
+    let mut out = Vec::new();
+    for case in cases(true)? {
         let name = format!("{}, {} bubbles", case.name, case.bubbles.len());
-        out.push((name, outcome(answer, took, summary, differs)));
+        out.push((name, ask(&case.view, &case.bubbles, &|_| None)));
     }
     for case in authored {
         if case.bubbles.is_empty() {
             anyhow::bail!("your case {:?} places no bubbles: give it `bubbles = N`", case.name);
         }
-        let view = PolicyView::new(case.view.clone());
-        let started = Instant::now();
-        let answer = slot.place(&view, &case.bubbles, &[]);
-        let took = started.elapsed();
-        let summary = placement_summary(&answer.value);
-        let differs =
-            compare_builtin.then(|| builtin.place(&view, &case.bubbles, &[]).value != answer.value);
-        let mismatch = case.expect.check_placement(&answer.value);
-        let mut o = outcome(answer, took, summary, differs);
-        o.mismatch = mismatch;
-        out.push((format!("yours: {}", case.name), o));
+        let check = |placed: &[Assignment]| case.expect.check_placement(placed);
+        out.push((format!("yours: {}", case.name), ask(&case.view, &case.bubbles, &check)));
     }
     Ok(out)
 }
