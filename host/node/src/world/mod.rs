@@ -17,12 +17,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use luciole_proto::core::{Core, Millis};
 use luciole_proto::migration::{
-    Event, Message, MigrationConfig, MigrationCore, MigrationPolicy, Outcome, Reason, Record, Role,
+    Event, Message, MigrationConfig, MigrationCore, MigrationPolicy, Outcome, Record, Role,
     Standard,
 };
 use luciole_proto::order::{Arrival, Numbering, Receipts, Stamp};
@@ -37,16 +36,21 @@ use crate::config::{MotionKind, WorldConfig};
 use crate::run::short;
 use crate::wire::{Link, Summary, Wire};
 
-/// Bytes of an entity's motion at the start of its state.
-pub const MOTION_BYTES: usize = 48;
+mod report;
+mod state;
+
+use report::reason_name;
+pub use report::{
+    Holdings, LATENCY_BUCKETS, PeerWorld, WorldStats, WorldStatus, latency_bucket, latency_quantile,
+};
+pub use state::{MOTION_BYTES, decode_body, encode_state, payload_of, wall_ms};
+
 /// Most migration messages in one frame.
 const BATCH_MESSAGES_MAX: usize = 512;
 /// Most entities created per bucket while a node creates its share.
 const SPAWNS_PER_BUCKET: u64 = 1_000;
 /// How often a node sends its clock reading and summary to each member, ms.
 const PING_EVERY_MS: u64 = 1_000;
-/// Latency histogram buckets: bucket k holds latencies of 2^(k/8) - 1 to 2^((k+1)/8) - 1 µs.
-pub const LATENCY_BUCKETS: usize = 200;
 /// The log's directory inside the data directory.
 pub const WAL_DIR: &str = "wal";
 
@@ -68,188 +72,6 @@ struct Counters {
     commits_logged: u64,
     /// Arrivals in the log up to the snapshot.
     arrivals_logged: u64,
-}
-
-/// Milliseconds since the Unix epoch by the wall clock (shifted by
-/// `LUCIOLE_FAULT_CLOCK_OFFSET_MS` when `LUCIOLE_FAULT_SIGNALS=1`: a skewed clock, for tests).
-pub fn wall_ms() -> u64 {
-    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    let offset = *OFFSET.get_or_init(|| {
-        let faults = std::env::var_os("LUCIOLE_FAULT_SIGNALS").is_some_and(|v| v == "1");
-        let offset = std::env::var("LUCIOLE_FAULT_CLOCK_OFFSET_MS").ok();
-        offset.filter(|_| faults).and_then(|v| v.parse().ok()).unwrap_or(0)
-    });
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    ms.saturating_add_signed(offset)
-}
-
-/// The payload of entity `id`: `bytes` bytes of a pattern of its id.
-pub fn payload_of(id: EntityId, bytes: usize) -> Vec<u8> {
-    let seed = id.0.to_le_bytes();
-    (0..bytes).map(|i| seed[i % 8].wrapping_add((i / 8) as u8)).collect()
-}
-
-/// An entity's state: its motion, then its payload.
-pub fn encode_state(body: &Body, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MOTION_BYTES + payload.len());
-    for x in body.pos.iter().chain(&body.vel) {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.extend_from_slice(payload);
-    out
-}
-
-/// The motion at the start of a state, if it is long enough and finite.
-pub fn decode_body(state: &[u8]) -> Option<Body> {
-    let head = state.get(..MOTION_BYTES)?;
-    let mut xs = [0.0f64; 6];
-    for (x, chunk) in xs.iter_mut().zip(head.chunks_exact(8)) {
-        *x = f64::from_le_bytes(chunk.try_into().ok()?);
-    }
-    xs.iter()
-        .all(|x| x.is_finite())
-        .then(|| Body { pos: [xs[0], xs[1], xs[2]], vel: [xs[3], xs[4], xs[5]] })
-}
-
-/// Counters of the node's entities and migrations, since the process started unless said.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct WorldStats {
-    /// Entities created by this node (this life).
-    pub spawned: u64,
-    /// Migrations ended as their source, committed.
-    pub commits: u64,
-    /// Migrations ended as their source, aborted.
-    pub aborts: u64,
-    /// Migrations ended as their target, committed (the entity arrived).
-    pub arrivals: u64,
-    /// Migrations ended as their target, aborted.
-    pub target_aborts: u64,
-    /// Migrations ended (either side), by reason: `decided`, `refused`, `fenced:<why>`,
-    /// `timed-out`, `view-changed`, `source-aborted`.
-    pub by_reason: BTreeMap<String, u64>,
-    /// Moves the core refused to start, by reason.
-    pub not_started: BTreeMap<String, u64>,
-    /// Entities that crossed into another bubble hosted here (no migration needed).
-    pub relocations: u64,
-    /// Commit decisions durable in this node's log, over its whole log (every life).
-    pub commits_logged: u64,
-    /// Arrivals durable in this node's log, over its whole log.
-    pub arrivals_logged: u64,
-    /// Checkpoints: a snapshot of the table written and the log before it let go (this life).
-    pub checkpoints: u64,
-    /// Arrived entities whose payload was not the pattern of their id.
-    pub payload_mismatches: u64,
-    /// Records appended to the log (this life).
-    pub wal_records: u64,
-    /// Log writes, each followed by one sync (this life).
-    pub wal_syncs: u64,
-    /// Bytes written to the log (this life).
-    pub wal_bytes: u64,
-    /// Migration messages sent and received.
-    pub messages_out: u64,
-    /// Migration messages received and taken.
-    pub messages_in: u64,
-    /// Migration frames the transport could not queue (dropped; the protocol resends).
-    pub frames_dropped: u64,
-    /// Migration messages found missing by their numbers (gaps).
-    pub gaps: u64,
-    /// Migration messages dropped as duplicates or older than one taken.
-    pub duplicates: u64,
-    /// Times a peer's clock was found off by more than the tolerance.
-    pub skew_events: u64,
-    /// Latency of the migrations this node started and saw committed (from its request to
-    /// the target's confirmation that the entity is applied and logged): counts per bucket,
-    /// bucket k covering 2^(k/8) - 1 to 2^((k+1)/8) - 1 µs ([`latency_bucket`]).
-    pub latency_us_log8: Vec<u64>,
-}
-
-/// The latency bucket of `us` microseconds.
-pub fn latency_bucket(us: u64) -> usize {
-    (((us + 1) as f64).log2() * 8.0) as usize
-}
-
-/// The latency at quantile `q` (0..=1) of a histogram of [`latency_bucket`]s, µs (the upper
-/// edge of its bucket: at most 9 % above the true value); `None` when empty.
-pub fn latency_quantile(counts: &[u64], q: f64) -> Option<u64> {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
-    let mut seen = 0;
-    for (k, n) in counts.iter().enumerate() {
-        seen += n;
-        if seen >= rank {
-            return Some((2f64.powf((k + 1) as f64 / 8.0) - 1.0).round() as u64);
-        }
-    }
-    None
-}
-
-/// One peer as this node last heard of it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct PeerWorld {
-    /// Its member id.
-    pub id: String,
-    /// Its summary.
-    pub summary: Summary,
-    /// Milliseconds since the summary arrived.
-    pub age_ms: u64,
-    /// Its clock's estimated offset from this node's, ms (ahead if positive).
-    pub offset_ms: Option<i64>,
-    /// Whether the offset is beyond the tolerance.
-    pub skewed: bool,
-}
-
-/// The entities part of `/status`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct WorldStatus {
-    /// Bubbles along x, y, z.
-    pub cells: [u32; 3],
-    /// Entities owned here.
-    pub entities: u64,
-    /// Of them, frozen by a migration out.
-    pub moving_out: u64,
-    /// Migrations in which this node is the target and waits for the decision.
-    pub in_doubt: u64,
-    /// Entities owned here per bubble: (bubble, count).
-    pub per_bubble: Vec<(u64, u32)>,
-    /// Where each bubble is hosted (member id), by bubble id, as placed for the view the
-    /// migration core knows; empty before the first placement.
-    pub homes: Vec<String>,
-    /// Commits as source per second over the last second.
-    pub commits_per_s: f64,
-    /// Median latency of this node's committed migrations since it started, µs.
-    pub latency_p50_us: Option<u64>,
-    /// 99th percentile of the same, µs.
-    pub latency_p99_us: Option<u64>,
-    /// The other members, as they last told this node.
-    pub peers: Vec<PeerWorld>,
-    /// Counters.
-    pub stats: WorldStats,
-}
-
-/// Every entity a node holds, for `luciole check conservation`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holdings {
-    /// The node's member id.
-    pub node: String,
-    /// The view epoch its migration core knows.
-    pub epoch: u64,
-    /// The first id of the entities it creates, and how many it creates.
-    pub spawn_range: (u64, u64),
-    /// Entities it owns: (id, ownership epoch).
-    pub owned: Vec<(u128, u64)>,
-    /// Entities whose move out it committed and whose target has not confirmed it yet:
-    /// (id, the ownership epoch the target holds it at).
-    pub in_transit: Vec<(u128, u64)>,
-    /// Commit decisions durable in its log, over the whole log.
-    pub commits_logged: u64,
-    /// Arrivals whose payload was damaged.
-    pub payload_mismatches: u64,
-    /// Whether its workload is paused.
-    #[serde(default)]
-    pub paused: bool,
 }
 
 /// The node's entities and its side of every migration.
@@ -961,66 +783,5 @@ impl World {
     /// Closes the log: what was appended is synced first.
     pub fn close(self) -> anyhow::Result<()> {
         self.wal.close().context("closing the log")
-    }
-}
-
-/// A reason as the status shows it.
-fn reason_name(r: Reason) -> String {
-    match r {
-        Reason::Decided => "decided".into(),
-        Reason::Refused(_) => "refused".into(),
-        Reason::Fenced(f) => format!("fenced:{}", fence_name(f)),
-        Reason::TimedOut => "timed-out".into(),
-        Reason::ViewChanged => "view-changed".into(),
-        Reason::SourceAborted => "source-aborted".into(),
-    }
-}
-
-fn fence_name(f: luciole_proto::migration::Fence) -> &'static str {
-    use luciole_proto::migration::Fence;
-    match f {
-        Fence::NoQuorum => "no-quorum",
-        Fence::StaleView => "stale-view",
-        Fence::NotMember => "not-member",
-        Fence::Conflict => "conflict",
-        Fence::Stale => "stale",
-        Fence::NotOwner => "not-owner",
-        Fence::SameMember => "same-member",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_state_carries_its_motion_and_payload_and_damage_shows() {
-        let body = Body { pos: [0.5, 1.25, 3.0], vel: [-0.1, 0.0, 0.2] };
-        let id = EntityId(0x1_0000_0007);
-        let state = encode_state(&body, &payload_of(id, 256));
-        assert_eq!(state.len(), MOTION_BYTES + 256);
-        assert_eq!(decode_body(&state), Some(body));
-        assert_eq!(&state[MOTION_BYTES..], payload_of(id, 256));
-        assert_ne!(payload_of(id, 256), payload_of(EntityId(id.0 + 1), 256));
-        assert_eq!(decode_body(&state[..MOTION_BYTES - 1]), None, "too short");
-        let mut bad = state.clone();
-        bad[..8].copy_from_slice(&f64::NAN.to_le_bytes());
-        assert_eq!(decode_body(&bad), None, "not finite");
-    }
-
-    #[test]
-    fn latency_quantiles_are_within_a_bucket_of_the_truth() {
-        let mut h = vec![0u64; LATENCY_BUCKETS];
-        assert_eq!(latency_quantile(&h, 0.5), None);
-        // 1..=1000 µs, once each.
-        for us in 1..=1000u64 {
-            h[latency_bucket(us)] += 1;
-        }
-        for (q, truth) in [(0.5, 500.0), (0.99, 990.0), (1.0, 1000.0)] {
-            let got = latency_quantile(&h, q).unwrap() as f64;
-            assert!(got >= truth && got <= truth * 1.1, "q{q}: {got} for {truth}");
-        }
-        assert_eq!(latency_bucket(0), 0);
-        assert!(latency_bucket(33_000_000) < LATENCY_BUCKETS, "33 s fits");
     }
 }
