@@ -421,17 +421,15 @@ impl World {
         if !self.core.active() || self.config.motion == MotionKind::Shuttle || self.is_paused() {
             return;
         }
-        let mut moving: Vec<(EntityId, Body)> = Vec::with_capacity(self.bodies.len());
-        let mut logical: HashMap<EntityId, BubbleId> = HashMap::with_capacity(self.bodies.len());
-        for (e, o) in self.core.owned() {
-            if o.moving.is_none()
-                && let Some(b) = self.bodies.get(e)
-            {
-                moving.push((*e, *b));
-                logical.insert(*e, o.bubble);
-            }
-        }
-        let bubble_of = |e: &EntityId| logical.get(e).copied().unwrap_or(BubbleId(0));
+        // Each idle entity with the bubble the core holds it in (flocking groups by it).
+        let mut moving: Vec<((EntityId, BubbleId), Body)> = self
+            .core
+            .owned()
+            .iter()
+            .filter(|(_, o)| o.moving.is_none())
+            .filter_map(|(e, o)| Some(((*e, o.bubble), *self.bodies.get(e)?)))
+            .collect();
+        let bubble_of = |(_, bubble): &(EntityId, BubbleId)| *bubble;
         luciole_proto::world::step(
             &self.grid,
             &mut moving,
@@ -440,9 +438,8 @@ impl World {
             dt_s,
             &mut self.rng,
         );
-        for (e, body) in moving {
+        for ((e, from), body) in moving {
             self.bodies.insert(e, body);
-            let from = logical[&e];
             let crossing = self.grid.crossing(from, body.pos, self.config.margin);
             let home_now = self.homes.get(&from).copied();
             let (bubble, home) = match crossing {
