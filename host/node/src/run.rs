@@ -169,7 +169,7 @@ impl Node {
             s.phase = "joining".into();
         }
         let link = Link::new(mesh.clone());
-        if std::env::var_os("LUCIOLE_FAULT_SIGNALS").is_some_and(|v| v == "1") {
+        if crate::wire::faults_enabled() {
             fault_signals(&link, me)?;
         }
         let clock = Instant::now();

@@ -3,6 +3,12 @@
 
 pub use luciole_proto::wire::{Summary, Wire};
 
+/// Whether the test faults are on (`LUCIOLE_FAULT_SIGNALS=1`): SIGUSR1 cuts the node off, and
+/// `LUCIOLE_FAULT_CLOCK_OFFSET_MS` skews its wall clock.
+pub fn faults_enabled() -> bool {
+    std::env::var_os("LUCIOLE_FAULT_SIGNALS").is_some_and(|v| v == "1")
+}
+
 /// The node's side of the network: the mesh, and a switch that cuts this node off from every
 /// peer (both ways) to simulate a network partition in tests. The switch is flipped only by
 /// SIGUSR1, and only when the node was started with `LUCIOLE_FAULT_SIGNALS=1`.

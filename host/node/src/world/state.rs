@@ -14,7 +14,7 @@ pub const MOTION_BYTES: usize = 48;
 pub fn wall_ms() -> u64 {
     static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
     let offset = *OFFSET.get_or_init(|| {
-        let faults = std::env::var_os("LUCIOLE_FAULT_SIGNALS").is_some_and(|v| v == "1");
+        let faults = crate::wire::faults_enabled();
         let offset = std::env::var("LUCIOLE_FAULT_CLOCK_OFFSET_MS").ok();
         offset.filter(|_| faults).and_then(|v| v.parse().ok()).unwrap_or(0)
     });
