@@ -42,10 +42,7 @@ impl Link {
         addr: Option<std::net::SocketAddr>,
         message: &Wire,
     ) -> Option<usize> {
-        if self.is_cut() {
-            return None;
-        }
-        self.mesh.send(to, addr, message)
+        self.open()?.send(to, addr, message)
     }
 
     /// Sends `message` as a datagram when a connection is open (see
@@ -56,9 +53,11 @@ impl Link {
         addr: Option<std::net::SocketAddr>,
         message: &Wire,
     ) -> Option<usize> {
-        if self.is_cut() {
-            return None;
-        }
-        self.mesh.send_unreliable(to, addr, message)
+        self.open()?.send_unreliable(to, addr, message)
+    }
+
+    /// The mesh, unless the node is cut off.
+    fn open(&self) -> Option<&luciole_transport::Mesh<Wire>> {
+        (!self.is_cut()).then_some(&self.mesh)
     }
 }
