@@ -97,6 +97,9 @@ pub(crate) struct HostState {
     memory_denied: bool,
     logs_in_call: u32,
     logs_dropped: u64,
+    /// The last message the current call logged at error level: a trap after it is reported
+    /// with it (the guest helpers log an uncaught exception, then trap).
+    last_error: Option<String>,
 }
 
 impl ResourceLimiter for HostState {
@@ -197,6 +200,9 @@ pub(crate) fn add_log_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Res
             };
             charge(&mut store, bytes as u64 * LOG_FUEL_PER_BYTE)?;
             emit(&store.data().policy, level, &message, &rendered);
+            if level == log::Level::Error {
+                store.data_mut().last_error = Some(message);
+            }
             Ok(())
         },
     )?;
@@ -284,6 +290,7 @@ pub(crate) fn new_store(
         memory_denied: false,
         logs_in_call: 0,
         logs_dropped: 0,
+        last_error: None,
     };
     let mut store = Store::new(engine.engine(), state);
     store.limiter(|s| s);
@@ -383,6 +390,7 @@ impl Instance {
         let Inner { store, bindings, .. } = &mut inner;
         store.data_mut().memory_denied = false;
         store.data_mut().logs_in_call = 0;
+        store.data_mut().last_error = None;
         let budget = self.engine.config().fuel_per_call;
         store.set_fuel(budget).map_err(|e| self.fault(FaultReason::Trap(e.to_string())))?;
         let result = f(store, bindings);
@@ -395,6 +403,11 @@ impl Instance {
                 FaultReason::OutOfFuel
             } else if format!("{e:#}").contains(LIFT_LIMIT_MESSAGE) {
                 FaultReason::TooMuchData
+            } else if let Some(logged) = store.data_mut().last_error.take() {
+                // What the policy said before it trapped is what its author needs; the wasm
+                // backtrace of an interpreter is not.
+                let trap = e.downcast_ref::<Trap>().map_or("a trap".to_string(), Trap::to_string);
+                FaultReason::Trap(format!("{logged} (then: {trap})"))
             } else {
                 FaultReason::Trap(format!("{e:#}"))
             };
