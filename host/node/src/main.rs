@@ -161,12 +161,15 @@ enum PolicyCommand {
         /// Your own inputs with the answers you expect (TOML: `[[case]]` with `name`,
         /// `members = [{ id, capacity, labels }]`, for placement `bubbles = N`, for a
         /// coordinator `current`; `expect` (a member id, or `{ bubble = member }`) and/or
-        /// `expect_members = [ids]`). Run after the built-in inputs; an answer not as
-        /// expected fails the test.
+        /// `expect_members = [ids]`, optional `epoch`). Only these are run, unless
+        /// `--builtin` is given too; an answer not as expected fails the test.
         /// `--trace` is the same: a trace `luciole demo --local --record FILE.toml` wrote is a
         /// cases file without expectations.
         #[arg(long, value_name = "FILE.toml", alias = "trace")]
         cases: Option<PathBuf>,
+        /// With `--cases`: run the built-in inputs as well, before yours.
+        #[arg(long, requires = "cases")]
+        builtin: bool,
         /// Where compiled artifacts are kept [default: ~/.cache/luciole/artifacts].
         #[arg(long, conflicts_with = "no_cache")]
         cache_dir: Option<PathBuf>,
@@ -242,14 +245,21 @@ fn main() -> ExitCode {
             file,
             compare_builtin,
             cases,
+            builtin,
             cache_dir,
             no_cache,
         }) => {
             let cache = policy::Cache::from_flags(cache_dir.as_deref(), no_cache);
-            policy_test::test(&file, cache, compare_builtin, cases.as_deref())
+            let builtin = builtin || cases.is_none();
+            policy_test::test(&file, cache, compare_builtin, cases.as_deref(), builtin)
         }
         Command::Policy(PolicyCommand::New(args)) => policy_new::new(&args).map(|dir| {
-            println!("created {}: cd there, then `cargo test` and `./build.sh`", dir.display());
+            let test = match args.lang {
+                policy_new::Lang::Rust => "cargo test",
+                policy_new::Lang::Js => "npm install && npm test",
+                policy_new::Lang::Python => "./test.sh",
+            };
+            println!("created {}: cd there, then `{test}` and `./build.sh`", dir.display());
         }),
         Command::Policy(PolicyCommand::Componentize { input, output }) => {
             policy::componentize(&input, &output)
