@@ -306,6 +306,13 @@ expect_members = [7, 255]
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("yours: lowest id wins"), "{stdout}");
     assert!(stdout.contains("0 of your 2 case(s) not as expected"), "{stdout}");
+    // Only the author's inputs, unless the built-in ones are asked for too.
+    assert!(!stdout.contains("1 member, no previous"), "{stdout}");
+    let coordinator = plugin("coordinator-lowest-id");
+    let out = luciole(&["policy", "test", &coordinator, "--cases", &good, "--builtin"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("1 member, no previous") && stdout.contains("yours: lowest id wins"));
 
     // A wrong expectation fails, saying what was expected and what came.
     let wrong = write(
@@ -474,7 +481,9 @@ fn policy_test_prints_every_call_and_fails_on_faults_and_declines() {
     let out = luciole(&["policy", "test", &plugin("placement-rendezvous"), "--compare-builtin"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    for want in ["3 members, one at capacity 0, 16 bubbles", "100 members, 10000 bubbles"] {
+    for want in
+        ["3 members, one at capacity 0, 16 bubbles", "100 members with zone labels, 10000 bubbles"]
+    {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
     // The reference rendezvous placement is the built-in's twin.
@@ -519,4 +528,95 @@ fn policy_test_prints_every_call_and_fails_on_faults_and_declines() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAULT") && stdout.contains("unsafe answer"), "{stdout}");
+}
+
+/// A built JavaScript or Python component of `target/examples`, and the shared artifact cache.
+fn example(name: &str) -> (String, String) {
+    let path = luciole_tests::example_dir().join(format!("{name}.wasm"));
+    let cache = plugin_dir().with_file_name("artifact-cache");
+    (path.to_string_lossy().into_owned(), cache.to_string_lossy().into_owned())
+}
+
+/// The line of `file` (under the repository) that contains `marker`, counted from 1.
+fn line_of(file: &str, marker: &str) -> usize {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    1 + text.lines().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("{marker:?}"))
+}
+
+/// In each language, a policy that is right on small views and wrong on large ones passes
+/// its small inputs and is caught on the 1,000-member one by the safety checks.
+#[test]
+fn policy_test_catches_a_wrong_answer_that_only_a_large_view_shows_in_each_language() {
+    let rust = (plugin("buggy-large-view"), plugin_dir().to_string_lossy().into_owned());
+    let js = example("js-buggy-coordinator");
+    let python = example("py-buggy-placement");
+    for (lang, (file, cache), name) in [
+        ("Rust", rust, "buggy-large-view"),
+        ("JavaScript", js, "buggy-coordinator"),
+        ("Python", python, "buggy-placement"),
+    ] {
+        let out = luciole(&["policy", "test", &file, "--cache-dir", &cache]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{lang}: {stdout}{}", text(&out.stderr));
+        let lines: Vec<&str> = stdout.lines().collect();
+        let at = |input: &str| lines.iter().position(|l| l.starts_with(&format!("  {input}")));
+        // Small views: the component answers.
+        for small in ["1 member", "3 members, one at capacity 0", "12 members with zone labels"] {
+            let i = at(small).unwrap_or_else(|| panic!("{lang}: no {small:?} in {stdout}"));
+            assert!(lines[i].contains(&format!("by {name} 0.1.0")), "{lang}: {}", lines[i]);
+        }
+        // The large one: the answer is refused as unsafe, and the built-in answers.
+        let i = at("1,000 members").unwrap_or_else(|| panic!("{lang}: {stdout}"));
+        assert!(lines[i].contains("by the built-in"), "{lang}: {}", lines[i]);
+        assert!(lines[i + 1].contains("FAULT") && lines[i + 1].contains("unsafe answer"));
+    }
+}
+
+/// The JavaScript and Python helpers: an uncaught TypeError or AttributeError is logged with
+/// its type, message, file and line, and counts as a fault (not a decline).
+#[test]
+fn an_uncaught_exception_is_a_fault_logged_with_its_type_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("epoch-999.toml");
+    let trigger = "[[case]]\nname = \"the bug\"\nepoch = 999\nmembers = [{ id = 1 }, { id = 2 }]\n";
+    std::fs::write(&cases, format!("{trigger}bubbles = 4\n")).unwrap();
+    let cases = cases.to_str().unwrap();
+    let js_line = line_of("tests/guests/js/buggy-coordinator/policy.js", "the TypeError");
+    let py_line = line_of("tests/guests/python/buggy-placement/app.py", "the AttributeError");
+    for (lang, (file, cache), exception, place, function) in [
+        (
+            "JavaScript",
+            example("js-buggy-coordinator"),
+            "TypeError",
+            format!("policy.js:{js_line}"),
+            "choose",
+        ),
+        (
+            "Python",
+            example("py-buggy-placement"),
+            "AttributeError",
+            format!("app.py:{py_line}"),
+            "place",
+        ),
+    ] {
+        let out = luciole(&["policy", "test", &file, "--cache-dir", &cache, "--cases", cases]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{lang}: {stdout}{stderr}");
+        // A fault, not a decline, and the fault says what the policy's code did.
+        assert!(stdout.contains("1 calls, 1 fault(s), 0 decline(s)"), "{lang}: {stdout}");
+        let fault = stdout.lines().find(|l| l.contains("FAULT")).unwrap_or_default();
+        let said = format!("uncaught {exception} in {function}");
+        assert!(fault.contains(&said) && fault.contains(&place), "{lang}: {fault}");
+        // The node's log: one error line, with the exception, file and line as fields.
+        let logged = stderr.lines().find(|l| l.contains("ERROR") && l.contains(&said));
+        let logged = logged.unwrap_or_else(|| panic!("{lang}: no log line in {stderr}"));
+        for field in [
+            format!("exception={exception}"),
+            format!("line={}", &place[place.find(':').unwrap() + 1..]),
+        ] {
+            assert!(logged.contains(&field), "{lang}: {field} missing in {logged}");
+        }
+        assert!(logged.contains(&format!("file={}", &place[..place.find(':').unwrap()])));
+    }
 }

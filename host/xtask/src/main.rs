@@ -201,12 +201,16 @@ fn test_counted(cmd: &mut Command) -> anyhow::Result<(u64, u64, u64)> {
     Ok((passed, failed, ignored))
 }
 
-/// The JavaScript and Python example policies: (language, directory under examples/, world).
-const EXAMPLES: [(&str, &str, &str); 4] = [
-    ("js", "coordinator-lowest-id", "coordinator-policy"),
-    ("js", "placement-rendezvous", "placement-policy"),
-    ("python", "coordinator-lowest-id", "coordinator-policy"),
-    ("python", "placement-rendezvous", "placement-policy"),
+/// The JavaScript and Python policies built to `target/examples/`: the examples, and the
+/// test guests with deliberate bugs (language, directory, world). A component is named after
+/// its directory, `js-…` or `py-…`.
+const EXAMPLES: [(&str, &str, &str); 6] = [
+    ("js", "examples/js/coordinator-lowest-id", "coordinator-policy"),
+    ("js", "examples/js/placement-rendezvous", "placement-policy"),
+    ("python", "examples/python/coordinator-lowest-id", "coordinator-policy"),
+    ("python", "examples/python/placement-rendezvous", "placement-policy"),
+    ("js", "tests/guests/js/buggy-coordinator", "coordinator-policy"),
+    ("python", "tests/guests/python/buggy-placement", "placement-policy"),
 ];
 
 /// Installs the pinned toolchains if needed and builds every example that changed.
@@ -237,17 +241,24 @@ fn examples(root: &Path) -> anyhow::Result<()> {
             Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(&js),
         )?;
     }
-    for (lang, name, world) in EXAMPLES {
-        let src = root.join("examples").join(lang).join(name);
+    // The helpers every policy may import (guest-sdk/js, guest-sdk/python).
+    let helpers = root.join("guest-sdk");
+    for (lang, dir, world) in EXAMPLES {
+        let src = root.join(dir);
+        let name = dir.rsplit('/').next().unwrap_or(dir);
         let prefix = if lang == "js" { "js" } else { "py" };
         let out = out_dir.join(format!("{prefix}-{name}.wasm"));
-        if up_to_date(&out, &[&src, &wit])? {
+        let sdk = helpers.join(lang);
+        if up_to_date(&out, &[&src, &wit, &sdk])? {
             eprintln!("    {prefix}-{name}: up to date");
             continue;
         }
         let mut cmd = if lang == "js" {
             let mut c = Command::new(js.join("node_modules/.bin/componentize-js"));
-            c.arg(src.join("policy.js"))
+            // componentize-js resolves imports inside its working directory only: the
+            // repository, so a policy can import ../../../guest-sdk/js.
+            c.current_dir(root)
+                .arg(Path::new(dir).join("policy.js"))
                 .arg("--wit")
                 .arg(&wit)
                 .args(["--world-name", world])
@@ -262,6 +273,8 @@ fn examples(root: &Path) -> anyhow::Result<()> {
                 .arg(&wit)
                 .args(["-w", world, "componentize", "--stub-wasi", "app", "-p"])
                 .arg(&src)
+                .arg("-p")
+                .arg(&sdk)
                 .arg("-o")
                 .arg(&out);
             c
