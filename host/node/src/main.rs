@@ -146,7 +146,7 @@ enum PolicyCommand {
     },
     /// Run a component against built-in inputs — coordinator and placement: 1 to 1,000
     /// members, zero capacities, labels, up to 10,000 bubbles; migration: loads at and below
-    /// the limits, votes, timers of each role and phase, view changes with up to 1,000 pending
+    /// the limits, votes, timers of each role and phase, view changes with up to 256 pending
     /// migrations — and print every call: its answer, who
     /// answered, faults, declines (with the policy's message), time and fuel used (and the
     /// hungriest call against the per-call budget, 50,000,000: a call past it is stopped and

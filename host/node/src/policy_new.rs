@@ -1,9 +1,9 @@
-//! `luciole policy new NAME --kind KIND --lang rust`: a policy project that builds, passes its
-//! own tests and `luciole policy check` out of the box — the kind's function filled with a
-//! working default, a test file, a build script and a README.
-//!
-//! Rust only so far; JavaScript and Python projects are the examples in `examples/` (see
-//! their READMEs) until their scaffolds come.
+//! `luciole policy new NAME --kind KIND --lang rust|js|python`: a policy project that builds,
+//! passes its own tests and `luciole policy check` out of the box — the kind's function(s)
+//! filled with a working default, a test file, a build script and a README. JavaScript and
+//! Python projects carry the contract (`wit/`) and the helper that turns an uncaught exception
+//! into a logged fault (`guest-sdk/js`, `guest-sdk/python`); their templates are the files in
+//! `host/node/templates/`.
 
 use std::path::{Path, PathBuf};
 
@@ -46,9 +46,9 @@ pub enum NewKind {
 pub enum Lang {
     /// Rust, with the guest SDK.
     Rust,
-    /// JavaScript (componentize-js): not yet.
+    /// JavaScript, built with componentize-js (needs Node.js ≥ 18 with npm).
     Js,
-    /// Python (componentize-py): not yet.
+    /// Python, built with componentize-py (needs Python ≥ 3.10 with venv).
     Python,
 }
 
@@ -66,11 +66,7 @@ pub fn new(args: &NewArgs) -> anyhow::Result<PathBuf> {
         );
     }
     if args.lang != Lang::Rust {
-        anyhow::bail!(
-            "`policy new` writes Rust projects so far; for JavaScript and Python start from \
-             examples/js and examples/python in the luciole repository (their READMEs go from \
-             nothing to a policy hot-swapped into a node)"
-        );
+        return interpreted(args);
     }
     let sdk = match &args.sdk {
         Some(dir) => dir.clone(),
@@ -102,14 +98,143 @@ pub fn new(args: &NewArgs) -> anyhow::Result<PathBuf> {
         let path = dir.join(file);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
+    executable(&dir.join("build.sh"))?;
+    Ok(dir)
+}
+
+/// The contract, written into JavaScript and Python projects (their compilers read it).
+const WIT: [(&str, &str); 4] = [
+    ("types.wit", include_str!("../../../wit/since_v0.1.0/types.wit")),
+    ("coordinator.wit", include_str!("../../../wit/since_v0.1.0/coordinator.wit")),
+    ("placement.wit", include_str!("../../../wit/since_v0.1.0/placement.wit")),
+    ("migration.wit", include_str!("../../../wit/since_v0.1.0/migration.wit")),
+];
+
+/// A JavaScript or Python project: the files of `templates/<lang>/`, with the kind's source
+/// and test, the contract and the helper.
+fn interpreted(args: &NewArgs) -> anyhow::Result<PathBuf> {
+    let name = &args.name;
+    let kind = match args.kind {
+        NewKind::Coordinator => "coordinator",
+        NewKind::Placement => "placement",
+        NewKind::Migration => "migration",
+    };
+    let (cases_note, cases_flag) = match args.kind {
+        NewKind::Migration => ("", ""),
+        _ => (" and your cases (cases.toml)", " --cases cases.toml"),
+    };
+    let fill = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{kind}}", kind)
+            .replace("{{interface}}", kind)
+            .replace("{{world}}", &format!("{kind}-policy"))
+            .replace("{{cases_note}}", cases_note)
+            .replace("{{cases_flag}}", cases_flag)
+    };
+    let mut files: Vec<(String, String)> =
+        WIT.iter().map(|(file, text)| (format!("wit/{file}"), text.to_string())).collect();
+    let source = |js: &'static str, py: &'static str| if args.lang == Lang::Js { js } else { py };
+    let cases = match args.kind {
+        NewKind::Coordinator => Some(include_str!("../templates/coordinator.cases.toml")),
+        NewKind::Placement => Some(include_str!("../templates/placement.cases.toml")),
+        NewKind::Migration => None,
+    };
+    if let Some(cases) = cases {
+        files.push(("cases.toml".into(), fill(cases)));
+    }
+    let (policy, test) = match (args.lang, args.kind) {
+        (Lang::Js, NewKind::Coordinator) => (
+            include_str!("../templates/js/coordinator.policy.js"),
+            include_str!("../templates/js/coordinator.test.js"),
+        ),
+        (Lang::Js, NewKind::Placement) => (
+            include_str!("../templates/js/placement.policy.js"),
+            include_str!("../templates/js/placement.test.js"),
+        ),
+        (Lang::Js, NewKind::Migration) => (
+            include_str!("../templates/js/migration.policy.js"),
+            include_str!("../templates/js/migration.test.js"),
+        ),
+        (_, NewKind::Coordinator) => (
+            include_str!("../templates/python/coordinator.app.py"),
+            include_str!("../templates/python/coordinator.test_app.py"),
+        ),
+        (_, NewKind::Placement) => (
+            include_str!("../templates/python/placement.app.py"),
+            include_str!("../templates/python/placement.test_app.py"),
+        ),
+        (_, NewKind::Migration) => (
+            include_str!("../templates/python/migration.app.py"),
+            include_str!("../templates/python/migration.test_app.py"),
+        ),
+    };
+    if args.lang == Lang::Js {
+        files.extend([
+            ("policy.js".into(), fill(policy)),
+            ("test/policy.test.js".into(), fill(test)),
+            ("component.js".into(), fill(include_str!("../templates/js/component.js"))),
+            (
+                "luciole-policy.js".into(),
+                include_str!("../../../guest-sdk/js/luciole-policy.js").into(),
+            ),
+            ("package.json".into(), fill(include_str!("../templates/js/package.json"))),
+            ("build.sh".into(), fill(include_str!("../templates/js/build.sh"))),
+            (".gitignore".into(), include_str!("../templates/js/gitignore").into()),
+        ]);
+    } else {
+        files.extend([
+            ("app.py".into(), fill(policy)),
+            ("test_app.py".into(), fill(test)),
+            (
+                "luciole_policy.py".into(),
+                include_str!("../../../guest-sdk/python/luciole_policy.py").into(),
+            ),
+            (
+                "requirements.txt".into(),
+                include_str!("../templates/python/requirements.txt").into(),
+            ),
+            ("build.sh".into(), fill(include_str!("../templates/python/build.sh"))),
+            ("test.sh".into(), fill(include_str!("../templates/python/test.sh"))),
+            (".gitignore".into(), include_str!("../templates/python/gitignore").into()),
+        ]);
+    }
+    files.push((
+        "README.md".into(),
+        fill(source(
+            include_str!("../templates/js/README.md"),
+            include_str!("../templates/python/README.md"),
+        )),
+    ));
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(".")).join(name);
+    if dir.exists() {
+        anyhow::bail!("{} exists already: choose another name or --dir", dir.display());
+    }
+    for (file, text) in &files {
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    for script in ["build.sh", "test.sh"] {
+        let path = dir.join(script);
+        if path.exists() {
+            executable(&path)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// Makes a script executable.
+fn executable(path: &Path) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let script = dir.join("build.sh");
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-            .with_context(|| format!("making {} executable", script.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} executable", path.display()))?;
     }
-    Ok(dir)
+    Ok(())
 }
 
 fn cargo_toml(name: &str, sdk: &Path) -> String {

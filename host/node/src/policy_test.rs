@@ -5,7 +5,7 @@
 //!
 //! A migration component is asked each of its five questions on built-in states (loads at
 //! and below the limits, every vote, timers of each role and phase early and late, view
-//! changes with 1 to 1,000 pending migrations); an answer that would break exactly-once is a
+//! changes with 1 to 256 pending migrations, a node's limit); an answer that would break exactly-once is a
 //! fault. The whole-cluster simulator (`luciole-sim --cluster … --policy`) drives it through
 //! the migration core.
 
@@ -317,7 +317,9 @@ fn migrations(
     }
     let members: Vec<Member> = (1..=5).map(|i| Member::new(MemberId(i), 1)).collect();
     let view = PolicyView::new(View::new(Epoch(2), members)?);
-    for n in [1u64, 100, 1_000] {
+    // A node has at most its in-flight limit of migrations pending (256 by default).
+    let most = u64::from(luciole_proto::migration::MigrationConfig::default().in_flight_max);
+    for n in [1u64, 100, most] {
         let pending: Vec<Status> = (0..n)
             .map(|i| {
                 let (role, phase) = sides[(i % 4) as usize];
