@@ -123,6 +123,18 @@ impl Args {
     pub fn plugins(&self) -> Option<&std::path::Path> {
         self.plugins.as_deref()
     }
+
+    /// The first option given that only the single-node walkthrough (`--local`) takes.
+    pub fn walkthrough_only(&self) -> Option<&'static str> {
+        [
+            (self.swap_coordinator.is_some(), "--swap-coordinator"),
+            (self.swap_placement.is_some(), "--swap-placement"),
+            (self.swap_migration.is_some(), "--swap-migration"),
+            (self.record.is_some(), "--record"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
 }
 
 /// Runs the demo.

@@ -230,6 +230,13 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Demo(args) if args.local => demo::run(args.walkthrough),
+        Command::Demo(args) if args.walkthrough.walkthrough_only().is_some() => {
+            let flag = args.walkthrough.walkthrough_only().unwrap_or_default();
+            Err(anyhow::anyhow!(
+                "{flag} is for the single-node walkthrough: add --local (the cluster demo runs \
+                 the reference components of --plugins, or the built-ins)"
+            ))
+        }
         Command::Demo(args) => {
             let dir = args.walkthrough.plugins();
             let policies = (

@@ -208,6 +208,8 @@ fn node_commands_explain_user_mistakes_in_one_line() {
     let node1 = node1.to_str().unwrap();
     // The directory is not overwritten; ports past 65535 and 0 nodes are refused.
     one_line_error(&["cluster", "init", "--dir", c_str], &["not empty"]);
+    // A walkthrough option on the cluster demo is not silently ignored.
+    one_line_error(&["demo", "--swap-coordinator", "x.wasm"], &["--swap-coordinator", "--local"]);
     let d = dir.path().join("d");
     let d = d.to_str().unwrap();
     one_line_error(
