@@ -14,43 +14,58 @@ fn load_example(engine: &PolicyEngine, name: &str) -> std::sync::Arc<luciole_was
     engine.load(&example(name)).unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
+/// The interpreters' components are compiled by Winch by default, by Cranelift without it:
+/// the vectors must hold under both.
+fn both_compilers() -> [(&'static str, PolicyEngine); 2] {
+    let cranelift = EngineConfig { baseline_from_bytes: None, ..EngineConfig::default() };
+    [("baseline", cached_engine(EngineConfig::default())), ("cranelift", cached_engine(cranelift))]
+}
+
 #[test]
 fn js_and_python_coordinators_match_the_shared_vectors() {
-    let engine = cached_engine(EngineConfig::default());
     let cases: Vec<CoordinatorCase> = vectors::read("coordinator");
-    for (component, policy) in
-        [("js-coordinator-lowest-id", "js-lowest-id"), ("py-coordinator-lowest-id", "py-lowest-id")]
-    {
-        let slot = PolicySlot::<Coordinator>::new();
-        slot.swap(&load_example(&engine, component)).unwrap();
-        let mut checked = 0;
-        for case in &cases {
-            let Some(want) = case.expect("lowest-id") else { continue };
-            let got = active(slot.choose(&case.view().into(), case.current()), policy, &case.name);
-            assert_eq!(got, want, "{component}: {}", case.name);
-            checked += 1;
+    let components = [
+        ("js-coordinator-lowest-id", "js-lowest-id"),
+        ("py-coordinator-lowest-id", "py-lowest-id"),
+    ];
+    for (compiler, engine) in both_compilers() {
+        for (component, policy) in components {
+            let slot = PolicySlot::<Coordinator>::new();
+            slot.swap(&load_example(&engine, component)).unwrap();
+            let mut checked = 0;
+            for case in &cases {
+                let Some(want) = case.expect("lowest-id") else { continue };
+                let got =
+                    active(slot.choose(&case.view().into(), case.current()), policy, &case.name);
+                assert_eq!(got, want, "{component} ({compiler}): {}", case.name);
+                checked += 1;
+            }
+            assert!(checked >= 3, "{component}: only {checked} cases");
         }
-        assert!(checked >= 3, "{component}: only {checked} cases");
     }
 }
 
 #[test]
 fn js_and_python_placements_match_the_shared_vectors() {
-    let engine = cached_engine(EngineConfig::default());
     let cases: Vec<PlacementCase> = vectors::read("placement");
-    for (component, policy) in
-        [("js-placement-rendezvous", "js-rendezvous"), ("py-placement-rendezvous", "py-rendezvous")]
-    {
-        let slot = PolicySlot::<Placement>::new();
-        slot.swap(&load_example(&engine, component)).unwrap();
-        let mut checked = 0;
-        for case in &cases {
-            let Some(want) = case.expect("rendezvous") else { continue };
-            let placed = slot.place(&case.view().into(), &case.bubbles(), &case.current());
-            assert_eq!(active(placed, policy, &case.name), want, "{component}: {}", case.name);
-            checked += 1;
+    let components = [
+        ("js-placement-rendezvous", "js-rendezvous"),
+        ("py-placement-rendezvous", "py-rendezvous"),
+    ];
+    for (compiler, engine) in both_compilers() {
+        for (component, policy) in components {
+            let slot = PolicySlot::<Placement>::new();
+            slot.swap(&load_example(&engine, component)).unwrap();
+            let mut checked = 0;
+            for case in &cases {
+                let Some(want) = case.expect("rendezvous") else { continue };
+                let placed = slot.place(&case.view().into(), &case.bubbles(), &case.current());
+                let got = active(placed, policy, &case.name);
+                assert_eq!(got, want, "{component} ({compiler}): {}", case.name);
+                checked += 1;
+            }
+            assert!(checked >= 3, "{component}: only {checked} cases");
         }
-        assert!(checked >= 3, "{component}: only {checked} cases");
     }
 }
 

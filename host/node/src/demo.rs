@@ -146,6 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         fuel_per_call: args.fuel,
         memory_bytes_max: (args.memory_mib as usize) << 20,
         compile_deadline: std::time::Duration::from_secs(args.compile_deadline_s),
+        ..EngineConfig::default()
     })?;
     let node = Node {
         engine,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 
 use crate::cache::ArtifactCache;
 use crate::inspect::{self, ApiVersion, InspectError, Inspection, PolicyKind, Shape};
@@ -24,6 +24,12 @@ pub const MEMORY_BYTES_MAX_DEFAULT: usize = 64 << 20;
 /// Default time a compile may take before the load is refused (the JavaScript and Python
 /// interpreter components compile in 10–13 s on this machine class).
 pub const COMPILE_DEADLINE_DEFAULT: Duration = Duration::from_secs(60);
+
+/// Components of at least this many bytes are compiled by Winch, wasmtime's baseline compiler,
+/// where it exists (x86_64): a JavaScript or Python interpreter component (12–18 MB) then
+/// compiles in about 2 s instead of 8–11 s on this machine class. Policies written against
+/// the SDK (tens of KB) keep Cranelift's optimised code.
+pub const BASELINE_FROM_BYTES_DEFAULT: usize = 4 << 20;
 
 /// Policy instances of one kind alive at once per engine. Each kind has its own share of the
 /// pooling allocator's slots, so no policy can starve another kind, and each instance is held
@@ -55,6 +61,13 @@ pub struct EngineConfig {
     /// Longest a compile may take; a load past it is refused and its digest remembered.
     /// Node-local.
     pub compile_deadline: Duration,
+    /// Components of at least this many bytes are compiled by Winch, the baseline compiler,
+    /// instead of Cranelift: seconds less on their first load, slower calls. `None`: always
+    /// Cranelift. Only where Winch exists (x86_64); elsewhere ignored. **Cluster setting**:
+    /// both compilers canonicalise NaNs, but their fuel counts differ by a few thousand units
+    /// per call (measured: 0.1–1.4 % of a small call), so a call within that much of the budget
+    /// can run out under one compiler and not the other.
+    pub baseline_from_bytes: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +77,7 @@ impl Default for EngineConfig {
             memory_bytes_max: MEMORY_BYTES_MAX_DEFAULT,
             cache: None,
             compile_deadline: COMPILE_DEADLINE_DEFAULT,
+            baseline_from_bytes: Some(BASELINE_FROM_BYTES_DEFAULT),
         }
     }
 }
@@ -89,6 +103,8 @@ pub struct PolicyEngine {
 struct EngineInner {
     engine: Engine,
     linker: Linker<HostState>,
+    /// Winch's engine, for components of at least `config.baseline_from_bytes`.
+    baseline: Option<(Engine, Linker<HostState>)>,
     config: EngineConfig,
     /// Live instances per kind (index of [`PolicyKind::ALL`]).
     live: Arc<[AtomicU32; 3]>,
@@ -226,28 +242,38 @@ impl PolicyEngine {
             .table_keep_resident(KEEP_RESIDENT_BYTES)
             // Resets only the pages a call dirtied (Linux ≥ 6.7), not all kept bytes.
             .pagemap_scan(wasmtime::Enabled::Auto);
-        let mut wasm = Config::new();
-        wasm.consume_fuel(true) // deterministic CPU metering
-            .cranelift_nan_canonicalization(true) // deterministic floats across machines
-            // Relaxed SIMD with one semantics everywhere: without it an x86 and an aarch64
-            // node answer differently (e.g. truncating NaN gives i32::MIN or 0).
-            .relaxed_simd_deterministic(true)
-            .concurrency_support(false) // no async component model: ~350 ns less per call
-            .parallel_compilation(true)
-            // Instance slots are reused: a swap does not map and unmap a fresh 4 GiB
-            // reservation per instance (measured in BENCHMARKS.md).
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        // For profiling policies: `LUCIOLE_PERFMAP=1` makes wasmtime write
-        // /tmp/perf-<pid>.map, so `perf report` names guest functions (`wasm[0]::function[N]`).
-        if std::env::var_os("LUCIOLE_PERFMAP").is_some() {
-            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        let engine = Engine::new(&wasm)?;
-        let mut linker = Linker::new(&engine);
-        add_log_to_linker(&mut linker)?;
+        let wasmtime = |strategy: Strategy| -> anyhow::Result<(Engine, Linker<HostState>)> {
+            let mut wasm = Config::new();
+            wasm.strategy(strategy)
+                .consume_fuel(true) // deterministic CPU metering
+                .cranelift_nan_canonicalization(true) // deterministic floats across machines
+                // Relaxed SIMD with one semantics everywhere: without it an x86 and an aarch64
+                // node answer differently (e.g. truncating NaN gives i32::MIN or 0).
+                .relaxed_simd_deterministic(true)
+                .concurrency_support(false) // no async component model: ~350 ns less per call
+                .parallel_compilation(true)
+                // Instance slots are reused: a swap does not map and unmap a fresh 4 GiB
+                // reservation per instance (measured in BENCHMARKS.md).
+                .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.clone()));
+            // For profiling policies: `LUCIOLE_PERFMAP=1` makes wasmtime write
+            // /tmp/perf-<pid>.map, so `perf report` names guest functions.
+            if std::env::var_os("LUCIOLE_PERFMAP").is_some() {
+                wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
+            let engine = Engine::new(&wasm)?;
+            let mut linker = Linker::new(&engine);
+            add_log_to_linker(&mut linker)?;
+            Ok((engine, linker))
+        };
+        let (engine, linker) = wasmtime(Strategy::Cranelift)?;
+        let baseline = match config.baseline_from_bytes {
+            Some(_) if cfg!(target_arch = "x86_64") => Some(wasmtime(Strategy::Winch)?),
+            _ => None,
+        };
         let inner = EngineInner {
             engine,
             linker,
+            baseline,
             config,
             live: Arc::new(Default::default()),
             refused: Mutex::new(HashMap::new()),
@@ -281,8 +307,14 @@ impl PolicyEngine {
         &self.inner.config
     }
 
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.inner.engine
+    /// The wasmtime engine (and its linker) that compiles and runs a component of `size`
+    /// bytes: Winch's from [`EngineConfig::baseline_from_bytes`] on, else Cranelift's.
+    pub(crate) fn engine_for(&self, size: usize) -> (&Engine, &Linker<HostState>) {
+        let inner = &self.inner;
+        match (&inner.baseline, inner.config.baseline_from_bytes) {
+            (Some((engine, linker)), Some(from)) if size >= from => (engine, linker),
+            _ => (&inner.engine, &inner.linker),
+        }
     }
 
     /// Inspects, compiles (or loads the cached artifact), links, and calls `describe` once.
@@ -295,7 +327,7 @@ impl PolicyEngine {
             .config
             .cache
             .as_ref()
-            .is_some_and(|c| c.path(&self.inner.engine, &digest).exists());
+            .is_some_and(|c| c.path(self.engine_for(bytes.len()).0, &digest).exists());
         let inspection = inspect::inspect_bodies(bytes, &Shape::LIMITS, !compiled_before)?;
         // Refused before compiling: a JavaScript or Python runtime takes seconds to compile.
         let cap = self.inner.config.memory_bytes_max as u64;
@@ -309,8 +341,8 @@ impl PolicyEngine {
         let (component, from_cache) = self.compile(digest, bytes)?;
         let compile_time = started.elapsed();
         let pre = self
-            .inner
-            .linker
+            .engine_for(bytes.len())
+            .1
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let raw = pre.clone();
@@ -380,10 +412,10 @@ impl PolicyEngine {
         std::thread::Builder::new()
             .name("luciole-compile".into())
             .spawn(move || {
-                let inner = &engine.inner;
-                let compiled = match &inner.config.cache {
-                    Some(cache) => cache.load_or_compile(&inner.engine, &digest, &bytes),
-                    None => Component::new(&inner.engine, &bytes)
+                let wasm = engine.engine_for(bytes.len()).0;
+                let compiled = match &engine.inner.config.cache {
+                    Some(cache) => cache.load_or_compile(wasm, &digest, &bytes),
+                    None => Component::new(wasm, &bytes)
                         .map(|c| (c, false))
                         .map_err(anyhow::Error::from),
                 };

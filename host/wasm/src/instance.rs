@@ -292,7 +292,7 @@ pub(crate) fn new_store(
         logs_dropped: 0,
         last_error: None,
     };
-    let mut store = Store::new(engine.engine(), state);
+    let mut store = Store::new(engine.engine_for(meta.size_bytes).0, state);
     store.limiter(|s| s);
     store.set_hostcall_fuel(POLICY_LIFT_BYTES_MAX);
     // Instantiation runs start functions: meter them like a call.

@@ -29,8 +29,9 @@ mod slot;
 pub use cache::ArtifactCache;
 pub use decider::MigrationDecider;
 pub use engine::{
-    COMPILE_DEADLINE_DEFAULT, EngineConfig, FUEL_PER_CALL_DEFAULT, LoadError, LoadedPolicy,
-    MEMORY_BYTES_MAX_DEFAULT, POOL_INSTANCES_PER_KIND, PolicyEngine, PolicyMeta,
+    BASELINE_FROM_BYTES_DEFAULT, COMPILE_DEADLINE_DEFAULT, EngineConfig, FUEL_PER_CALL_DEFAULT,
+    LoadError, LoadedPolicy, MEMORY_BYTES_MAX_DEFAULT, POOL_INSTANCES_PER_KIND, PolicyEngine,
+    PolicyMeta,
 };
 pub use inspect::{ApiVersion, InspectError, Inspection, PolicyKind, Shape, ShapeLimits};
 pub use instance::{Fault, FaultReason};
