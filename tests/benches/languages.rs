@@ -4,7 +4,8 @@
 //!
 //! Needs the components: `cargo xtask plugins && cargo xtask examples`, then
 //! `cargo bench -p luciole-tests --bench languages` (`-- --no-compile` skips the cold compiles,
-//! which take seconds each for the interpreters).
+//! which take seconds each for the interpreters; `--cranelift` compiles the interpreters with
+//! Cranelift instead of Winch).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,13 +38,20 @@ fn us(d: Duration) -> String {
 
 fn main() {
     let compile = !std::env::args().any(|a| a == "--no-compile");
+    // `--cranelift`: every component compiled by Cranelift (the engine before Winch compiled
+    // the interpreters), to compare calls under both compilers.
+    let base = if std::env::args().any(|a| a == "--cranelift") {
+        EngineConfig { baseline_from_bytes: None, ..EngineConfig::default() }
+    } else {
+        EngineConfig::default()
+    };
     let cache_dir = plugin_dir().with_file_name("bench-artifact-cache");
     let cached = PolicyEngine::new(EngineConfig {
         cache: Some(ArtifactCache::new(&cache_dir).unwrap()),
-        ..EngineConfig::default()
+        ..base.clone()
     })
     .unwrap();
-    let uncached = PolicyEngine::new(EngineConfig::default()).unwrap();
+    let uncached = PolicyEngine::new(base).unwrap();
     let coordinators = [
         ("Rust", "coordinator-lowest-id", component("coordinator-lowest-id")),
         ("JavaScript", "js-coordinator-lowest-id", example("js-coordinator-lowest-id")),

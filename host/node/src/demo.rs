@@ -408,10 +408,13 @@ impl Node {
         use std::sync::atomic::Ordering::Relaxed;
         println!("-- policy slots --");
         let line = |kind: &str, s: &luciole_wasm::SlotStats, active: Option<String>, q: usize| {
+            let (calls, declined) = (s.calls.load(Relaxed), s.declined.load(Relaxed));
+            // A policy that declines every call is the one to look at.
+            let all = if calls > 0 && declined >= calls { " (every call!)" } else { "" };
             println!(
-                "{kind:<12} active {:<24} calls {:>4}  by active {:>4}  last good {:>3}  builtin {:>4}  faults {}  quarantined {}",
+                "{kind:<12} active {:<24} calls {:>4}  by active {:>4}  last good {:>3}  builtin {:>4}  declines {declined}{all}  faults {}  quarantined {}",
                 active.unwrap_or_else(|| "(builtin)".into()),
-                s.calls.load(Relaxed),
+                calls,
                 s.by_active.load(Relaxed),
                 s.by_last_good.load(Relaxed),
                 s.by_builtin.load(Relaxed),

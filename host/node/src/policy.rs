@@ -122,6 +122,8 @@ pub fn check(file: &Path, cache: Cache<'_>) -> anyhow::Result<()> {
         "compile, link, describe"
     };
     println!("  load         {:.1} ms ({how})", load_time.as_secs_f64() * 1e3);
+    let compiler = if loaded.from_cache { "artifact loaded" } else { "compiled" };
+    println!("  compile      {:.1} ms ({compiler})", loaded.compile_time.as_secs_f64() * 1e3);
     println!("  imports      {}", list(&info.imports));
     println!("  exports      {}", list(&info.exports));
     println!("  smoke call   ok");

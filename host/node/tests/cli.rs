@@ -497,6 +497,7 @@ fn policy_check_fills_the_artifact_cache_and_loads_from_it_next_time() {
     let file = plugin("coordinator-lowest-id");
     let first = text(&luciole(&["policy", "check", &file, "--cache-dir", dir]).stdout);
     assert!(first.contains("(compile, link, describe)"), "{first}");
+    assert!(first.contains("compile      ") && first.contains("(compiled)"), "{first}");
     let again = text(&luciole(&["policy", "check", &file, "--cache-dir", dir]).stdout);
     assert!(again.contains("(load the precompiled artifact, link, describe)"), "{again}");
     let bypass = text(&luciole(&["policy", "check", &file, "--no-cache"]).stdout);
@@ -523,6 +524,9 @@ fn the_local_demo_swaps_a_migration_policy_and_names_who_decided() {
     assert!(stdout.contains(", by builtin"), "{stdout}");
     assert!(stdout.contains(", by standard@0.1.0"), "{stdout}");
     assert!(stdout.contains("capacities "), "{stdout}");
+    // The summary counts declines per slot beside faults.
+    let summary = stdout.lines().find(|l| l.starts_with("migration ") && l.contains("active"));
+    assert!(summary.is_some_and(|l| l.contains("declines 0")), "{stdout}");
 }
 
 /// `policy test` runs a component against the built-in inputs and prints each call; a good
