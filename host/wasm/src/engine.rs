@@ -22,7 +22,8 @@ pub const FUEL_PER_CALL_DEFAULT: u64 = 50_000_000;
 pub const MEMORY_BYTES_MAX_DEFAULT: usize = 64 << 20;
 
 /// Default time a compile may take before the load is refused (the JavaScript and Python
-/// interpreter components compile in 10–13 s on this machine class).
+/// interpreter components compile in about 2 s with Winch on this machine class, 8–11 s with
+/// Cranelift).
 pub const COMPILE_DEADLINE_DEFAULT: Duration = Duration::from_secs(60);
 
 /// Components of at least this many bytes are compiled by Winch, wasmtime's baseline compiler,
