@@ -156,8 +156,12 @@ enum PolicyCommand {
         /// The component (.wasm).
         file: PathBuf,
         /// Also run the built-in policy on each input and mark where the answers differ.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "compare")]
         compare_builtin: bool,
+        /// Also run this component (of the same kind) on each input and mark where the
+        /// answers differ: a new version against the one in production.
+        #[arg(long, value_name = "OTHER.wasm")]
+        compare: Option<PathBuf>,
         /// Your own inputs with the answers you expect (TOML: `[[case]]` with `name`,
         /// `members = [{ id, capacity, labels }]`, for placement `bubbles = N`, for a
         /// coordinator `current`; `expect` (a member id, or `{ bubble = member }`) and/or
@@ -251,6 +255,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Test {
             file,
             compare_builtin,
+            compare,
             cases,
             builtin,
             cache_dir,
@@ -258,7 +263,12 @@ fn main() -> ExitCode {
         }) => {
             let cache = policy::Cache::from_flags(cache_dir.as_deref(), no_cache);
             let builtin = builtin || cases.is_none();
-            policy_test::test(&file, cache, compare_builtin, cases.as_deref(), builtin)
+            let compare = match (&compare, compare_builtin) {
+                (Some(other), _) => policy_test::Compare::Component(other),
+                (None, true) => policy_test::Compare::Builtin,
+                (None, false) => policy_test::Compare::None,
+            };
+            policy_test::test(&file, cache, compare, cases.as_deref(), builtin)
         }
         Command::Policy(PolicyCommand::New(args)) => policy_new::new(&args).map(|dir| {
             let test = match args.lang {

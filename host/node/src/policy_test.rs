@@ -1,6 +1,7 @@
 //! `luciole policy test`: a component run against built-in input sets, every call printed with
-//! who answered, faults, declines, its time and the fuel it used; with `--compare-builtin`, where its answers
-//! differ from the built-in policy's. Exits non-zero on any fault or decline (a violation of
+//! who answered, faults, declines, its time and the fuel it used; with `--compare-builtin` or
+//! `--compare OTHER.wasm`, where its answers differ from the built-in policy's or another
+//! component's. Exits non-zero on any fault or decline (a violation of
 //! the safety checks is a fault).
 //!
 //! A migration component is asked each of its five questions on built-in states (loads at
@@ -120,12 +121,27 @@ fn outcome<T>(
     }
 }
 
+/// What `policy test` compares each answer with.
+#[derive(Clone, Copy, Debug)]
+pub enum Compare<'a> {
+    /// Nothing.
+    None,
+    /// The node's built-in policy of the kind.
+    Builtin,
+    /// Another component of the same kind.
+    Component(&'a Path),
+}
+
+/// A fresh slot that answers as the policy compared with: empty (the built-in answers), or
+/// with the other component swapped in.
+type Reference<'a, K> = &'a dyn Fn() -> anyhow::Result<PolicySlot<K>>;
+
 /// Runs `file` against the built-in inputs of its kind (if `builtin`), then the author's
 /// cases in `cases` (a TOML file, [`crate::policy_cases`]), and prints each call.
 pub fn test(
     file: &Path,
     cache: Cache<'_>,
-    compare_builtin: bool,
+    compare: Compare<'_>,
     cases: Option<&Path>,
     builtin: bool,
 ) -> anyhow::Result<()> {
@@ -139,16 +155,52 @@ pub fn test(
         _ => Ok(()),
     })?;
     let label = format!("{} {}", loaded.policy.meta().name, loaded.policy.meta().version);
-    let outcomes = match loaded.info.kind {
+    let kind = loaded.info.kind;
+    let other = match compare {
+        Compare::Component(other) => Some((
+            other,
+            load(other, cache, |k| {
+                if k == kind {
+                    Ok(())
+                } else {
+                    anyhow::bail!(
+                        "a {k} policy cannot be compared with {} ({kind})",
+                        file.display()
+                    )
+                }
+            })?,
+        )),
+        _ => None,
+    };
+    let against = match &other {
+        Some((_, o)) => format!("{} {}", o.policy.meta().name, o.policy.meta().version),
+        None => "the built-in".to_string(),
+    };
+    // Whether to compare, and with what: the other component, or an empty slot (the built-in).
+    fn reference<'a, K: Kind>(
+        compare: Compare<'_>,
+        other: &'a Option<(&'a Path, Loaded)>,
+    ) -> Option<Box<dyn Fn() -> anyhow::Result<PolicySlot<K>> + 'a>> {
+        match (compare, other) {
+            (Compare::None, _) => None,
+            (_, Some((file, loaded))) => Some(Box::new(move || armed(file, loaded))),
+            (_, None) => Some(Box::new(|| Ok(PolicySlot::new()))),
+        }
+    }
+    let outcomes = match kind {
         PolicyKind::Coordinator => {
-            coordinators(&|| armed(file, &loaded), compare_builtin, builtin, &authored)?
+            let r = reference(compare, &other);
+            coordinators(&|| armed(file, &loaded), r.as_deref(), builtin, &authored)?
         }
         PolicyKind::Placement => {
-            placements(&|| armed(file, &loaded), compare_builtin, builtin, &authored)?
+            let r = reference(compare, &other);
+            placements(&|| armed(file, &loaded), r.as_deref(), builtin, &authored)?
         }
-        PolicyKind::Migration => migrations(&|| armed(file, &loaded), compare_builtin)?,
+        PolicyKind::Migration => {
+            migrations(&|| armed(file, &loaded), reference(compare, &other).as_deref())?
+        }
     };
-    report(file, &label, &outcomes)
+    report(file, &label, &against, &outcomes)
 }
 
 /// A slot with the component swapped in (which makes its smoke call). Every input gets a slot
@@ -163,26 +215,26 @@ fn armed<K: Kind>(file: &Path, loaded: &Loaded) -> anyhow::Result<PolicySlot<K>>
 /// Each coordinator input, with no previous coordinator and with the last member as it.
 fn coordinators(
     armed: &dyn Fn() -> anyhow::Result<PolicySlot<Coordinator>>,
-    compare_builtin: bool,
+    reference: Option<Reference<'_, Coordinator>>,
     builtin_inputs: bool,
     authored: &[AuthorCase],
 ) -> anyhow::Result<Vec<(String, Outcome)>> {
-    // A slot with nothing swapped in answers with the built-in.
-    let builtin = PolicySlot::<Coordinator>::new();
-    let ask =
-        |view: &View, current: Option<MemberId>, check: &dyn Fn(MemberId) -> Option<String>| {
-            let slot = armed()?;
-            let view = PolicyView::new(view.clone());
-            let started = Instant::now();
-            let answer = slot.choose(&view, current);
-            let took = started.elapsed();
-            let chosen = answer.value;
-            let differs = compare_builtin.then(|| builtin.choose(&view, current).value != chosen);
-            let summary = format!("coordinator {}", &chosen.to_string()[..12]);
-            let mut o = outcome(answer, took, summary, differs);
-            o.mismatch = check(chosen);
-            anyhow::Ok(o)
-        };
+    let ask = |view: &View,
+               current: Option<MemberId>,
+               check: &dyn Fn(MemberId) -> Option<String>| {
+        let slot = armed()?;
+        let view = PolicyView::new(view.clone());
+        let started = Instant::now();
+        let answer = slot.choose(&view, current);
+        let took = started.elapsed();
+        let chosen = answer.value;
+        let differs = reference.map(|r| anyhow::Ok(r()?.choose(&view, current).value != chosen));
+        let differs = differs.transpose()?;
+        let summary = format!("coordinator {}", &chosen.to_string()[..12]);
+        let mut o = outcome(answer, took, summary, differs);
+        o.mismatch = check(chosen);
+        anyhow::Ok(o)
+    };
     let mut out = Vec::new();
     for case in cases(false)?.into_iter().filter(|_| builtin_inputs) {
         let last = case.view.members().last().map(|m| m.id);
@@ -200,11 +252,10 @@ fn coordinators(
 /// Each placement input, from no current placement.
 fn placements(
     armed: &dyn Fn() -> anyhow::Result<PolicySlot<Placement>>,
-    compare_builtin: bool,
+    reference: Option<Reference<'_, Placement>>,
     builtin_inputs: bool,
     authored: &[AuthorCase],
 ) -> anyhow::Result<Vec<(String, Outcome)>> {
-    let builtin = PolicySlot::<Placement>::new();
     let ask = |view: &View, bubbles: &[Bubble], check: &dyn Fn(&[Assignment]) -> Option<String>| {
         let slot = armed()?;
         let view = PolicyView::new(view.clone());
@@ -212,8 +263,9 @@ fn placements(
         let answer = slot.place(&view, bubbles, &[]);
         let took = started.elapsed();
         let summary = placement_summary(&answer.value);
-        let differs =
-            compare_builtin.then(|| builtin.place(&view, bubbles, &[]).value != answer.value);
+        let differs = reference
+            .map(|r| anyhow::Ok(r()?.place(&view, bubbles, &[]).value != answer.value))
+            .transpose()?;
         let mismatch = check(&answer.value);
         let mut o = outcome(answer, took, summary, differs);
         o.mismatch = mismatch;
@@ -237,9 +289,8 @@ fn placements(
 /// Each migration question on built-in states.
 fn migrations(
     armed: &dyn Fn() -> anyhow::Result<PolicySlot<MigrationSlot>>,
-    compare_builtin: bool,
+    reference: Option<Reference<'_, MigrationSlot>>,
 ) -> anyhow::Result<Vec<(String, Outcome)>> {
-    use luciole_proto::builtin;
     use luciole_proto::migration::{
         Admission, Load, Migration, PendingAction, Phase, Refusal, Role, Status,
     };
@@ -279,13 +330,17 @@ fn migrations(
         let started = Instant::now();
         let a = slot.on_request(&migration(1), l);
         let (took, value) = (started.elapsed(), a.value);
-        let differs = compare_builtin.then(|| builtin::on_request(l) != value);
+        let differs =
+            reference.map(|r| anyhow::Ok(r()?.on_request(&migration(1), l).value != value));
+        let differs = differs.transpose()?;
         push(format!("request, {what}"), outcome(a, took, format!("{value:?}"), differs));
         let slot = armed()?;
         let started = Instant::now();
         let a = slot.on_prepare(&migration(1), l);
         let (took, value) = (started.elapsed(), a.value);
-        let differs = compare_builtin.then(|| builtin::on_prepare(l) != value);
+        let differs =
+            reference.map(|r| anyhow::Ok(r()?.on_prepare(&migration(1), l).value != value));
+        let differs = differs.transpose()?;
         push(format!("prepare, {what}"), outcome(a, took, format!("{value:?}"), differs));
     }
     for vote in [Admission::Admit, Admission::Refuse(Refusal::TooBusy)] {
@@ -294,7 +349,8 @@ fn migrations(
         let started = Instant::now();
         let a = slot.on_vote(&s, vote);
         let (took, value) = (started.elapsed(), a.value);
-        let differs = compare_builtin.then(|| builtin::on_vote(vote) != value);
+        let differs = reference.map(|r| anyhow::Ok(r()?.on_vote(&s, vote).value != value));
+        let differs = differs.transpose()?;
         push(format!("vote {vote:?}"), outcome(a, took, format!("{value:?}"), differs));
     }
     let sides = [
@@ -310,7 +366,8 @@ fn migrations(
             let started = Instant::now();
             let a = slot.on_timeout(&s);
             let (took, value) = (started.elapsed(), a.value);
-            let differs = compare_builtin.then(|| builtin::on_timeout(&s) != value);
+            let differs = reference.map(|r| anyhow::Ok(r()?.on_timeout(&s).value != value));
+            let differs = differs.transpose()?;
             let name = format!("timer, {role:?} {phase:?}, attempt {attempt} at {elapsed} ms");
             push(name, outcome(a, took, format!("{value:?}"), differs));
         }
@@ -332,7 +389,9 @@ fn migrations(
         let took = started.elapsed();
         let aborts = a.value.iter().filter(|x| **x == PendingAction::Abort).count();
         let summary = format!("{aborts} abort, {} keep", a.value.len() - aborts);
-        let differs = compare_builtin.then(|| builtin::on_view_change(&pending) != a.value);
+        let differs = reference
+            .map(|r| anyhow::Ok(r()?.on_view_change(&view, &pending).value != a.value))
+            .transpose()?;
         push(format!("view change, {n} pending"), outcome(a, took, summary, differs));
     }
     Ok(out)
@@ -349,16 +408,21 @@ fn placement_summary(placed: &[Assignment]) -> String {
 }
 
 /// Prints every outcome and fails if any call faulted or declined.
-fn report(file: &Path, label: &str, outcomes: &[(String, Outcome)]) -> anyhow::Result<()> {
+fn report(
+    file: &Path,
+    label: &str,
+    against: &str,
+    outcomes: &[(String, Outcome)],
+) -> anyhow::Result<()> {
     println!("{} ({label})", file.display());
     let (mut faults, mut declines, mut differ, mut missed) = (0, 0, 0, 0);
     for (name, o) in outcomes {
         let diff = match o.differs {
             Some(true) => {
                 differ += 1;
-                "  [differs from the built-in]"
+                format!("  [differs from {against}]")
             }
-            _ => "",
+            _ => String::new(),
         };
         let fuel = o.fuel.map_or("-".to_string(), |f| f.to_string());
         println!(
@@ -381,8 +445,7 @@ fn report(file: &Path, label: &str, outcomes: &[(String, Outcome)]) -> anyhow::R
         }
     }
     let compared = outcomes.iter().any(|(_, o)| o.differs.is_some());
-    let also =
-        if compared { format!(", {differ} differ from the built-in") } else { String::new() };
+    let also = if compared { format!(", {differ} differ from {against}") } else { String::new() };
     let yours = outcomes.iter().filter(|(n, _)| n.starts_with("yours: ")).count();
     let expected = if yours > 0 {
         format!(", {missed} of your {yours} case(s) not as expected")

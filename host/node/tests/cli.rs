@@ -557,6 +557,25 @@ fn policy_test_prints_every_call_and_fails_on_faults_and_declines() {
     assert!(stdout.contains("most fuel: "), "{stdout}");
     assert!(stdout.contains("on 1,000 members, 1000 bubbles"), "{stdout}");
 
+    // Against another version: where the answers differ, and a kind that cannot compare.
+    let lowest = plugin("coordinator-lowest-id");
+    let out = luciole(&["policy", "test", &lowest, "--compare", &plugin("coordinator-sticky")]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("previous = last member") && stdout.contains("[differs from sticky 0.1.0]")
+    );
+    assert!(!stdout.contains(" 0 differ from sticky"), "{stdout}");
+    let out = luciole(&["policy", "test", &lowest, "--compare", &lowest]);
+    assert!(
+        text(&out.stdout)
+            .contains("10 calls, 0 fault(s), 0 decline(s), 0 differ from lowest-id 0.1.0")
+    );
+    one_line_error(
+        &["policy", "test", &lowest, "--compare", &plugin("placement-rendezvous")],
+        &["cannot be compared"],
+    );
+
     let out = luciole(&["policy", "test", &plugin("hostile-decline")]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
