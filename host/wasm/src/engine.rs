@@ -66,7 +66,7 @@ pub struct EngineConfig {
     /// instead of Cranelift: seconds less on their first load, slower calls. `None`: always
     /// Cranelift. Only where Winch exists (x86_64); elsewhere ignored. **Cluster setting**:
     /// both compilers canonicalise NaNs, but their fuel counts differ by a few thousand units
-    /// per call (measured: 0.1–1.4 % of a small call), so a call within that much of the budget
+    /// per call (measured: 0.3–1.4 % of a small call), so a call within that much of the budget
     /// can run out under one compiler and not the other.
     pub baseline_from_bytes: Option<usize>,
 }
