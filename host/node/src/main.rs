@@ -234,21 +234,20 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Demo(args) if args.local => demo::run(args.walkthrough),
-        Command::Demo(args) if args.walkthrough.walkthrough_only().is_some() => {
-            let flag = args.walkthrough.walkthrough_only().unwrap_or_default();
-            Err(anyhow::anyhow!(
+        Command::Demo(args) => match args.walkthrough.walkthrough_only() {
+            Some(flag) => Err(anyhow::anyhow!(
                 "{flag} is for the single-node walkthrough: add --local (the cluster demo runs \
                  the reference components of --plugins, or the built-ins)"
-            ))
-        }
-        Command::Demo(args) => {
-            let dir = args.walkthrough.plugins();
-            let policies = (
-                dir.map(|d| d.join("coordinator-lowest-id.wasm")),
-                dir.map(|d| d.join("placement-rendezvous.wasm")),
-            );
-            cluster_demo::run(&args.cluster, policies)
-        }
+            )),
+            None => {
+                let dir = args.walkthrough.plugins();
+                let policies = (
+                    dir.map(|d| d.join("coordinator-lowest-id.wasm")),
+                    dir.map(|d| d.join("placement-rendezvous.wasm")),
+                );
+                cluster_demo::run(&args.cluster, policies)
+            }
+        },
         Command::Policy(PolicyCommand::Check { file, cache_dir, no_cache }) => {
             policy::check(&file, policy::Cache::from_flags(cache_dir.as_deref(), no_cache))
         }

@@ -126,7 +126,6 @@ fn interpreted(args: &NewArgs) -> anyhow::Result<PathBuf> {
     let fill = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{kind}}", kind)
-            .replace("{{interface}}", kind)
             .replace("{{world}}", &format!("{kind}-policy"))
             .replace("{{cases_note}}", cases_note)
             .replace("{{cases_flag}}", cases_flag)

@@ -3,6 +3,6 @@
 // Nothing to edit here.
 import { log } from "luciole:policy/log@0.1.0";
 import { guard } from "./luciole-policy.js";
-import { {{interface}} as policy } from "./policy.js";
+import { {{kind}} as policy } from "./policy.js";
 
-export const {{interface}} = guard(policy, log);
+export const {{kind}} = guard(policy, log);
